@@ -1,0 +1,63 @@
+"""Paths from the project root and the run's `Settings`.
+
+Importing this module does no work: no directories are made, nothing is read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _find_root() -> Path:
+    """The project root: `NBA_ROOT` if set, else the folder holding pyproject.toml above this file,
+    else the current directory (an installed package used from elsewhere)."""
+    env = os.environ.get("NBA_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent, *here.parents):
+        if (candidate / "pyproject.toml").exists() and (candidate / "nba").is_dir():
+            return candidate
+    return Path.cwd()
+
+
+ROOT = _find_root()
+DATA_DIR = ROOT / "data"
+RAW_DIR = DATA_DIR / "raw"
+SYNTHETIC_DIR = DATA_DIR / "synthetic"
+MODELS_DIR = ROOT / "models"
+REPORTS_DIR = ROOT / "reports"
+PARAMS_DIR = ROOT / "params"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+
+RAW_FILE = RAW_DIR / "BankChurners.csv"
+DATA_ENV = "NBA_DATA"
+
+#: Rows in the default synthetic dataset: the size of the full public Kaggle dataset.
+SYNTHETIC_ROWS = 10_127
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run depends on, in one frozen record. One seed drives every split and model."""
+
+    seed: int = 42  # one seed for every split, model and synthetic draw
+    test_size: float = 0.2  # share of customers held out for evaluation (stratified)
+    cv_folds: int = 5  # folds for cross-validated model comparison
+    synthetic_rows: int = SYNTHETIC_ROWS  # rows of the synthetic default dataset
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some fields changed; unknown names are an error, values are cast to the
+        field's type (papermill and the command line hand over strings)."""
+        known = {f.name: f for f in fields(self)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        cast = {k: type(getattr(self, k))(v) for k, v in overrides.items()}
+        return replace(self, **cast)

@@ -1,0 +1,138 @@
+"""The BankChurners schema: column names, types, categories and plausibility bounds.
+
+One place that knows what a customer record looks like, shared by the loader, the
+validator and the synthetic generator. Column names and category spellings are
+Kaggle's own ("Credit Card Customers", sakshigoyal7/credit-card-customers).
+"""
+
+from __future__ import annotations
+
+ID = "CLIENTNUM"
+TARGET_RAW = "Attrition_Flag"
+TARGET = "churn"
+ATTRITED = "Attrited Customer"
+EXISTING = "Existing Customer"
+TARGET_LABELS = (EXISTING, ATTRITED)
+
+#: Two columns of another model's output; they encode the target and are always dropped.
+LEAKAGE_PREFIX = "Naive_Bayes_Classifier_"
+LEAKAGE = (
+    "Naive_Bayes_Classifier_Attrition_Flag_Card_Category_Contacts_Count_12_mon_"
+    "Dependent_count_Education_Level_Months_Inactive_12_mon_1",
+    "Naive_Bayes_Classifier_Attrition_Flag_Card_Category_Contacts_Count_12_mon_"
+    "Dependent_count_Education_Level_Months_Inactive_12_mon_2",
+)
+
+#: Categorical columns and their allowed values, in a meaningful order (ordinal where one exists).
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "Gender": ("F", "M"),
+    "Education_Level": (
+        "Unknown",
+        "Uneducated",
+        "High School",
+        "College",
+        "Graduate",
+        "Post-Graduate",
+        "Doctorate",
+    ),
+    "Marital_Status": ("Unknown", "Single", "Married", "Divorced"),
+    "Income_Category": (
+        "Unknown",
+        "Less than $40K",
+        "$40K - $60K",
+        "$60K - $80K",
+        "$80K - $120K",
+        "$120K +",
+    ),
+    "Card_Category": ("Blue", "Silver", "Gold", "Platinum"),
+}
+
+#: Integer columns and float columns (decimals = how Kaggle writes them).
+INTEGERS = (
+    "Customer_Age",
+    "Dependent_count",
+    "Months_on_book",
+    "Total_Relationship_Count",
+    "Months_Inactive_12_mon",
+    "Contacts_Count_12_mon",
+    "Total_Revolving_Bal",
+    "Total_Trans_Amt",
+    "Total_Trans_Ct",
+)
+FLOATS = (
+    "Credit_Limit",
+    "Avg_Open_To_Buy",
+    "Total_Amt_Chng_Q4_Q1",
+    "Total_Ct_Chng_Q4_Q1",
+    "Avg_Utilization_Ratio",
+)
+NUMERIC = (
+    "Customer_Age",
+    "Dependent_count",
+    "Months_on_book",
+    "Total_Relationship_Count",
+    "Months_Inactive_12_mon",
+    "Contacts_Count_12_mon",
+    "Credit_Limit",
+    "Total_Revolving_Bal",
+    "Avg_Open_To_Buy",
+    "Total_Amt_Chng_Q4_Q1",
+    "Total_Trans_Amt",
+    "Total_Trans_Ct",
+    "Total_Ct_Chng_Q4_Q1",
+    "Avg_Utilization_Ratio",
+)
+CATEGORICAL = tuple(CATEGORIES)
+
+#: Columns every input must have (the customer record without target or leakage).
+REQUIRED = (
+    ID,
+    "Customer_Age",
+    "Gender",
+    "Dependent_count",
+    "Education_Level",
+    "Marital_Status",
+    "Income_Category",
+    "Card_Category",
+    "Months_on_book",
+    "Total_Relationship_Count",
+    "Months_Inactive_12_mon",
+    "Contacts_Count_12_mon",
+    "Credit_Limit",
+    "Total_Revolving_Bal",
+    "Avg_Open_To_Buy",
+    "Total_Amt_Chng_Q4_Q1",
+    "Total_Trans_Amt",
+    "Total_Trans_Ct",
+    "Total_Ct_Chng_Q4_Q1",
+    "Avg_Utilization_Ratio",
+)
+
+#: The 23 columns of the Kaggle file, in Kaggle's order.
+KAGGLE_COLUMNS = (ID, TARGET_RAW, *REQUIRED[1:], *LEAKAGE)
+
+#: Plausibility bounds (inclusive) for a real card customer. They are deliberately wider than
+#: the development data (a model must not reject a customer for being unusual), but they
+#: catch absurd values: negative amounts, ages of 300, utilisation above 100 %.
+BOUNDS: dict[str, tuple[float, float]] = {
+    ID: (1, 10**15),
+    "Customer_Age": (18, 110),
+    "Dependent_count": (0, 20),
+    "Months_on_book": (0, 720),
+    "Total_Relationship_Count": (1, 50),
+    "Months_Inactive_12_mon": (0, 12),
+    "Contacts_Count_12_mon": (0, 365),
+    "Credit_Limit": (1, 10_000_000),
+    "Total_Revolving_Bal": (0, 10_000_000),
+    "Avg_Open_To_Buy": (0, 10_000_000),
+    "Total_Amt_Chng_Q4_Q1": (0, 100),
+    "Total_Trans_Amt": (0, 100_000_000),
+    "Total_Trans_Ct": (0, 100_000),
+    "Total_Ct_Chng_Q4_Q1": (0, 100),
+    "Avg_Utilization_Ratio": (0, 1),
+}
+
+#: Identity tolerances. Kaggle writes Avg_Open_To_Buy exactly and the utilisation ratio
+#: rounded to 3 decimals (max error 0.0005); real exports round more coarsely.
+OPEN_TO_BUY_TOLERANCE = 1.0  # currency units
+UTILIZATION_TOLERANCE = 0.01  # ratio points
