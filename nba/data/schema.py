@@ -7,6 +7,9 @@ Kaggle's own ("Credit Card Customers", sakshigoyal7/credit-card-customers).
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 ID = "CLIENTNUM"
 TARGET_RAW = "Attrition_Flag"
 TARGET = "churn"
@@ -108,6 +111,9 @@ REQUIRED = (
     "Avg_Utilization_Ratio",
 )
 
+#: Columns of the Kaggle file beyond the customer record: the label and the leakage columns.
+KAGGLE_EXTRA = (TARGET_RAW, *LEAKAGE)
+
 #: The 23 columns of the Kaggle file, in Kaggle's order.
 KAGGLE_COLUMNS = (ID, TARGET_RAW, *REQUIRED[1:], *LEAKAGE)
 
@@ -136,3 +142,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
 #: rounded to 3 decimals (max error 0.0005); real exports round more coarsely.
 OPEN_TO_BUY_TOLERANCE = 1.0  # currency units
 UTILIZATION_TOLERANCE = 0.01  # ratio points
+
+
+def attrited_mask(df: pd.DataFrame) -> np.ndarray:
+    """True for attrited customers, from `churn` (clean frames) or `Attrition_Flag` (raw)."""
+    if TARGET in df.columns:
+        return df[TARGET].to_numpy() == 1
+    return df[TARGET_RAW].eq(ATTRITED).to_numpy()

@@ -1,0 +1,273 @@
+"""Reading and writing customer tables (CSV or Parquet), loading validated data, file hashes.
+
+This is the edge where files become DataFrames. Whole-file problems (missing, unreadable, not
+UTF-8, empty, wrong delimiter, required columns missing) raise `DataError` with one sentence
+naming the file and the problem; row problems are left to `nba.data.validate`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import re
+import uuid
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pyarrow
+import pyarrow.parquet
+
+from nba.data import schema
+from nba.data.validate import (
+    ValidationResult,
+    check_columns,
+    clean_column_names,
+    validate,
+)
+from nba.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SNIFF_BYTES = 64 * 1024
+_OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "pipes (|)"}
+
+
+def _kind(path: Path) -> str:
+    """'csv' or 'parquet' from the file name; a directory is a Parquet dataset."""
+    name = path.name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise DataError(
+        f"{path} has an unsupported file type; use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
+    )
+
+
+def is_parquet(path: str | os.PathLike[str]) -> bool:
+    """True for a `.parquet`/`.pq` file name or a directory (a Parquet dataset)."""
+    path = Path(path)
+    return path.is_dir() or path.name.lower().endswith(PARQUET_SUFFIXES)
+
+
+def count_rows(path: str | os.PathLike[str]) -> int:
+    """Number of data rows in a CSV or Parquet table, without validating them.
+
+    Parquet answers from file metadata; CSV is parsed (one column only) so that quoted line
+    breaks are counted correctly. Unreadable files raise DataError as `read_table` does.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if is_parquet(path):
+        _read_parquet_check(path)
+        try:
+            return int(pyarrow.parquet.ParquetDataset(path).read(columns=[]).num_rows)
+        except (pyarrow.ArrowException, OSError, ValueError) as err:
+            raise DataError(f"{path} could not be read as Parquet: {_one_line(err)}") from None
+    _kind(path)
+    return len(_read_csv(path, usecols=[0]))
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message squeezed onto one line."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def read_table(
+    path: str | os.PathLike[str], *, required: Sequence[str] = schema.REQUIRED
+) -> pd.DataFrame:
+    """The table at `path` as a DataFrame; CSV columns are all text so raw values survive.
+
+    Accepts `.csv`, `.csv.gz` (UTF-8, with or without BOM, LF or CRLF, quoted or not; a UTF-16
+    file with a BOM is decoded too), `.parquet`/`.pq` or a directory of Parquet files. Column
+    names are stripped of surrounding whitespace; column order is free and extra columns are
+    kept. `required` names columns that must be present (pass `()` for any table).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if path.is_dir():
+        df = _read_parquet(path)
+    elif _kind(path) == "csv":
+        df = _read_csv(path)
+    else:
+        df = _read_parquet(path)
+    df.columns = clean_column_names(df.columns)
+    check_columns(list(df.columns), str(path), required)
+    if len(df) == 0:
+        what = "no data rows" if is_parquet(path) else "a header but no data rows"
+        raise DataError(f"{path} has {what}")
+    logger.info("read %d rows × %d columns from %s", len(df), df.shape[1], path)
+    return df
+
+
+def _peek(path: Path) -> bytes:
+    """The first bytes of the file's content (decompressed for .gz)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        return f.read(_SNIFF_BYTES)
+
+
+def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
+    try:
+        head = _peek(path)
+    except PermissionError:
+        raise DataError(f"{path} is not readable (permission denied)") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path} could not be read: {_one_line(err)}") from None
+    if not head.strip():
+        raise DataError(f"{path} is empty")
+
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    lines = [ln for ln in head.decode(encoding, errors="replace").splitlines() if ln.strip()]
+    header = lines[0] if lines else ""
+    if "," not in header:
+        found = {d: header.count(d) for d in _OTHER_DELIMITERS if d in header}
+        if found:
+            delim = max(found, key=found.__getitem__)
+            raise DataError(
+                f"{path} seems to be separated by {_OTHER_DELIMITERS[delim]}; "
+                "a comma-separated file is expected"
+            )
+
+    try:
+        return pd.read_csv(path, dtype=str, encoding=encoding, compression="infer", usecols=usecols)
+    except UnicodeError:
+        raise DataError(f"{path} is not UTF-8 text; save it as UTF-8 CSV and try again") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty") from None
+    except pd.errors.ParserError as err:
+        # pandas: "Error tokenizing data. C error: Expected 23 fields in line 5, saw 24"
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        detail = (
+            f"line {m[2]} has {m[3]} fields where the header has {m[1]} (check quoting)"
+            if m
+            else _one_line(err)
+        )
+        raise DataError(f"{path} is not a well-formed CSV file: {detail}") from None
+    except PermissionError:
+        raise DataError(f"{path} is not readable (permission denied)") from None
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        raise DataError(f"{path} could not be read as CSV: {_one_line(err)}") from None
+
+
+def _read_parquet_check(path: Path) -> None:
+    if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
+        raise DataError(f"{path} is a directory without any Parquet files")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"{path} is empty")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    _read_parquet_check(path)
+    what = "a directory of Parquet files" if path.is_dir() else "a Parquet file"
+    try:
+        return pd.read_parquet(path)
+    except PermissionError:
+        raise DataError(f"{path} is not readable (permission denied)") from None
+    except (pyarrow.ArrowException, OSError, ValueError, TypeError) as err:
+        if "magic bytes" in str(err):
+            raise DataError(f"{path} is not a Parquet file (no Parquet footer found)") from None
+        raise DataError(f"{path} could not be read as {what}: {_one_line(err)}") from None
+
+
+def validate_file(path: str | os.PathLike[str]) -> ValidationResult:
+    """`read_table` then `validate`: the full result, for reports such as `nba data validate`."""
+    return validate(read_table(path))
+
+
+def load_with_rejects(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(clean, rejects) for the customer file at `path`; see `nba.data.validate.validate`.
+
+    clean: typed valid rows (`schema.REQUIRED` columns, + `churn` int8 when the file has
+    Attrition_Flag; leakage and extra columns dropped). rejects: invalid rows with their raw
+    values, `row` (1-based data-row number) and `reason`.
+    """
+    result = validate_file(path)
+    if len(result.rejects):
+        logger.warning(
+            "%d of %d rows in %s are invalid: %s",
+            len(result.rejects),
+            result.n_in,
+            path,
+            "; ".join(result.problems),
+        )
+    return result.clean, result.rejects
+
+
+def load(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """The clean, typed customer frame at `path`; DataError if any row is invalid.
+
+    For training and analysis, where silently dropping customers would bias the results.
+    Use `load_with_rejects` to keep going without the invalid rows.
+    """
+    clean, rejects = load_with_rejects(path)
+    if len(rejects):
+        n_in = len(clean) + len(rejects)
+        first = rejects.iloc[0]
+        verb = "is" if len(rejects) == 1 else "are"
+        raise DataError(
+            f"{len(rejects)} of {n_in} rows in {path} {verb} invalid; "
+            f"first: row {first['row']}: {first['reason']}; "
+            f"run `nba data validate {path}` for the list"
+        )
+    return clean
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write `df` (without its index) as CSV or Parquet by extension, atomically.
+
+    The table is written to a temporary file in the same directory and moved into place with
+    os.replace, so a reader never sees half a file. Missing parent directories are created.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if kind == "csv":
+            gz = path.name.lower().endswith(".gz")
+            df.to_csv(tmp, index=False, compression="gzip" if gz else None, lineterminator="\n")
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    logger.info("wrote %d rows to %s", len(df), path)
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes (streamed).
+
+    For a directory: a hash over its files in sorted relative-path order (path and content
+    hash of each), skipping names that start with '.' or '_' as Parquet readers do.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path} does not exist")
+    if path.is_file():
+        return _file_sha256(path)
+    files = sorted(
+        (p.relative_to(path).as_posix(), p)
+        for p in path.rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
+    h = hashlib.sha256()
+    for rel, p in files:
+        h.update(f"{rel}\0{_file_sha256(p)}\n".encode())
+    return h.hexdigest()
