@@ -1,6 +1,7 @@
 """How closely a synthetic frame matches a real one: the checks behind the synthetic default.
 
-Each function takes two Kaggle-format frames (with `Attrition_Flag`) and returns plain numbers,
+Each function takes two labelled frames (raw Kaggle format or clean, with `churn`) and returns
+plain numbers,
 so that tests assert on them and notebooks show them.
 """
 
@@ -14,7 +15,7 @@ from nba.data import schema
 
 
 def _is_attrited(df: pd.DataFrame) -> pd.Series:
-    return df[schema.TARGET_RAW].eq(schema.ATTRITED)
+    return pd.Series(schema.attrited_mask(df), index=df.index)
 
 
 def ks_statistics(synthetic: pd.DataFrame, real: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def train_synthetic_test_real(
         x = df[list(schema.REQUIRED[1:])].copy()
         for col in schema.CATEGORIES:
             x[col] = pd.Categorical(x[col], categories=schema.CATEGORIES[col])
-        return x, _is_attrited(df).to_numpy().astype(int)
+        return x, schema.attrited_mask(df).astype(int)
 
     if model is None:
         model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)

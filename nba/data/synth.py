@@ -14,7 +14,6 @@ rows. The committed statistics live in ``nba/data/calibration.json``.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from importlib import resources
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.special import ndtr, ndtri
 
 from nba.data import schema
@@ -161,10 +162,10 @@ def _band(limit: np.ndarray) -> np.ndarray:
 
 
 def calibrate(real: pd.DataFrame) -> dict[str, Any]:
-    """Statistics of a real Kaggle-format frame (with `Attrition_Flag`) that drive `generate`:
+    """Statistics of a real labelled frame (`churn` or `Attrition_Flag`) that drive `generate`:
     per stratum (class × credit-limit band) its share, marginals and normal-score
     correlations. No rows."""
-    attrited = real[schema.TARGET_RAW].eq(schema.ATTRITED).to_numpy()
+    attrited = schema.attrited_mask(real)
     band = _band(real["Credit_Limit"].to_numpy())
     strata = []
     for label, is_attrited in (("existing", False), ("attrited", True)):
@@ -190,14 +191,24 @@ def calibrate(real: pd.DataFrame) -> dict[str, Any]:
         "churn_rate": float(attrited.mean()),
         "columns": list(DRAWN),
         "limit_bands": list(LIMIT_BANDS),
+        # the smallest unused credit in the file: balances are drawn below limit − this
+        "min_open_to_buy": float(real["Avg_Open_To_Buy"].min()),
         "strata": strata,
     }
 
 
+def calibration_text() -> str:
+    """The committed calibration statistics shipped inside the package, as JSON text."""
+    return resources.files("nba.data").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
+
+
 def load_calibration() -> dict[str, Any]:
-    """The committed calibration statistics shipped inside the package."""
-    text = resources.files("nba.data").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    return json.loads(calibration_text())
+
+
+def save_calibration(calibration: dict[str, Any], path: str | Path) -> None:
+    """Write calibration statistics as the JSON that `load_calibration` reads."""
+    Path(path).write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
 
 
 def _draw_class(cal: dict[str, Any], columns: list[str], n: int, rng: np.random.Generator):
@@ -231,12 +242,30 @@ def _allocate(rows: int, shares: list[float]) -> list[int]:
     return counts.tolist()
 
 
+def _stratum_counts(rows: int, strata: list[dict[str, Any]]) -> list[int]:
+    """Rows per stratum: first per class (so the churn rate is exact), then per band."""
+    labels = list(dict.fromkeys(s["label"] for s in strata))
+    per_label = _allocate(
+        rows, [sum(s["share"] for s in strata if s["label"] == lab) for lab in labels]
+    )
+    counts = []
+    for label, n in zip(labels, per_label, strict=True):
+        counts += _allocate(n, [s["share"] for s in strata if s["label"] == label])
+    return counts
+
+
 def _client_ids(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unique 9-digit ids like Kaggle's: one random id per bucket of a fixed span, shuffled."""
     low, span = 708_000_000, max(120_000_000, 10 * n)
     stride = span // n
     ids = low + np.arange(n, dtype=np.int64) * stride + rng.integers(0, stride, n)
     return rng.permutation(ids)
+
+
+def _text(codes: np.ndarray, labels: tuple[str, ...]) -> pd.Series:
+    """A text column from category codes, built through Arrow's dictionary decoding (fast)."""
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), pa.array(labels))
+    return pd.Series(dictionary.cast(pa.string()).to_pandas(types_mapper=None), dtype="str")
 
 
 def generate(rows: int, seed: int, calibration: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -247,29 +276,24 @@ def generate(rows: int, seed: int, calibration: dict[str, Any] | None = None) ->
     cal = calibration or load_calibration()
     rng = np.random.default_rng(seed)
     parts = []
-    for stratum, n in zip(cal["strata"], _allocate(rows, [s["share"] for s in cal["strata"]])):
+    for stratum, n in zip(cal["strata"], _stratum_counts(rows, cal["strata"]), strict=True):
         if n:
             drawn = _draw_class(stratum, cal["columns"], n, rng)
-            attrited = stratum["label"] == "attrited"
-            drawn[schema.TARGET_RAW] = np.full(
-                n, schema.ATTRITED if attrited else schema.EXISTING, dtype=object
-            )
+            drawn[schema.TARGET_RAW] = np.full(n, stratum["label"] == "attrited", dtype=np.int8)
             parts.append(drawn)
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = rng.permutation(rows)
-    cols = {k: v[order] for k, v in cols.items()}
+    cols = {k: np.concatenate([p[k] for p in parts])[order] for k in parts[0]}
 
     limit = cols["Credit_Limit"]
-    balance = np.minimum(cols["Total_Revolving_Bal"], np.floor(limit))
+    balance = np.minimum(cols["Total_Revolving_Bal"], np.floor(limit - cal["min_open_to_buy"]))
     nb1 = _signif(np.clip(cols[schema.LEAKAGE[0]], 1e-6, 1 - 1e-6), LEAKAGE_DIGITS)
-    frame = {
+    frame: dict[str, Any] = {
         schema.ID: _client_ids(rows, rng),
-        schema.TARGET_RAW: cols[schema.TARGET_RAW],
+        schema.TARGET_RAW: _text(cols[schema.TARGET_RAW], (schema.EXISTING, schema.ATTRITED)),
     }
     for col in schema.REQUIRED[1:]:
         if col in schema.CATEGORIES:
-            cats = np.asarray(schema.CATEGORIES[col], dtype=object)
-            frame[col] = cats[cols[col].astype(int)]
+            frame[col] = _text(cols[col], schema.CATEGORIES[col])
         elif col == "Total_Revolving_Bal":
             frame[col] = balance.astype(np.int64)
         elif col == "Avg_Open_To_Buy":
@@ -282,18 +306,63 @@ def generate(rows: int, seed: int, calibration: dict[str, Any] | None = None) ->
             frame[col] = cols[col].astype(float)
     frame[schema.LEAKAGE[0]] = nb1
     frame[schema.LEAKAGE[1]] = _signif(1 - nb1, LEAKAGE_DIGITS)
-    df = pd.DataFrame(frame)
-    for col in (schema.TARGET_RAW, *schema.CATEGORIES):
-        df[col] = df[col].astype("str")
-    return df[list(schema.KAGGLE_COLUMNS)]
+    return pd.DataFrame(frame, copy=False)[list(schema.KAGGLE_COLUMNS)]
 
 
-def write_kaggle_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write a Kaggle-format frame byte-compatible with the original: an unquoted header,
-    quoted strings, numbers unquoted in their shortest form (12691, 1438.3, 9.3448e-05)."""
-    out = df.copy()
-    for col in out.columns:
-        if not pd.api.types.is_numeric_dtype(out[col]):
-            out[col] = '"' + out[col].astype(str) + '"'
-    # quotechar is a byte that never occurs, so the pre-quoted strings are written as they are
-    out.to_csv(path, index=False, quoting=csv.QUOTE_NONE, quotechar="\x01", float_format="%.15g")
+def _r_number(values: pa.Array) -> pa.Array:
+    """Numbers as R's write.csv prints them: the shortest round-trip digits, in scientific
+    notation only where that is strictly shorter (9.3448e-05 but 0.00013366)."""
+    fixed = pc.cast(values, pa.string())
+    if pa.types.is_integer(values.type):
+        return fixed
+    x = values.to_numpy(zero_copy_only=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exp = np.floor(np.log10(np.abs(x)))
+    exp = np.where(np.isfinite(exp), exp, 0).astype(np.int64)
+    mantissa = pc.cast(pa.array(np.round(x / 10.0**exp, 12)), pa.string())
+    sign = pa.array(np.where(exp < 0, "e-", "e+"))
+    digits = pc.utf8_lpad(pc.cast(pa.array(np.abs(exp)), pa.string()), 2, "0")
+    sci = pc.binary_join_element_wise(mantissa, sign, digits, "")
+    shorter = pc.less(pc.utf8_length(sci), pc.utf8_length(fixed))
+    return pc.if_else(shorter, sci, fixed)
+
+
+def _kaggle_csv_chunks(df: pd.DataFrame, chunk_rows: int):
+    """The CSV's bytes a chunk of rows at a time: header first, then lines built column-wise
+    in Arrow (no Python loop over rows)."""
+    yield (",".join(df.columns) + "\n").encode()
+    for start in range(0, len(df), chunk_rows):
+        chunk = pa.Table.from_pandas(df.iloc[start : start + chunk_rows], preserve_index=False)
+        fields = []
+        for column in chunk.columns:
+            column = column.combine_chunks()
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                text = pc.replace_substring(column.cast(pa.string()), '"', '""')
+                fields.append(pc.binary_join_element_wise('"', text, '"', ""))
+            else:
+                fields.append(_r_number(column))
+        lines = pc.binary_join_element_wise(*fields, ",")
+        yield _buffer(pc.binary_join_element_wise(lines, "\n", ""))
+
+
+def write_kaggle_csv(df: pd.DataFrame, path: str | Path, chunk_rows: int = 500_000) -> None:
+    """Write a Kaggle-format frame the way the original file is written (R's write.csv): an
+    unquoted header, quoted strings, numbers unquoted in their shortest form (12691, 1438.3,
+    9.3448e-05)."""
+    with open(path, "wb") as out:
+        for block in _kaggle_csv_chunks(df, chunk_rows):
+            out.write(block)
+
+
+def kaggle_csv_text(df: pd.DataFrame) -> str:
+    """The same CSV as `write_kaggle_csv`, as text (small frames: tests, examples)."""
+    return b"".join(_kaggle_csv_chunks(df, max(len(df), 1))).decode()
+
+
+def _buffer(strings: pa.Array) -> bytes:
+    """The concatenated bytes of a string array (its value buffer, between first and last
+    offset): the lines as they go to the file, without a Python-level join."""
+    width = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    offsets = np.frombuffer(strings.buffers()[1], dtype=width)
+    offsets = offsets[strings.offset : strings.offset + len(strings) + 1]
+    return memoryview(strings.buffers()[2])[offsets[0] : offsets[-1]].tobytes()
