@@ -1,0 +1,150 @@
+"""The `nba` command: thin, calls the modules. Exit 0 success, 2 unusable input (one line)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from nba import config
+from nba.errors import NbaError
+
+log = logging.getLogger("nba")
+
+EXIT_OK = 0
+EXIT_UNUSABLE = 2
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from nba.data.download import download
+
+    path = download(Path(args.out) if args.out else None)
+    print(f"Saved the Kaggle dataset to {path}")
+    return EXIT_OK
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from nba.data.discover import SYNTHETIC_WARNING, write_synthetic
+
+    if args.rows < 1:
+        raise NbaError(f"--rows must be a positive number of customers, got {args.rows}.")
+    path = write_synthetic(Path(args.out), args.rows, args.seed)
+    print(f"Wrote {args.rows:,} synthetic customers (seed {args.seed}) to {path}")
+    print(SYNTHETIC_WARNING, file=sys.stderr)
+    return EXIT_OK
+
+
+def _report_validation(path: Path, origin: str, rejects_out: str | None = None) -> int:
+    """Print the source banner and what validation found; exit 2 when no row is usable."""
+    from nba.data import io
+    from nba.data.discover import describe
+    from nba.data.validate import validate
+
+    result = validate(io.read_table(path))
+    print(describe(path, origin, rows=result.n_in).banner)
+    n_bad = len(result.rejects)
+    print(f"{result.n_in:,} rows: {len(result.clean):,} valid, {n_bad:,} rejected")
+    for line in result.problems:
+        print(f"  {line}")
+    if rejects_out and n_bad:
+        io.write_table(result.rejects, Path(rejects_out))
+        print(f"Rejected rows with reasons written to {rejects_out}")
+    if result.clean.empty:
+        print(f"nba: error: no usable row in {path}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    return EXIT_OK
+
+
+def _data_validate(args: argparse.Namespace) -> int:
+    return _report_validation(Path(args.path), "argument", args.rejects)
+
+
+def _data_discover(args: argparse.Namespace) -> int:
+    from nba.data.discover import discover
+
+    source = discover(args.data)
+    return _report_validation(Path(source.path), source.origin)
+
+
+def _data_calibrate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from nba.data import io, schema, synth
+    from nba.data.validate import validate
+
+    raw = io.read_table(Path(args.path), required=(*schema.REQUIRED, *schema.KAGGLE_EXTRA))
+    result = validate(raw)
+    if not result.ok:
+        raise NbaError(f"{args.path} has invalid rows; calibrate only on a clean, labelled file.")
+    # the leakage columns are dropped from clean data but the generator reproduces them too
+    real = result.clean.assign(**{c: pd.to_numeric(raw[c]) for c in schema.LEAKAGE})
+    synth.save_calibration(synth.calibrate(real), Path(args.out))
+    print(f"Calibration statistics of {args.path} written to {args.out} (statistics only)")
+    return EXIT_OK
+
+
+def _calibration_path() -> Path:
+    return Path(__file__).resolve().parent / "data" / "calibration.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nba",
+        description="Next best action for credit-card customers: churn risk, segments, actions.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="download, generate or validate customer data")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    dl = data_commands.add_parser("download", help="the Kaggle dataset via kagglehub")
+    dl.add_argument("--out", help="folder to save into (default data/raw/)")
+    dl.set_defaults(func=_data_download)
+
+    synth = data_commands.add_parser("synth", help="generate calibrated synthetic customers")
+    synth.add_argument("--rows", type=int, default=config.SYNTHETIC_ROWS, help="customers")
+    synth.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    synth.add_argument("--out", required=True, help="output .csv or .parquet")
+    synth.set_defaults(func=_data_synth)
+
+    val = data_commands.add_parser("validate", help="report problems; exit 2 if unusable")
+    val.add_argument("path", help="a .csv or .parquet file in the BankChurners format")
+    val.add_argument("--rejects", help="write rejected rows with a reason column here")
+    val.set_defaults(func=_data_validate)
+
+    cal = data_commands.add_parser(
+        "calibrate", help="(maintainers) recompute the synthetic generator's statistics"
+    )
+    cal.add_argument("path", help="the real labelled Kaggle file")
+    cal.add_argument("--out", default=str(_calibration_path()), help="where to write the JSON")
+    cal.set_defaults(func=_data_calibrate)
+
+    disc = data_commands.add_parser(
+        "discover", help="which data the project would use (generating the synthetic default)"
+    )
+    disc.add_argument("--data", help="explicit data file (overrides NBA_DATA and data/raw/)")
+    disc.set_defaults(func=_data_discover)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except NbaError as exc:
+        print(f"nba: error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("nba: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
