@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from factories import make_customers, to_kaggle_csv
 
 

@@ -8,8 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from factories import make_customers, to_kaggle_csv
 from nba.cli import main
+
+from factories import make_customers, to_kaggle_csv
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_customers, to_kaggle_csv
 
 from nba.data import schema
 from nba.data.io import count_rows, load, load_with_rejects, read_table, sha256, write_table
 from nba.errors import DataError
+
+from factories import make_customers, to_kaggle_csv
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

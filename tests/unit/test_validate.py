@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from factories import make_customers, to_raw
 
 from nba.data import schema
 from nba.data.validate import REASON, ROW, ValidationResult, validate
 from nba.errors import DataError
+
+from factories import make_customers, to_raw
 
 
 @pytest.fixture
