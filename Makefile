@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/nba data discover
 
-## test: set up and run the whole test suite
+## test: set up, lint, and run the whole test suite
 test: setup
+	$(BIN)/ruff check nba tests bench
+	$(BIN)/ruff format --check nba tests bench
 	$(BIN)/python -m pytest
 
 ## bench: print measured speed figures (see bench/)

@@ -85,6 +85,18 @@ def _data_calibrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _data_fidelity(args: argparse.Namespace) -> int:
+    from nba.data import fidelity, io, synth
+
+    real = io.load(Path(args.real))
+    if "churn" not in real.columns:
+        raise NbaError(f"{args.real} has no Attrition_Flag column; the comparison needs labels.")
+    figures = fidelity.summary(synth.generate(args.rows, args.seed), real, args.seed)
+    for name, value in figures.items():
+        print(f"{name:32s} {value:,.4f}" if isinstance(value, float) else f"{name:32s} {value:,}")
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -121,6 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("path", help="the real labelled Kaggle file")
     cal.add_argument("--out", default=str(_calibration_path()), help="where to write the JSON")
     cal.set_defaults(func=_data_calibrate)
+
+    fid = data_commands.add_parser(
+        "fidelity", help="measure the synthetic generator against a real labelled file"
+    )
+    fid.add_argument("real", help="the real labelled Kaggle file")
+    fid.add_argument("--rows", type=int, default=20_000, help="synthetic customers to draw")
+    fid.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    fid.set_defaults(func=_data_fidelity)
 
     disc = data_commands.add_parser(
         "discover", help="which data the project would use (generating the synthetic default)"

@@ -82,3 +82,20 @@ def train_synthetic_test_real(
     x_r, y_r = xy(real)
     model.fit(x_s, y_s)
     return float(roc_auc_score(y_r, model.predict_proba(x_r)[:, 1]))
+
+
+def summary(synthetic: pd.DataFrame, real: pd.DataFrame, seed: int) -> dict[str, float]:
+    """The headline figures of every check above, as plain numbers (worst case of each)."""
+    ks = ks_statistics(synthetic, real)
+    cats = category_gaps(synthetic, real)
+    return {
+        "rows_synthetic": len(synthetic),
+        "rows_real": len(real),
+        "churn_rate_synthetic": float(schema.attrited_mask(synthetic).mean()),
+        "churn_rate_real": float(schema.attrited_mask(real).mean()),
+        "max_ks_overall": float(ks["overall"].max()),
+        "max_ks_within_class": float(ks[["existing", "attrited"]].to_numpy().max()),
+        "max_correlation_gap": float(correlation_gap(synthetic, real).to_numpy().max()),
+        "max_category_share_gap_points": float(cats.share_gap.max()),
+        "tstr_roc_auc": train_synthetic_test_real(synthetic, real, seed),
+    }

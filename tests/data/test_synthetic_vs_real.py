@@ -93,3 +93,13 @@ def test_committed_calibration_is_what_the_real_file_gives(real):
 def test_calibration_holds_no_customer_ids(real):
     numbers = set(re.findall(r"\d{9}", synth.calibration_text()))
     assert not numbers & set(real[schema.ID].astype(str))
+
+
+def test_fidelity_command_prints_the_headline_figures(real_path, capsys):
+    from nba.cli import main
+
+    assert main(["data", "fidelity", str(real_path), "--rows", "5000"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["rows_synthetic"].strip() == "5,000"
+    assert float(lines["max_ks_overall"]) <= 0.05
+    assert float(lines["tstr_roc_auc"]) >= 0.95
