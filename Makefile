@@ -17,15 +17,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-## run: set up, find (or generate) the data, validate it and summarise it
+## run: set up, find (or generate) the data, run the notebooks into reports/
 run: setup
 	$(BIN)/nba data discover
+	$(BIN)/nba pipeline
 
-## test: set up, lint, and run the whole test suite
+## pipeline: re-run the numbered notebooks (papermill) into reports/
+pipeline: setup
+	$(BIN)/nba pipeline
+
+CI_REPORTS := reports/ci
+
+## test: set up, lint, and run the whole test suite; the notebooks run once, under nbval,
+## with params/ci.yaml, and tests/notebooks asserts the metrics that run recorded
 test: setup
-	$(BIN)/ruff check nba tests bench
-	$(BIN)/ruff format --check nba tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/ruff check nba tests bench notebooks app.ipynb
+	$(BIN)/ruff format --check nba tests bench notebooks app.ipynb
+	$(BIN)/python tests/notebooks/prepare_for_nbval.py $(CI_REPORTS)
+	NBA_NOTEBOOK_REPORTS=$(CI_REPORTS) $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+		$(CI_REPORTS)/prepared app.ipynb tests
 
 ## bench: print measured speed figures (see bench/)
 bench: setup
@@ -33,12 +43,12 @@ bench: setup
 
 ## lint: ruff over the package, tests and notebooks
 lint: setup
-	$(BIN)/ruff check nba tests bench
-	$(BIN)/ruff format --check nba tests bench
+	$(BIN)/ruff check nba tests bench notebooks app.ipynb
+	$(BIN)/ruff format --check nba tests bench notebooks app.ipynb
 
 format: setup
-	$(BIN)/ruff check --fix nba tests bench
-	$(BIN)/ruff format nba tests bench
+	$(BIN)/ruff check --fix nba tests bench notebooks app.ipynb
+	$(BIN)/ruff format nba tests bench notebooks app.ipynb
 
 ## clean: remove generated files (keeps .venv and data/raw)
 clean:

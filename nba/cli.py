@@ -14,6 +14,7 @@ from nba.errors import NbaError
 log = logging.getLogger("nba")
 
 EXIT_OK = 0
+EXIT_FAILED = 1  # a step of the run failed (e.g. a notebook)
 EXIT_UNUSABLE = 2
 
 
@@ -97,6 +98,41 @@ def _data_fidelity(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_overrides(pairs: list[list[str]] | None) -> dict[str, str]:
+    return {key: value for key, value in (pairs or [])}
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from nba import pipeline
+
+    overrides = _parse_overrides(args.param)
+    params_file = Path(args.params) if args.params else None
+    if args.prepare_only:
+        written = pipeline.prepare(
+            Path(args.prepare_only),
+            data_path=args.data,
+            params_file=params_file,
+            overrides=overrides,
+            reports_dir=Path(args.reports_dir) if args.reports_dir else None,
+        )
+        print(f"Prepared {len(written)} notebooks in {args.prepare_only}")
+        return EXIT_OK
+    summary = pipeline.run(
+        data_path=args.data,
+        params_file=params_file,
+        overrides=overrides,
+        reports_dir=Path(args.reports_dir) if args.reports_dir else None,
+        progress=not args.quiet,
+    )
+    data = summary.data
+    flag = "SYNTHETIC DATA" if data["synthetic"] else "real data"
+    print(f"Ran {len(summary.notebooks)} notebooks in {summary.seconds:.1f} s on {flag}")
+    for nb in summary.notebooks:
+        print(f"  {nb.name:32s} {nb.seconds:6.1f} s")
+    print(f"Reports in {summary.reports_dir}")
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -147,6 +183,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     disc.add_argument("--data", help="explicit data file (overrides NBA_DATA and data/raw/)")
     disc.set_defaults(func=_data_discover)
+    pipe = commands.add_parser("pipeline", help="re-run the numbered notebooks with papermill")
+    pipe.add_argument("--data", help="data file (overrides NBA_DATA and data/raw/)")
+    pipe.add_argument("--params", help="parameters YAML (default params/default.yaml)")
+    pipe.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="override one parameter (repeatable)",
+    )
+    pipe.add_argument("--reports-dir", help="where reports go (default reports/)")
+    pipe.add_argument(
+        "--prepare-only", metavar="DIR", help="write parameterised notebooks to DIR, run nothing"
+    )
+    pipe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    pipe.set_defaults(func=_pipeline)
     return parser
 
 
@@ -156,8 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from nba.pipeline import PipelineError
+
     try:
         return args.func(args)
+    except PipelineError as exc:
+        print(f"nba: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except NbaError as exc:
         print(f"nba: error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

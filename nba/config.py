@@ -49,6 +49,30 @@ class Settings:
     cv_folds: int = 5  # folds for cross-validated model comparison
     synthetic_rows: int = SYNTHETIC_ROWS  # rows of the synthetic default dataset
 
+    # Where things are read and written (relative paths are from the project root).
+    data_path: str = ""  # empty: data discovery (NBA_DATA, data/raw, synthetic default)
+    reports_dir: str = "reports"  # executed notebooks, figures, metrics/*.json
+    models_dir: str = "models"  # trained bundles
+    split_file: str = "artifacts/split.csv"  # held-out split (ids), relative to reports_dir
+
+    # Value assumptions (yearly, in the card's currency); rationale in params/default.yaml.
+    interchange_rate: float = 0.018  # issuer's share of card spend
+    interest_margin: float = 0.12  # net yearly margin on revolving balances
+    annual_fee_blue: float = 0.0  # yearly card fee by tier
+    annual_fee_silver: float = 59.0
+    annual_fee_gold: float = 99.0
+    annual_fee_platinum: float = 199.0
+    servicing_cost: float = 40.0  # yearly cost to serve an active account
+    value_horizon_years: float = 3.0  # years of value a retained customer is expected to bring
+
+    def path(self, name: str) -> Path:
+        """A path setting (`reports_dir`, `models_dir`, `data_path`) resolved from the root;
+        `split_file` is resolved inside `reports_dir`."""
+        value = Path(getattr(self, name))
+        if value.is_absolute():
+            return value
+        return (self.path("reports_dir") if name == "split_file" else ROOT) / value
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -1,0 +1,127 @@
+"""Every file a run writes into `reports/`: figures, metrics JSON, and the list of files written.
+
+Notebooks call these so that names and places are the same everywhere; writes are atomic so a
+failed run never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib.figure
+import numpy as np
+
+from nba.config import Settings
+
+log = logging.getLogger(__name__)
+
+FIGURES = "figures"
+METRICS = "metrics"
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays, paths and tuples as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> Path:
+    text = json.dumps(_jsonable(payload), indent=2, sort_keys=False) + "\n"
+    return _atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def write_metrics(name: str, metrics: dict[str, Any], settings: Settings) -> Path:
+    """`reports/metrics/<name>.json`: the figures a notebook computed, for tests and the bundle."""
+    path = write_json(settings.path("reports_dir") / METRICS / f"{name}.json", metrics)
+    log.info("metrics written to %s", path)
+    return path
+
+
+def read_metrics(name: str, settings: Settings) -> dict[str, Any]:
+    return json.loads((settings.path("reports_dir") / METRICS / f"{name}.json").read_text())
+
+
+def save_figure(fig: matplotlib.figure.Figure, name: str, settings: Settings) -> Path:
+    """`reports/figures/<name>.png` at a resolution fit for a slide; returns the path."""
+    path = settings.path("reports_dir") / FIGURES / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def files_written(settings: Settings, since: float) -> list[str]:
+    """Files under the reports folder modified at or after `since` (a time.time() value),
+    relative to it, sorted: the last cell of every notebook lists them."""
+    root = settings.path("reports_dir")
+    if not root.exists():
+        return []
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and p.stat().st_mtime >= since
+    )
+
+
+SPLIT_COLUMN = "split"
+
+
+def save_split(ids_train: Any, ids_test: Any, settings: Settings) -> Path:
+    """Persist the held-out split as customer ids with `train`/`test`, so later notebooks use
+    exactly the customers notebook 03 set aside (ids only: no customer data in reports)."""
+    import pandas as pd
+
+    from nba.data import schema
+
+    frame = pd.concat(
+        [
+            pd.DataFrame({schema.ID: list(ids_train), SPLIT_COLUMN: "train"}),
+            pd.DataFrame({schema.ID: list(ids_test), SPLIT_COLUMN: "test"}),
+        ],
+        ignore_index=True,
+    )
+    return _atomic_write_bytes(settings.path("split_file"), frame.to_csv(index=False).encode())
+
+
+def load_split(df: Any, settings: Settings) -> tuple[Any, Any]:
+    """(train, test) parts of `df` by the persisted split; every id must be in the split."""
+    import pandas as pd
+
+    from nba.data import schema
+    from nba.errors import NbaError
+
+    path = settings.path("split_file")
+    if not path.exists():
+        raise NbaError(f"No split at {path}: run notebook 03_data_preparation first.")
+    split = pd.read_csv(path)
+    side = df[schema.ID].map(dict(zip(split[schema.ID], split[SPLIT_COLUMN], strict=True)))
+    if side.isna().any():
+        raise NbaError(
+            f"{int(side.isna().sum())} customers are not in the split at {path}: "
+            "the data changed since notebook 03 ran; run the pipeline from the start."
+        )
+    train = df[side.eq("train").to_numpy()].reset_index(drop=True)
+    test = df[side.eq("test").to_numpy()].reset_index(drop=True)
+    return train, test
