@@ -37,6 +37,7 @@ def inject(notebook: Path, expected: dict[str, str]) -> int:
             )
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected[cell.id])]
         marked += 1
+        cell.execution_count = marked  # nbval refuses reference outputs of an unrun cell
     nbformat.write(nb, notebook)
     return marked
 

@@ -1,0 +1,455 @@
+"""Every figure of the reports and the app: functions that take DataFrames and return a
+matplotlib `Figure` with a title and labelled axes (units included).
+
+Figures are built on `matplotlib.figure.Figure` directly, not through pyplot, so they work on any
+backend (Agg in tests and batch runs), never pile up in pyplot's global state, and are neither
+shown nor saved here: callers display them and save them with `nba.report.save_figure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, StrMethodFormatter
+
+from nba.data import schema
+
+CURRENCY = "$"  # the Kaggle file's amounts and income bands are in US dollars
+
+#: Class names and colours used by every figure (colour-blind safe pair).
+CLASS_NAMES = {0: "Existing", 1: "Attrited"}
+CLASS_COLORS = {0: "#4C72B0", 1: "#DD8452"}
+HIGHLIGHT = "#C44E52"
+NEUTRAL = "#8C8C8C"
+
+#: Axis unit of each numeric column of the customer record.
+UNITS: dict[str, str] = {
+    "Customer_Age": "years",
+    "Dependent_count": "people",
+    "Months_on_book": "months",
+    "Total_Relationship_Count": "products held",
+    "Months_Inactive_12_mon": "months in last 12",
+    "Contacts_Count_12_mon": "contacts in last 12 months",
+    "Credit_Limit": CURRENCY,
+    "Total_Revolving_Bal": CURRENCY,
+    "Avg_Open_To_Buy": CURRENCY,
+    "Total_Amt_Chng_Q4_Q1": "ratio Q4 / Q1",
+    "Total_Trans_Amt": f"{CURRENCY} in last 12 months",
+    "Total_Trans_Ct": "transactions in last 12 months",
+    "Total_Ct_Chng_Q4_Q1": "ratio Q4 / Q1",
+    "Avg_Utilization_Ratio": "share of limit, 0-1",
+}
+
+
+def axis_label(column: str) -> str:
+    """'Credit_Limit ($)': a column name with its unit, for an axis."""
+    unit = UNITS.get(column)
+    return f"{column} ({unit})" if unit else column
+
+
+def tex(text: str) -> str:
+    """Text with its dollar signs escaped: matplotlib reads a pair of `$` as maths, and the
+    income bands ('$40K - $60K') would turn into italics."""
+    return text.replace(r"\$", "$").replace("$", r"\$")
+
+
+def number(value: float) -> str:
+    """A number as a person reads it: 4,666 · 68 · 0.74 · 0.055."""
+    v = float(value)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10 or v == int(v):
+        return f"{v:,.1f}".rstrip("0").rstrip(".")
+    return f"{v:.3g}"
+
+
+def _churn(df: pd.DataFrame) -> np.ndarray:
+    return df[schema.TARGET].to_numpy() == 1
+
+
+def churn_balance(df: pd.DataFrame) -> Figure:
+    """Customers by status (existing / attrited): one bar each, labelled with count and share."""
+    churned = _churn(df)
+    counts = [int((~churned).sum()), int(churned.sum())]
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    bars = ax.bar(
+        [CLASS_NAMES[0], CLASS_NAMES[1]], counts, color=[CLASS_COLORS[0], CLASS_COLORS[1]]
+    )
+    for bar, n in zip(bars, counts, strict=True):
+        ax.annotate(
+            f"{n:,} ({n / len(df):.1%})",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
+    ax.set_ylim(0, max(counts) * 1.15)
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.set_title(f"One customer in {len(df) / max(counts[1], 1):.1f} has left")
+    ax.set_xlabel("customer status")
+    ax.set_ylabel("customers (count)")
+    fig.tight_layout()
+    return fig
+
+
+def _bin_edges(x: np.ndarray, bins: int) -> np.ndarray:
+    """Histogram edges: one bar per value for a small count, whole-number-aligned bins for
+    an integer column (no empty comb teeth), else `bins` equal bins."""
+    if len(x) == 0:
+        return np.linspace(0, 1, bins + 1)
+    values = np.unique(x)
+    if len(values) <= 12:  # a count: one bar per value
+        return np.concatenate([values - 0.5, [values[-1] + 0.5]])
+    lo, hi = float(values[0]), float(values[-1])
+    if np.all(values == np.round(values)) and hi - lo <= 4 * bins:
+        step = max(1, int(np.ceil((hi - lo + 1) / bins)))
+        return np.arange(lo - 0.5, hi + 0.5 + step, step)
+    return np.histogram_bin_edges(x, bins=bins)
+
+
+def class_histogram(
+    values: pd.Series,
+    churn: pd.Series | np.ndarray,
+    *,
+    title: str,
+    xlabel: str,
+    bins: int = 40,
+    ax=None,
+) -> Figure:
+    """Distribution of `values` for existing vs attrited customers, each as a share of its own
+    class (%) so the smaller attrited group stays visible; dashed lines mark the medians."""
+    own = ax is None
+    fig = Figure(figsize=(7.5, 4.2)) if own else ax.figure
+    ax = fig.subplots() if own else ax
+    x = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    churned = np.asarray(churn) == 1
+    finite = np.isfinite(x)
+    edges = _bin_edges(x[finite], bins)
+    for cls in (0, 1):
+        part = x[finite & (churned == bool(cls))]
+        if len(part) == 0:
+            continue
+        weights = np.full(len(part), 100.0 / len(part))
+        ax.hist(
+            part,
+            bins=edges,
+            weights=weights,
+            histtype="bar",
+            alpha=0.45,
+            color=CLASS_COLORS[cls],
+            label=f"{CLASS_NAMES[cls]} (median {number(np.median(part))})",
+        )
+        ax.axvline(np.median(part), color=CLASS_COLORS[cls], linestyle="--", linewidth=1.2)
+    if np.nanmax(np.abs(x[finite]), initial=0) >= 10_000:  # 12,500 not 12500, and no overlap
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+    ax.set_title(tex(title))
+    ax.set_xlabel(tex(xlabel))
+    ax.set_ylabel("share of class (%)")
+    ax.legend(frameon=False, fontsize="small")
+    if own:
+        fig.tight_layout()
+    return fig
+
+
+def customer_value_distribution(value: pd.Series, df: pd.DataFrame) -> Figure:
+    """Yearly value per customer ($/year) for existing vs attrited customers."""
+    return class_histogram(
+        value,
+        df[schema.TARGET],
+        title="Yearly value per customer, existing vs attrited",
+        xlabel=f"yearly value per customer ({CURRENCY} / year, proxy)",
+        bins=50,
+    )
+
+
+def value_components(components: pd.DataFrame, df: pd.DataFrame) -> Figure:
+    """Mean of each value component ($ per customer per year) for existing vs attrited
+    customers, with the net value as the last group."""
+    churned = _churn(df)
+    table = components.assign(net_value=components.sum(axis=1))
+    means = pd.DataFrame({CLASS_NAMES[c]: table[churned == bool(c)].mean() for c in (0, 1)})
+    fig = Figure(figsize=(8.5, 4.4))
+    ax = fig.subplots()
+    x = np.arange(len(means))
+    width = 0.38
+    for i, c in enumerate((0, 1)):
+        bars = ax.bar(
+            x + (i - 0.5) * width,
+            means[CLASS_NAMES[c]],
+            width,
+            color=CLASS_COLORS[c],
+            label=CLASS_NAMES[c],
+        )
+        ax.bar_label(bars, fmt="%.0f", fontsize="small", padding=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [name.replace("_", " ") for name in means.index])
+    ax.set_title("Where a customer's yearly value comes from (mean per customer)")
+    ax.set_xlabel("value component")
+    ax.set_ylabel(tex(f"{CURRENCY} per customer per year"))
+    ax.legend(frameon=False)
+    ax.margins(y=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def ranked_bars(
+    values: pd.Series,
+    *,
+    title: str,
+    xlabel: str,
+    errors: pd.Series | None = None,
+    highlight: Sequence[str] = (),
+    highlight_label: str = "",
+    other_label: str = "",
+    reference: float | None = None,
+    fmt: str = "{:.3f}",
+) -> Figure:
+    """Horizontal bars, largest at the top, each labelled with its value; names in `highlight`
+    get their own colour (and legend entry when labels are given); `reference` draws a line."""
+    order = values.sort_values()
+    fig = Figure(figsize=(8.5, 0.32 * len(order) + 1.6))
+    ax = fig.subplots()
+    colors = [HIGHLIGHT if name in highlight else CLASS_COLORS[0] for name in order.index]
+    err = None if errors is None else errors.reindex(order.index).to_numpy()
+    bars = ax.barh(order.index, order.to_numpy(), xerr=err, color=colors, capsize=2)
+    labels = [fmt.format(v) for v in order]
+    labels = [
+        t[1:] if t.startswith("-") and not t.strip("-0.,") else t for t in labels
+    ]  # no "-0.000"
+    ax.bar_label(bars, labels=labels, fontsize="small", padding=3)
+    if reference is not None:
+        ax.axvline(reference, color="black", linewidth=0.8, linestyle=":")
+    if highlight and highlight_label:
+        handles = [
+            Patch(color=HIGHLIGHT, label=highlight_label),
+            Patch(color=CLASS_COLORS[0], label=other_label or "other"),
+        ]
+        ax.legend(handles=handles, frameon=False, loc="lower right")
+    ax.set_title(tex(title))
+    ax.set_xlabel(tex(xlabel))
+    ax.set_ylabel("feature")
+    ax.margins(x=0.12)
+    fig.tight_layout()
+    return fig
+
+
+def feature_separation(
+    separation: pd.DataFrame, highlight: Sequence[str] = (), title: str | None = None
+) -> Figure:
+    """Single-feature ROC-AUC of each feature against churn (0.5 = no signal, 1 = perfect), from
+    a table with an `auc` column indexed by feature; `highlight` marks e.g. the 12-month
+    behaviour columns."""
+    lo = min(0.5, float(separation["auc"].min()))
+    fig = ranked_bars(
+        separation["auc"],
+        title=title or "How well each feature alone separates churners",
+        xlabel="single-feature ROC-AUC (0.5 = no signal, 1.0 = perfect)",
+        highlight=highlight,
+        highlight_label="12-month behaviour",
+        other_label="profile and balances",
+        reference=0.5,
+    )
+    fig.axes[0].set_xlim(lo, 1.05)
+    return fig
+
+
+def category_profile(df: pd.DataFrame, column: str) -> Figure:
+    """Two panels for one categorical column: its distribution within existing and within
+    attrited customers (% of class), and the churn rate of each category (%) with the overall
+    rate as a line."""
+    churned = _churn(df)
+    order = [c for c in schema.CATEGORIES.get(column, ()) if c in set(df[column])] or sorted(
+        df[column].unique()
+    )
+    labels = [tex(str(c)) for c in order]
+    rotation = 20 if len(order) > 4 else 0  # long income/education labels
+    fig = Figure(figsize=(12, 4.4))
+    left, right = fig.subplots(1, 2)
+    x = np.arange(len(order))
+    width = 0.38
+    for i, c in enumerate((0, 1)):
+        share = df.loc[churned == bool(c), column].value_counts(normalize=True)
+        share = share.reindex(order, fill_value=0) * 100
+        left.bar(x + (i - 0.5) * width, share, width, color=CLASS_COLORS[c], label=CLASS_NAMES[c])
+    left.set_xticks(x, labels, rotation=rotation, ha="right" if rotation else "center")
+    left.set_title(f"{column}: share of each class")
+    left.set_xlabel(column)
+    left.set_ylabel("share of class (%)")
+    left.legend(frameon=False)
+
+    grouped = pd.Series(churned, index=df.index).groupby(df[column])
+    rate = grouped.mean().reindex(order) * 100
+    count = grouped.size().reindex(order)
+    bars = right.bar(x, rate, color=CLASS_COLORS[1])
+    texts = right.bar_label(
+        bars,
+        labels=[f"{r:.1f}%\nn={n:,}" for r, n in zip(rate, count, strict=True)],
+        fontsize="small",
+        padding=2,
+    )
+    for text in texts:  # readable where a label crosses the overall-rate line
+        text.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    overall = churned.mean() * 100
+    right.axhline(
+        overall, color="black", linestyle=":", linewidth=1, label=f"all customers {overall:.1f}%"
+    )
+    right.set_xticks(x, labels, rotation=rotation, ha="right" if rotation else "center")
+    right.set_ylim(0, max(float(np.nanmax(rate.to_numpy())), overall) * 1.35)
+    right.set_title(f"{column}: churn rate per category")
+    right.set_xlabel(column)
+    right.set_ylabel("churn rate (%)")
+    right.legend(frameon=False, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def numeric_distributions(df: pd.DataFrame, columns: Sequence[str], ncols: int = 4) -> Figure:
+    """A grid with one panel per numeric column: its distribution for existing vs attrited
+    customers (% of class per bin); unused grid cells are removed."""
+    columns = list(columns)
+    nrows = int(np.ceil(len(columns) / ncols))
+    fig = Figure(figsize=(4.2 * ncols, 3.1 * nrows + 0.6))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax, column in zip(axes, columns, strict=False):
+        class_histogram(
+            df[column], df[schema.TARGET], title=column, xlabel=axis_label(column), bins=30, ax=ax
+        )
+        ax.legend(frameon=False, fontsize="x-small")
+    for ax in axes[len(columns) :]:
+        fig.delaxes(ax)
+    fig.suptitle(
+        "Numeric features: existing vs attrited customers (dashed lines: medians)",
+        fontsize="x-large",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def correlation_heatmap(df: pd.DataFrame, columns: Sequence[str]) -> Figure:
+    """Pearson correlation (−1 to 1) between `columns` (numeric, e.g. the features and churn),
+    annotated, lower triangle only."""
+    corr = df[list(columns)].astype(float).corr()
+    n = len(corr)
+    masked = corr.to_numpy().copy()
+    masked[np.triu_indices(n, k=1)] = np.nan
+    fig = Figure(figsize=(0.62 * n + 3, 0.55 * n + 2))
+    ax = fig.subplots()
+    image = ax.imshow(masked, cmap="RdBu_r", vmin=-1, vmax=1)
+    for i in range(n):
+        for j in range(i + 1):
+            v = masked[i, j]
+            ax.text(
+                j,
+                i,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(v) > 0.6 else "black",
+            )
+    ax.set_xticks(range(n), corr.columns, rotation=60, ha="right")
+    ax.set_yticks(range(n), corr.index)
+    ax.set_title("Correlation between numeric features and churn (Pearson)")
+    ax.set_xlabel("feature")
+    ax.set_ylabel("feature")
+    fig.colorbar(image, ax=ax, label="Pearson correlation (-1 to 1)", shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def outlier_counts(outliers: pd.DataFrame) -> Figure:
+    """Customers outside the IQR fences (Q1 − 1.5·IQR, Q3 + 1.5·IQR) per column, from a table
+    with `outliers` and `share` columns indexed by column name."""
+    fig = ranked_bars(
+        outliers["outliers"].astype(float),
+        title="Outliers by the IQR rule, per numeric column",
+        xlabel="customers outside Q1 - 1.5 IQR .. Q3 + 1.5 IQR (count)",
+        fmt="{:,.0f}",
+    )
+    return fig
+
+
+def signed_bars(values: pd.Series, *, title: str, xlabel: str) -> Figure:
+    """Horizontal bars of signed values ordered by size (e.g. correlation with churn):
+    positive in the attrited colour, negative in the existing colour."""
+    order = values.sort_values()
+    fig = Figure(figsize=(8.5, 0.32 * len(order) + 1.6))
+    ax = fig.subplots()
+    colors = [CLASS_COLORS[1] if v > 0 else CLASS_COLORS[0] for v in order]
+    bars = ax.barh(order.index, order.to_numpy(), color=colors)
+    ax.bar_label(bars, labels=[f"{v:+.2f}" for v in order], fontsize="small", padding=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("feature")
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def permutation_importance(importance: pd.DataFrame, highlight: Sequence[str] = ()) -> Figure:
+    """Permutation importance (drop in ROC-AUC when a feature is shuffled, mean ± sd over
+    repeats) from a table with `importance` and `std` columns indexed by feature; `highlight`
+    marks e.g. the engineered candidates."""
+    return ranked_bars(
+        importance["importance"],
+        errors=importance["std"],
+        highlight=highlight,
+        highlight_label="engineered candidate",
+        other_label="base feature",
+        title="Which features a quick model relies on (permutation importance)",
+        xlabel="drop in validation ROC-AUC when the feature is shuffled (AUC, 0-1 scale)",
+        reference=0.0,
+        fmt="{:.3f}",
+    )
+
+
+def split_balance(summary: pd.DataFrame) -> Figure:
+    """Customers and churn rate of each side of the held-out split, from a table with
+    `customers` and `churn_rate` columns indexed by side."""
+    fig = Figure(figsize=(9, 3.8))
+    left, right = fig.subplots(1, 2)
+    sides = list(summary.index)
+    bars = left.bar(sides, summary["customers"], color=NEUTRAL)
+    left.bar_label(bars, labels=[f"{n:,}" for n in summary["customers"]], padding=2)
+    left.set_title("Customers per side of the split")
+    left.set_xlabel("split side")
+    left.set_ylabel("customers (count)")
+    left.margins(y=0.15)
+    bars = right.bar(sides, summary["churn_rate"] * 100, color=CLASS_COLORS[1])
+    right.bar_label(bars, labels=[f"{r:.2%}" for r in summary["churn_rate"]], padding=2)
+    right.set_title("Churn rate per side (stratified)")
+    right.set_xlabel("split side")
+    right.set_ylabel("churn rate (%)")
+    right.margins(y=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def leakage_histogram(raw: pd.DataFrame) -> Figure:
+    """The first leakage column present in `raw` (text as `read_table` returns it, with
+    `Attrition_Flag`) for existing vs attrited customers; a note when the file has none."""
+    present = [c for c in raw.columns if c.startswith(schema.LEAKAGE_PREFIX)]
+    if not present or schema.TARGET_RAW not in raw.columns:
+        fig = Figure(figsize=(7.5, 2.5))
+        ax = fig.subplots()
+        ax.text(0.5, 0.5, "no Naive_Bayes_Classifier_* column in this file", ha="center")
+        ax.set_title("Leakage columns: none present")
+        ax.set_xlabel("column value (probability, 0-1)")
+        ax.set_ylabel("share of class (%)")
+        return fig
+    column = present[0]
+    churn = raw[schema.TARGET_RAW].eq(schema.ATTRITED).astype(int)
+    return class_histogram(
+        pd.to_numeric(raw[column], errors="coerce"),
+        churn,
+        title=f"{schema.LEAKAGE_PREFIX}…{column[-2:]}: the label in disguise",
+        xlabel="column value (another model's attrition probability, 0-1)",
+        bins=40,
+    )

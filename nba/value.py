@@ -1,0 +1,226 @@
+"""What a card customer is worth to the issuer, what churn costs, and what counts as success.
+
+The dataset has no revenue columns, so value is a *proxy* built from what it does have: spend
+(interchange), revolving balances (interest margin) and the card tier (annual fee), less a
+flat cost to serve. Every rate is a `Settings` field whose rationale sits in
+`params/default.yaml`; amounts are in the card's currency (the Kaggle file is in US dollars).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nba.config import PARAMS_DIR, Settings
+from nba.data import schema
+
+#: Value-assumption settings, in the order a reader meets them, with their units.
+ASSUMPTIONS: dict[str, str] = {
+    "interchange_rate": "share of card spend",
+    "interest_margin": "share of revolving balance a year",
+    "annual_fee_blue": "$ a year",
+    "annual_fee_silver": "$ a year",
+    "annual_fee_gold": "$ a year",
+    "annual_fee_platinum": "$ a year",
+    "servicing_cost": "$ a year",
+    "value_horizon_years": "years",
+}
+
+
+def annual_fee(card_category: pd.Series, settings: Settings) -> pd.Series:
+    """Yearly card fee ($/year) for each customer from its `Card_Category` (Blue/Silver/Gold/
+    Platinum); an unknown tier is an error rather than a silent zero."""
+    fees = {
+        card: getattr(settings, f"annual_fee_{card.lower()}")
+        for card in schema.CATEGORIES["Card_Category"]
+    }
+    fee = card_category.map(fees)
+    if fee.isna().any():
+        unknown = sorted(set(card_category[fee.isna()].astype(str)))
+        raise ValueError(f"Card_Category has no annual fee for: {', '.join(unknown)}")
+    return fee.astype(float).rename("annual_fee")
+
+
+def value_components(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """The parts of each customer's yearly value, in $ per year: interchange on the last 12
+    months' spend, interest margin on the revolving balance, the card's annual fee, and the
+    servicing cost (negative). Rows align with `df`."""
+    return pd.DataFrame(
+        {
+            "interchange": settings.interchange_rate * df["Total_Trans_Amt"].astype(float),
+            "interest": settings.interest_margin * df["Total_Revolving_Bal"].astype(float),
+            "annual_fee": annual_fee(df["Card_Category"], settings),
+            "servicing_cost": -float(settings.servicing_cost),
+        },
+        index=df.index,
+    )
+
+
+def customer_value(df: pd.DataFrame, settings: Settings) -> pd.Series:
+    """Yearly value of each customer to the issuer, in $ per year (a proxy):
+
+    interchange_rate × Total_Trans_Amt + interest_margin × Total_Revolving_Bal
+    + annual fee of the Card_Category − servicing_cost.
+
+    It can be negative for an inactive customer with no balance on a fee-free card."""
+    return value_components(df, settings).sum(axis=1).rename("customer_value")
+
+
+def value_at_stake(df: pd.DataFrame, settings: Settings) -> dict[str, float]:
+    """What churn costs, from a labelled frame (`churn` 0/1), under the value assumptions.
+
+    Amounts are $ (per year where the key says `_year`, else over `value_horizon_years`, not
+    discounted). The churners' value is measured on their last 12 months, which already hold
+    the decline before they left: the loss is a conservative proxy, not an accounting figure.
+    """
+    value = customer_value(df, settings)
+    churned = df[schema.TARGET].to_numpy() == 1
+    lost_year = float(value[churned].sum())
+    total_year = float(value.sum())
+    horizon = float(settings.value_horizon_years)
+    n_churn = int(churned.sum())
+    return {
+        "customers": len(df),
+        "churners": n_churn,
+        "churn_rate": float(churned.mean()),
+        "horizon_years": horizon,
+        "value_per_customer_year": float(value.mean()),
+        "value_per_existing_year": float(value[~churned].mean()) if (~churned).any() else np.nan,
+        "value_per_churner_year": float(value[churned].mean()) if n_churn else np.nan,
+        "portfolio_value_year": total_year,
+        "churner_value_year": lost_year,
+        "share_of_value_lost": lost_year / total_year if total_year else np.nan,
+        "value_lost_horizon": lost_year * horizon,
+        "value_per_lost_customer_horizon": lost_year * horizon / n_churn if n_churn else np.nan,
+    }
+
+
+def _rationale(params_file: Path) -> dict[str, str]:
+    """Comment text beside each key of a params YAML file (continuation comment lines joined)."""
+    notes: dict[str, str] = {}
+    key = None
+    for line in params_file.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^([A-Za-z_]\w*):[^#]*(?:#\s*(.*))?$", line)
+        if m:
+            key = m.group(1)
+            notes[key] = (m.group(2) or "").strip()
+        elif key and re.match(r"^\s+#", line):
+            notes[key] = f"{notes[key]} {line.strip().lstrip('#').strip()}".strip()
+        else:
+            key = None
+    return notes
+
+
+def value_assumptions(settings: Settings, params_file: Path | None = None) -> pd.DataFrame:
+    """The value assumptions of this run: setting, value, unit and the rationale written beside
+    it in `params/default.yaml` (the values are the run's, the reasons the file's)."""
+    path = params_file or PARAMS_DIR / "default.yaml"
+    notes = _rationale(path) if path.exists() else {}
+    return pd.DataFrame(
+        {
+            "setting": list(ASSUMPTIONS),
+            "value": [getattr(settings, k) for k in ASSUMPTIONS],
+            "unit": list(ASSUMPTIONS.values()),
+            "rationale": [notes.get(k, "") for k in ASSUMPTIONS],
+        }
+    )
+
+
+# --- success criteria -------------------------------------------------------------------------
+
+_HELD_OUT = "held-out test split (notebook 03), chosen model and threshold"
+_SEGMENTS = "chosen segmentation on the training split; stability over reseeded refits"
+_ACTIONS = "simulation of the action engine on the held-out test split"
+
+#: (stage, metric, comparison, target, source, description). Stage and metric names are the
+#: keys of `bundle.metadata["metrics"]`, so a measured metrics dict can be checked directly.
+_CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
+    ("churn", "roc_auc", ">=", 0.996, _HELD_OUT, "ranks churners above stayers"),
+    ("churn", "pr_auc", ">=", 0.980, _HELD_OUT, "precision-recall area (rare class)"),
+    ("churn", "f1", ">=", 0.935, _HELD_OUT, "balance of precision and recall at the threshold"),
+    ("churn", "precision", ">=", 0.92, _HELD_OUT, "share of flagged customers who do churn"),
+    ("churn", "recall", ">=", 0.92, _HELD_OUT, "share of churners who are flagged"),
+    ("segments", "silhouette", ">=", 0.50, _SEGMENTS, "segments are compact and apart"),
+    ("segments", "k", ">=", 4, _SEGMENTS, "enough segments to act on differently"),
+    ("segments", "stability_ari", ">=", 0.95, _SEGMENTS, "same segments when refitted"),
+    (
+        "segments",
+        "churn_ratio_high_low",
+        ">=",
+        8,
+        _SEGMENTS,
+        "churn rate of the riskiest segment / the safest",
+    ),
+    (
+        "actions",
+        "net_value_uplift_vs_no_action",
+        ">",
+        0.0,
+        _ACTIONS,
+        "expected net value ($) above doing nothing",
+    ),
+    (
+        "actions",
+        "net_value_uplift_vs_churn_score_one_offer",
+        ">",
+        0.0,
+        _ACTIONS,
+        "expected net value ($) above one offer to the highest churn scores",
+    ),
+    (
+        "actions",
+        "net_value_uplift_vs_random_action",
+        ">",
+        0.0,
+        _ACTIONS,
+        "expected net value ($) above a random eligible action",
+    ),
+)
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+def success_criteria() -> pd.DataFrame:
+    """The measurable success criteria for stage 1 (churn), stage 2 (segments) and the actions:
+    one row per criterion with `stage`, `metric`, `comparison`, `target`, `source` (where the
+    measured value must come from) and `description`. Action criteria are uplifts over a
+    baseline in $, to be above 0."""
+    columns = ["stage", "metric", "comparison", "target", "source", "description"]
+    frame = pd.DataFrame(list(_CRITERIA), columns=columns)
+    frame["target"] = frame["target"].astype(float)
+    return frame
+
+
+def check_criteria(
+    measured: Mapping[str, Mapping[str, float]], criteria: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The criteria with the `measured` value of each (nested `{stage: {metric: value}}`, as in
+    `bundle.metadata["metrics"]`), whether it is `met`, and a `status`: met / not met /
+    not measured (missing or NaN measurements never count as met)."""
+    table = (success_criteria() if criteria is None else criteria).copy()
+    values = [
+        measured.get(stage, {}).get(metric, np.nan)
+        for stage, metric in zip(table["stage"], table["metric"], strict=True)
+    ]
+    table["measured"] = pd.to_numeric(pd.Series(values, index=table.index, dtype=object))
+    has = table["measured"].notna()
+    table["met"] = [
+        bool(h and COMPARISONS[c](m, t))
+        for h, c, m, t in zip(
+            has, table["comparison"], table["measured"], table["target"], strict=True
+        )
+    ]
+    table["status"] = np.where(~has, "not measured", np.where(table["met"], "met", "not met"))
+    return table

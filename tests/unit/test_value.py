@@ -1,0 +1,163 @@
+"""nba.value: the customer-value proxy, what churn costs, and the success criteria."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nba.config import Settings
+from nba.value import (
+    ASSUMPTIONS,
+    annual_fee,
+    check_criteria,
+    customer_value,
+    success_criteria,
+    value_assumptions,
+    value_at_stake,
+    value_components,
+)
+
+
+@pytest.fixture
+def customers() -> pd.DataFrame:
+    """One customer per card tier, with round amounts so the formula can be done by hand."""
+    return pd.DataFrame(
+        {
+            "Card_Category": ["Blue", "Silver", "Gold", "Platinum"],
+            "Total_Trans_Amt": [1000, 2000, 0, 5000],
+            "Total_Revolving_Bal": [500, 0, 1000, 2000],
+            "churn": [1, 0, 0, 1],
+        }
+    )
+
+
+def test_customer_value_is_the_documented_formula(customers):
+    # 0.018 × spend + 0.12 × balance + fee(tier) − 40, with the default assumptions
+    expected = [
+        18 + 60 + 0 - 40,  # Blue
+        36 + 0 + 59 - 40,  # Silver
+        0 + 120 + 99 - 40,  # Gold
+        90 + 240 + 199 - 40,  # Platinum
+    ]
+    got = customer_value(customers, Settings())
+    assert got.tolist() == pytest.approx(expected)
+    assert got.name == "customer_value"
+    assert got.index.equals(customers.index)
+
+
+def test_customer_value_follows_the_settings(customers):
+    settings = Settings(
+        interchange_rate=0.02,
+        interest_margin=0.1,
+        annual_fee_blue=10.0,
+        annual_fee_silver=20.0,
+        annual_fee_gold=30.0,
+        annual_fee_platinum=40.0,
+        servicing_cost=5.0,
+    )
+    expected = [20 + 50 + 10 - 5, 40 + 0 + 20 - 5, 0 + 100 + 30 - 5, 100 + 200 + 40 - 5]
+    assert customer_value(customers, settings).tolist() == pytest.approx(expected)
+
+
+def test_annual_fee_by_card_tier():
+    cards = pd.Series(["Platinum", "Blue", "Gold", "Silver", "Blue"])
+    assert annual_fee(cards, Settings()).tolist() == [199.0, 0.0, 99.0, 59.0, 0.0]
+
+
+def test_annual_fee_rejects_an_unknown_tier():
+    with pytest.raises(ValueError, match="Diamond"):
+        annual_fee(pd.Series(["Blue", "Diamond"]), Settings())
+
+
+def test_components_add_up_to_the_value(customers):
+    settings = Settings()
+    parts = value_components(customers, settings)
+    assert list(parts.columns) == ["interchange", "interest", "annual_fee", "servicing_cost"]
+    assert (parts["servicing_cost"] == -settings.servicing_cost).all()
+    assert parts.sum(axis=1).tolist() == pytest.approx(customer_value(customers, settings).tolist())
+
+
+def test_value_at_stake_sums_the_churners_over_the_horizon(customers):
+    stake = value_at_stake(customers, Settings(value_horizon_years=2.0))
+    churner_year = 38 + 489  # the Blue and the Platinum customer left
+    total_year = 38 + 55 + 179 + 489
+    assert stake["customers"] == 4 and stake["churners"] == 2
+    assert stake["churn_rate"] == pytest.approx(0.5)
+    assert stake["churner_value_year"] == pytest.approx(churner_year)
+    assert stake["portfolio_value_year"] == pytest.approx(total_year)
+    assert stake["share_of_value_lost"] == pytest.approx(churner_year / total_year)
+    assert stake["value_lost_horizon"] == pytest.approx(churner_year * 2)
+    assert stake["value_per_lost_customer_horizon"] == pytest.approx(churner_year * 2 / 2)
+    assert stake["value_per_existing_year"] == pytest.approx((55 + 179) / 2)
+
+
+def test_value_at_stake_without_churners_has_no_loss(customers):
+    stake = value_at_stake(customers.assign(churn=0), Settings())
+    assert stake["churners"] == 0 and stake["churner_value_year"] == 0
+    assert math.isnan(stake["value_per_lost_customer_horizon"])
+
+
+def test_value_assumptions_show_the_runs_values_and_the_files_rationale(tmp_path: Path):
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "# header comment\n"
+        "interchange_rate: 0.018  # issuer's share of card spend\n"
+        "                         # (continued on a second line)\n"
+        "servicing_cost: 40.0     # statements and calls\n",
+        encoding="utf-8",
+    )
+    table = value_assumptions(Settings(interchange_rate=0.03), params)
+    assert table["setting"].tolist() == list(ASSUMPTIONS)
+    row = table.set_index("setting").loc["interchange_rate"]
+    assert row["value"] == 0.03  # the run's value, not the file's
+    assert row["rationale"] == "issuer's share of card spend (continued on a second line)"
+    assert table.set_index("setting").loc["interest_margin", "rationale"] == ""
+
+
+def test_value_assumptions_read_the_projects_params_file():
+    table = value_assumptions(Settings()).set_index("setting")
+    assert (table["rationale"].str.len() > 0).all()
+
+
+EXPECTED_TARGETS = {
+    ("churn", "roc_auc"): (">=", 0.996),
+    ("churn", "pr_auc"): (">=", 0.980),
+    ("churn", "f1"): (">=", 0.935),
+    ("churn", "precision"): (">=", 0.92),
+    ("churn", "recall"): (">=", 0.92),
+    ("segments", "silhouette"): (">=", 0.50),
+    ("segments", "k"): (">=", 4),
+    ("segments", "stability_ari"): (">=", 0.95),
+    ("segments", "churn_ratio_high_low"): (">=", 8),
+    ("actions", "net_value_uplift_vs_no_action"): (">", 0),
+    ("actions", "net_value_uplift_vs_churn_score_one_offer"): (">", 0),
+    ("actions", "net_value_uplift_vs_random_action"): (">", 0),
+}
+
+
+def test_success_criteria_hold_the_agreed_targets():
+    table = success_criteria()
+    assert {"stage", "metric", "target", "comparison", "source"} <= set(table.columns)
+    got = {(r.stage, r.metric): (r.comparison, r.target) for r in table.itertuples(index=False)}
+    assert got == EXPECTED_TARGETS
+    assert table["source"].str.len().gt(0).all()
+    assert table["target"].dtype == float
+
+
+def test_check_criteria_marks_met_not_met_and_not_measured():
+    measured = {
+        "churn": {"roc_auc": 0.996, "pr_auc": 0.97, "f1": float("nan")},
+        "segments": {"k": 5},
+        "actions": {"net_value_uplift_vs_no_action": 0.0},
+    }
+    table = check_criteria(measured).set_index(["stage", "metric"])
+    assert table.loc[("churn", "roc_auc"), "status"] == "met"  # >= includes the target
+    assert table.loc[("churn", "pr_auc"), "status"] == "not met"
+    assert table.loc[("churn", "f1"), "status"] == "not measured"  # NaN is not a measurement
+    assert table.loc[("churn", "recall"), "status"] == "not measured"
+    assert table.loc[("segments", "k"), "status"] == "met"
+    assert table.loc[("actions", "net_value_uplift_vs_no_action"), "status"] == "not met"  # > 0
+    assert table["met"].sum() == 2
