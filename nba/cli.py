@@ -133,6 +133,39 @@ def _pipeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _train(args: argparse.Namespace) -> int:
+    from nba import report
+    from nba.bundle import save_bundle
+    from nba.churn import TrainOptions
+    from nba.data.discover import discover
+    from nba.data.io import load_with_rejects
+    from nba.train import train
+
+    settings = config.Settings()
+    source = discover(args.data, settings)
+    print(source.banner, file=sys.stderr)
+    df, rejects = load_with_rejects(source.path)
+    if len(rejects):
+        print(
+            f"{len(rejects):,} of {source.rows:,} rows are invalid and not used for training "
+            f"(see `nba data validate {source.path}`)",
+            file=sys.stderr,
+        )
+    options = TrainOptions() if args.full else TrainOptions.fast()
+    bundle, metrics = train(df, source, settings, options)
+    path = save_bundle(bundle, Path(args.out))
+    report.write_metrics("churn", metrics["churn"], settings)
+    report.write_metrics("segments", metrics["segments"], settings)
+    churn = bundle.metadata["metrics"]["churn"]
+    seg = bundle.metadata["metrics"]["segments"]
+    print(
+        f"Bundle written to {path}: churn ROC-AUC {churn['roc_auc']:.4f}, PR-AUC "
+        f"{churn['pr_auc']:.4f}, F1 {churn['f1']:.4f} (held-out); {seg['k']} segments, "
+        f"silhouette {seg['silhouette']:.3f}; trained in {metrics['train_seconds']:.0f} s"
+    )
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -183,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     disc.add_argument("--data", help="explicit data file (overrides NBA_DATA and data/raw/)")
     disc.set_defaults(func=_data_discover)
+    tr = commands.add_parser("train", help="train churn model and segments into one bundle")
+    tr.add_argument("--data", help="labelled data file (overrides NBA_DATA and data/raw/)")
+    tr.add_argument("--out", required=True, help="bundle file to write, e.g. models/nba.bundle")
+    tr.add_argument(
+        "--full",
+        action="store_true",
+        help="re-run the candidate comparison, feature selection and search (minutes)",
+    )
+    tr.set_defaults(func=_train)
+
     pipe = commands.add_parser("pipeline", help="re-run the numbered notebooks with papermill")
     pipe.add_argument("--data", help="data file (overrides NBA_DATA and data/raw/)")
     pipe.add_argument("--params", help="parameters YAML (default params/default.yaml)")

@@ -54,6 +54,8 @@ class Settings:
     reports_dir: str = "reports"  # executed notebooks, figures, metrics/*.json
     models_dir: str = "models"  # trained bundles
     split_file: str = "artifacts/split.csv"  # held-out split (ids), relative to reports_dir
+    churn_model_file: str = "artifacts/churn_model.skops"  # stage 1 fitted on the training split
+    segmenter_file: str = "artifacts/segmenter.skops"  # stage 2 fitted on the training split
 
     # Value assumptions (yearly, in the card's currency); rationale in params/default.yaml.
     interchange_rate: float = 0.018  # issuer's share of card spend
@@ -67,11 +69,11 @@ class Settings:
 
     def path(self, name: str) -> Path:
         """A path setting (`reports_dir`, `models_dir`, `data_path`) resolved from the root;
-        `split_file` is resolved inside `reports_dir`."""
+        the files notebooks hand each other (`*_file`) are resolved inside `reports_dir`."""
         value = Path(getattr(self, name))
         if value.is_absolute():
             return value
-        return (self.path("reports_dir") if name == "split_file" else ROOT) / value
+        return (self.path("reports_dir") if name.endswith("_file") else ROOT) / value
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,7 +30,16 @@ from nba.errors import NbaError
 log = logging.getLogger(__name__)
 
 #: What a run owns inside the reports folder; everything else there is left alone.
-OUTPUTS = ("notebooks", "html", "figures", "metrics", "artifacts", "run_summary.json")
+OUTPUTS = (
+    "notebooks",
+    "html",
+    "figures",
+    "metrics",
+    "artifacts",
+    "scores",
+    "model_card.md",
+    "run_summary.json",
+)
 FAILED = "failed"
 SUMMARY = "run_summary.json"
 VERSIONS = ("nba", "pandas", "numpy", "scikit-learn", "papermill", "matplotlib", "pandera")

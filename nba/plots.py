@@ -453,3 +453,281 @@ def leakage_histogram(raw: pd.DataFrame) -> Figure:
         xlabel="column value (another model's attrition probability, 0-1)",
         bins=40,
     )
+
+
+# --- evaluation (notebook 07) ----------------------------------------------------------------
+
+
+def roc_pr_curves(y: np.ndarray, p: np.ndarray, threshold: float) -> Figure:
+    """ROC and precision–recall curves of held-out scores, with the operating point marked."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y, p = np.asarray(y).astype(int), np.asarray(p)
+    fig = Figure(figsize=(11, 4.5))
+    roc_ax, pr_ax = fig.subplots(1, 2)
+    fpr, tpr, _ = roc_curve(y, p)
+    roc_ax.plot(fpr, tpr, color="#1f77b4")
+    roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random")
+    flag = p >= threshold
+    roc_ax.scatter(
+        flag[y == 0].mean(),
+        flag[y == 1].mean(),
+        color="#d62728",
+        zorder=3,
+        label=f"threshold {threshold:.2f}",
+    )
+    roc_ax.set(
+        title="ROC curve (held-out customers)",
+        xlabel="False-positive rate (share of stayers flagged)",
+        ylabel="True-positive rate (share of churners flagged)",
+    )
+    roc_ax.legend(loc="lower right")
+    precision, recall, _ = precision_recall_curve(y, p)
+    pr_ax.plot(recall, precision, color="#1f77b4")
+    pr_ax.axhline(y.mean(), color="grey", linestyle=":", label=f"churn rate {y.mean():.1%}")
+    pr_ax.scatter(
+        flag[y == 1].mean(),
+        y[flag].mean() if flag.any() else 0,
+        color="#d62728",
+        zorder=3,
+        label=f"threshold {threshold:.2f}",
+    )
+    pr_ax.set(
+        title="Precision–recall curve (held-out customers)",
+        xlabel="Recall (share of churners flagged)",
+        ylabel="Precision (share of flagged who churn)",
+    )
+    pr_ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(table: pd.DataFrame, threshold: float) -> Figure:
+    """Counts of actual × predicted at the threshold, annotated."""
+    fig = Figure(figsize=(5, 4.2))
+    ax = fig.subplots()
+    values = table.to_numpy()
+    ax.imshow(values, cmap="Blues")
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(
+            j,
+            i,
+            f"{v:,}",
+            ha="center",
+            va="center",
+            color="white" if v > values.max() / 2 else "black",
+            fontsize=12,
+        )
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in table.columns])
+    ax.set_yticks(range(values.shape[0]), [str(c) for c in table.index])
+    ax.set(
+        title=f"Confusion matrix at threshold {threshold:.2f}",
+        xlabel="Predicted (customers)",
+        ylabel="Actual (customers)",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def gains_chart(curve: pd.DataFrame, table: pd.DataFrame) -> Figure:
+    """Cumulative gains: share of churners caught against share of customers contacted."""
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    ax.plot(100 * curve.contacted, 100 * curve.caught, color="#1f77b4", label="model ranking")
+    ax.plot([0, 100], [0, 100], color="grey", linestyle=":", label="random contact")
+    for row in table.itertuples():
+        ax.scatter(100 * row.contacted_share, 100 * row.gain, color="#d62728", zorder=3)
+        ax.annotate(
+            f"{row.gain:.0%} (lift {row.lift:.1f}×)",
+            (100 * row.contacted_share, 100 * row.gain),
+            textcoords="offset points",
+            xytext=(8, -12),
+            fontsize=8,
+        )
+    ax.set(
+        title="Cumulative gains on held-out customers",
+        xlabel="Customers contacted, riskiest first (%)",
+        ylabel="Churners caught (%)",
+    )
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def fairness_recall(slices: pd.DataFrame) -> Figure:
+    """Recall and share flagged per group (gender, age band, income): who is missed more."""
+    fig = Figure(figsize=(10, 4.5))
+    ax = fig.subplots()
+    labels = [f"{a}: {tex(str(g))}" for a, g in zip(slices.attribute, slices.group, strict=True)]
+    x = np.arange(len(slices))
+    ax.bar(
+        x - 0.2, 100 * slices.recall, width=0.4, label="recall (churners flagged)", color="#1f77b4"
+    )
+    ax.bar(x + 0.2, 100 * slices.churn_rate, width=0.4, label="churn rate", color="#ff7f0e")
+    ax.set_xticks(x, labels, rotation=45, ha="right")
+    ax.set(
+        title="Recall and churn rate by group (held-out customers)",
+        xlabel="Group",
+        ylabel="Share of customers (%)",
+        ylim=(0, 105),
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+# --- stage 1 modelling (notebook 04) ------------------------------------------------------------
+
+#: Colours of the classifier scores in the modelling figures (colour-blind safe).
+SCORE_COLORS = {
+    "precision": "#4C72B0",
+    "recall": "#DD8452",
+    "f1": "#55A868",
+    "roc_auc": "#8172B3",
+    "pr_auc": "#C44E52",
+}
+
+
+def cv_comparison(
+    table: pd.DataFrame,
+    *,
+    baseline: str | None = None,
+    chosen: str | None = None,
+    metrics: Sequence[str] = ("precision", "recall", "f1", "roc_auc", "pr_auc"),
+) -> Figure:
+    """Cross-validated comparison of candidate models, from the tidy frame of
+    `nba.churn.compare_candidates` (model, metric, mean, sd, folds): left, each model's scores
+    (0-1) as dots with ± 1 sd bars over folds; right, seconds per fold fit. Models keep the
+    table's order, top to bottom; `baseline` and `chosen` are named on their labels."""
+    wide = table.pivot(index="model", columns="metric", values="mean")
+    sd = table.pivot(index="model", columns="metric", values="sd")
+    models = list(dict.fromkeys(table["model"]))[::-1]  # first model at the top
+    wide, sd = wide.reindex(models), sd.reindex(models)
+    folds = int(table["folds"].max())
+    tags = {baseline: "baseline", chosen: "chosen"}
+    labels = [f"{m} ({tags[m]})" if m in tags else m for m in models]
+    fig = Figure(figsize=(12, 0.55 * len(models) + 2.2))
+    scores, timing = fig.subplots(1, 2, width_ratios=[3, 1], sharey=True)
+    y = np.arange(len(models))
+    offsets = np.linspace(-0.28, 0.28, len(metrics))
+    for offset, metric in zip(offsets, metrics, strict=True):
+        scores.errorbar(
+            wide[metric],
+            y + offset,
+            xerr=sd[metric],
+            fmt="o",
+            markersize=5,
+            capsize=2,
+            color=SCORE_COLORS.get(metric, NEUTRAL),
+            label=metric.replace("_", "-").upper() if "auc" in metric else metric,
+        )
+    for i, m in enumerate(models):
+        if m in tags:
+            scores.axhspan(i - 0.45, i + 0.45, color=NEUTRAL, alpha=0.12, linewidth=0)
+    scores.set_yticks(y, labels)
+    scores.set_title(f"Cross-validated scores on the training split ({folds} folds)")
+    scores.set_xlabel("score for the attrited class (0-1; mean, bars ± 1 sd over folds)")
+    scores.set_ylabel("candidate model")
+    scores.grid(axis="x", alpha=0.3)
+    scores.legend(
+        frameon=False,
+        fontsize="small",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncols=len(metrics),
+    )
+    scores.margins(y=0.12)
+    if "fit_time_s" in wide:
+        bars = timing.barh(y, wide["fit_time_s"], xerr=sd["fit_time_s"], color=NEUTRAL, capsize=2)
+        timing.bar_label(
+            bars, labels=[f"{t:.2f}" for t in wide["fit_time_s"]], fontsize="small", padding=3
+        )
+        timing.margins(x=0.3)
+    timing.set_title("Time to fit")
+    timing.set_xlabel("seconds per fold fit (s)")
+    timing.set_ylabel("candidate model")
+    timing.tick_params(axis="y", labelleft=False)
+    fig.tight_layout()
+    return fig
+
+
+def threshold_curve(
+    table: pd.DataFrame,
+    marks: dict[str, float] | None = None,
+    *,
+    cost_label: str = f"expected cost ({CURRENCY})",
+) -> Figure:
+    """Precision, recall, F1 and share flagged against the decision threshold, from
+    `nba.churn.threshold_table`; `marks` draws named thresholds (e.g. {"max F1": 0.34}). When
+    the table has a `cost` column, a second panel shows it (in `cost_label`'s unit)."""
+    marks = marks or {}
+    has_cost = "cost" in table
+    fig = Figure(figsize=(12 if has_cost else 7.5, 4.4))
+    axes = np.atleast_1d(fig.subplots(1, 2 if has_cost else 1))
+    left = axes[0]
+    for metric in ("precision", "recall", "f1"):
+        left.plot(
+            table["threshold"], table[metric], color=SCORE_COLORS[metric], label=metric, lw=1.8
+        )
+    left.plot(
+        table["threshold"],
+        table["flagged_share"],
+        color=NEUTRAL,
+        linestyle="--",
+        label="share flagged",
+    )
+    styles = (":", "-.", (0, (5, 2)), (0, (1, 3)))
+    for ax in axes:
+        for (name, t), style in zip(marks.items(), styles * len(marks), strict=False):
+            ax.axvline(t, color="black", linestyle=style, linewidth=1, label=f"{name}: {t:.3f}")
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1.02)
+    left.set_title("Precision, recall and F1 by threshold")
+    left.set_xlabel("threshold on P(churn) (probability, 0-1)")
+    left.set_ylabel("score or share (0-1)")
+    left.grid(alpha=0.3)
+    left.legend(frameon=False, fontsize="small", loc="lower left")
+    if has_cost:
+        right = axes[1]
+        right.plot(table["threshold"], table["cost"], color=HIGHLIGHT, lw=1.8, label="cost")
+        right.set_xlim(0, 1)
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        right.set_title("Expected cost of errors by threshold")
+        right.set_xlabel("threshold on P(churn) (probability, 0-1)")
+        right.set_ylabel(tex(cost_label))
+        right.grid(alpha=0.3)
+        right.legend(frameon=False, fontsize="small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Calibration evidence from `nba.churn.reliability_table` frames (label → table): left,
+    observed churn rate against mean predicted probability per bin, with the diagonal of a
+    perfectly calibrated model; right, customers per bin of the first table (log scale)."""
+    fig = Figure(figsize=(11, 4.6))
+    left, right = fig.subplots(1, 2, width_ratios=[1.2, 1])
+    left.plot([0, 1], [0, 1], color="black", linestyle=":", lw=1, label="perfectly calibrated")
+    colors = (CLASS_COLORS[1], CLASS_COLORS[0], "#55A868", "#8172B3")
+    for (label, t), color in zip(tables.items(), colors * len(tables), strict=False):
+        left.plot(t["mean_predicted"], t["observed_rate"], "o-", color=color, label=label, ms=4)
+    left.set_xlim(0, 1)
+    left.set_ylim(0, 1)
+    left.set_aspect("equal")
+    left.set_title("Reliability: predicted vs observed churn")
+    left.set_xlabel("mean predicted P(churn) in the bin (probability, 0-1)")
+    left.set_ylabel("observed churn rate in the bin (share, 0-1)")
+    left.grid(alpha=0.3)
+    left.legend(frameon=False, fontsize="small", loc="upper left")
+    first = next(iter(tables.values()))
+    width = (first["bin_high"] - first["bin_low"]).to_numpy()
+    centres = ((first["bin_low"] + first["bin_high"]) / 2).to_numpy()
+    right.bar(centres, first["count"], width=width * 0.9, color=NEUTRAL)
+    right.set_yscale("log")
+    right.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    right.set_xlim(0, 1)
+    right.set_title("Customers per probability bin")
+    right.set_xlabel("predicted P(churn) bin (probability, 0-1)")
+    right.set_ylabel("customers (count, log scale)")
+    fig.tight_layout()
+    return fig

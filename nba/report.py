@@ -125,3 +125,74 @@ def load_split(df: Any, settings: Settings) -> tuple[Any, Any]:
     train = df[side.eq("train").to_numpy()].reset_index(drop=True)
     test = df[side.eq("test").to_numpy()].reset_index(drop=True)
     return train, test
+
+
+def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str:
+    """The model card as Markdown, from a bundle's metadata and its segment profiles: what the
+    model is for, the data it learnt from (loudly if synthetic), what it promises, its limits."""
+    from nba.value import success_criteria
+
+    data, metrics = metadata["data"], metadata["metrics"]
+    churn, seg = metrics["churn"], metrics["segments"]
+    lines = ["# Model card — nba next best action", ""]
+    if metadata.get("synthetic"):
+        lines += [
+            "> ⚠️ **SYNTHETIC DATA.** This bundle learnt from generated customers calibrated to "
+            "the public Kaggle file, not from real ones. Its figures show the method, not the bank.",
+            "",
+        ]
+    lines += [
+        "## Model details",
+        f"- Bundle format {metadata['format_version']}, created {metadata['created']} (UTC).",
+        f"- Stage 1 churn model: {churn.get('model', 'LightGBM')} with threshold {threshold:.3f} "
+        "(customers at or above it are flagged).",
+        f"- Stage 2 segmentation: {seg['k']} segments.",
+        "- Libraries: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(metadata["libraries"].items()))
+        + ".",
+        "",
+        "## Intended use",
+        "Rank a bank's credit-card customers by risk of leaving, place each in a needs-based "
+        "segment and support retention decisions by people. Not for credit decisions, pricing "
+        "or any automated decision about a customer without review.",
+        "",
+        "## Data",
+        f"- Source: `{data['path']}` ({data['origin']}), {data['rows']:,} rows, "
+        f"sha256 `{data['sha256']}`, {'SYNTHETIC' if data['synthetic'] else 'real'}.",
+        f"- Evaluation: {metrics.get('evaluation', '')}",
+        "",
+        "## Metrics (held-out customers)",
+        "| stage | metric | value | target | status |",
+        "|---|---|---|---|---|",
+    ]
+    measured = {
+        "churn": churn,
+        "segments": {**seg, "churn_ratio_high_low": seg.get("churn_ratio")},
+    }
+    for row in success_criteria().itertuples():
+        value = measured.get(row.stage, {}).get(row.metric)
+        if value is None:
+            status, shown = "not measured", "—"
+        else:
+            met = value >= row.target if row.comparison == ">=" else value > row.target
+            status, shown = ("met" if met else "not met"), f"{value:.4g}"
+        lines.append(
+            f"| {row.stage} | {row.metric} | {shown} | {row.comparison} {row.target:g} | {status} |"
+        )
+    lines += ["", "## Segments", "| id | name | share | churn rate |", "|---|---|---|---|"]
+    for row in profiles.itertuples():
+        lines.append(f"| {row.segment} | {row.name} | {row.share:.1%} | {row.churn_rate:.1%} |")
+    lines += [
+        "",
+        "## Limitations",
+        "- The 12-month behaviour columns (transaction count and amount, their Q4/Q1 change, "
+        "inactivity) may overlap the churn event itself: a customer already leaving spends "
+        "less. Scores are strongest as a description of disengagement, weaker as an early warning.",
+        "- Small groups (e.g. Platinum cards) have few customers: their rates are uncertain.",
+        "- Value figures rest on stated assumptions (params/default.yaml), not on revenue data.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: Path, text: str) -> Path:
+    return _atomic_write_bytes(Path(path), text.encode("utf-8"))

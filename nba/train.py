@@ -1,0 +1,93 @@
+"""`nba train`: stage 1 + stage 2 (+ the action catalogue once it exists) into one bundle.
+
+Each stage is first fitted on the training split and measured on the held-out split (those are
+the metrics the bundle records); the deployed models are then refitted with the same
+configuration on every customer, so that the bundle learns from all the data it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pandas as pd
+
+from nba.bundle import Bundle, make_metadata
+from nba.churn import ChurnModel, TrainOptions, train_churn
+from nba.config import Settings
+from nba.data import schema
+from nba.data.discover import DataSource
+from nba.features import split
+from nba.segments import Segmenter, segment_metrics
+
+log = logging.getLogger(__name__)
+
+#: The keys of each stage's metrics that the bundle's metadata promises (see architecture).
+CHURN_KEYS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "threshold")
+
+
+def _refit_churn(held_out_model: ChurnModel, df: pd.DataFrame) -> ChurnModel:
+    """The same configuration fitted on every customer (threshold and calibration re-chosen
+    on out-of-fold predictions of all of them)."""
+    from sklearn.base import clone
+
+    X, y = df.drop(columns=[schema.TARGET]), df[schema.TARGET].to_numpy()
+    return clone(held_out_model).fit(X, y)
+
+
+def train(
+    df: pd.DataFrame,
+    source: DataSource,
+    settings: Settings,
+    options: TrainOptions | None = None,
+    refit: bool = True,
+) -> tuple[Bundle, dict[str, Any]]:
+    """Train every stage on a clean labelled frame; return the bundle and the full metrics
+    (`{"churn": {...}, "segments": {...}}`, held-out figures of the training-split fits)."""
+    if schema.TARGET not in df.columns:
+        raise ValueError("training needs labels: the data has no Attrition_Flag column")
+    start = time.perf_counter()
+    churn_model, churn_metrics = train_churn(df, settings, options or TrainOptions.fast())
+
+    train_part, test_part = split(df, settings)
+    segmenter = Segmenter(settings).fit(train_part)
+    seg_metrics = segment_metrics(segmenter, train_part, test_part)
+
+    if refit:
+        churn_model = _refit_churn(churn_model, df)
+        segmenter = Segmenter(settings).fit(df)
+    metrics = {
+        "churn": churn_metrics,
+        "segments": seg_metrics,
+        "evaluation": (
+            "held-out split of the data below; models fitted on the training split. The "
+            + (
+                "deployed models were refitted on all rows with the same configuration."
+                if refit
+                else "deployed models are those training-split fits."
+            )
+        ),
+        "train_seconds": round(time.perf_counter() - start, 2),
+    }
+    summary = {
+        "churn": {
+            **{k: churn_metrics[k] for k in CHURN_KEYS},
+            # the deployed model's own threshold (re-chosen when refitted on all rows)
+            "threshold": float(churn_model.threshold_),
+            "threshold_evaluated": churn_metrics["threshold"],
+        },
+        "segments": {
+            k: seg_metrics[k] for k in ("k", "silhouette", "stability_ari", "churn_ratio")
+        },
+        "evaluation": metrics["evaluation"],
+    }
+    bundle = Bundle(
+        churn=churn_model,
+        segmenter=segmenter,
+        catalogue=None,
+        settings=settings.to_dict(),
+        metadata=make_metadata(source.to_dict(), summary, settings.to_dict()),
+    )
+    log.info("trained in %.1f s", metrics["train_seconds"])
+    return bundle, metrics
