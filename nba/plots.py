@@ -686,7 +686,9 @@ def threshold_curve(
     left.set_xlabel("threshold on P(churn) (probability, 0-1)")
     left.set_ylabel("score or share (0-1)")
     left.grid(alpha=0.3)
-    left.legend(frameon=False, fontsize="small", loc="lower left")
+    left.legend(
+        frameon=False, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=3
+    )
     if has_cost:
         right = axes[1]
         right.plot(table["threshold"], table["cost"], color=HIGHLIGHT, lw=1.8, label="cost")
@@ -729,5 +731,54 @@ def reliability_diagram(tables: dict[str, pd.DataFrame]) -> Figure:
     right.set_title("Customers per probability bin")
     right.set_xlabel("predicted P(churn) bin (probability, 0-1)")
     right.set_ylabel("customers (count, log scale)")
+    fig.tight_layout()
+    return fig
+
+
+def search_results(results: pd.DataFrame, folds: int) -> Figure:
+    """A random search as `nba.churn.tune` returns it (sorted by PR-AUC, with `chosen`): each
+    draw's mean PR-AUC (bars ± 1 standard error, sd / √folds) against its size (trees ×
+    leaves, which sets scoring cost); the dotted line is one standard error below the best,
+    the one-standard-error rule's bar; the chosen draw is highlighted."""
+    size = (results["n_estimators"] * results["num_leaves"]).to_numpy(dtype=float)
+    mean = results["pr_auc_mean"].to_numpy(dtype=float)
+    se = results["pr_auc_sd"].to_numpy(dtype=float) / np.sqrt(folds)
+    best = int(np.argmax(mean))
+    chosen = results["chosen"].to_numpy(dtype=bool)
+    fig = Figure(figsize=(8.5, 4.6))
+    ax = fig.subplots()
+    ax.errorbar(
+        size[~chosen],
+        mean[~chosen],
+        yerr=se[~chosen],
+        fmt="o",
+        color=CLASS_COLORS[0],
+        alpha=0.7,
+        capsize=2,
+        label="draw (± 1 SE)",
+    )
+    ax.errorbar(
+        size[chosen],
+        mean[chosen],
+        yerr=se[chosen],
+        fmt="D",
+        markersize=8,
+        color=HIGHLIGHT,
+        capsize=3,
+        label="chosen: smallest within 1 SE of the best",
+    )
+    ax.axhline(
+        mean[best] - se[best],
+        color="black",
+        linestyle=":",
+        linewidth=1,
+        label=f"best - 1 SE = {mean[best] - se[best]:.4f}",
+    )
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    ax.set_title(f"Random search: PR-AUC against model size ({len(results)} draws, {folds} folds)")
+    ax.set_xlabel("model size: trees x leaves (count; sets scoring cost)")
+    ax.set_ylabel("cross-validated PR-AUC (0-1, mean)")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize="small", loc="lower right")
     fig.tight_layout()
     return fig

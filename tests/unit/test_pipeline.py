@@ -144,7 +144,8 @@ def test_real_notebooks_declare_only_settings_fields():
         f.name: type(getattr(config.Settings(), f.name)).__name__ for f in fields(config.Settings)
     }
     found = pipeline.notebooks()
-    assert [p.name[:3] for p in found] == [f"{i:02d}_" for i in range(1, len(found) + 1)]
+    numbers = [int(p.name[:2]) for p in found]
+    assert numbers == sorted(set(numbers)) and numbers[0] == 1  # unique, in phase order
     assert len(found) >= 3
     for notebook in found:
         nb = nbformat.read(notebook, as_version=4)

@@ -186,3 +186,86 @@ def test_figures_stay_off_pyplot(clean):
     plots.churn_balance(clean)
     plots.numeric_distributions(clean, schema.NUMERIC[:3])
     assert plt.get_fignums() == before
+
+
+def _candidate_table() -> pd.DataFrame:
+    """A tidy table shaped like `nba.churn.compare_candidates`: three models, 3 folds."""
+    rows = []
+    for i, model in enumerate(["logistic", "gradient_boosting", "lightgbm_tuned"]):
+        for metric in ["precision", "recall", "f1", "roc_auc", "pr_auc", "fit_time_s"]:
+            rows.append({"model": model, "metric": metric, "mean": 0.7 + 0.1 * i, "sd": 0.01})
+    return pd.DataFrame(rows).assign(folds=3)
+
+
+def test_cv_comparison_one_row_per_model_with_fit_times():
+    fig = plots.cv_comparison(
+        _candidate_table(), baseline="gradient_boosting", chosen="lightgbm_tuned"
+    )
+    scores, timing = fig.axes
+    for ax in (scores, timing):
+        _labelled(ax)
+    assert "3 folds" in scores.get_title()
+    labels = [t.get_text() for t in scores.get_yticklabels()]
+    # the table's first model at the top; baseline and chosen named
+    assert labels == ["lightgbm_tuned (chosen)", "gradient_boosting (baseline)", "logistic"]
+    assert len(scores.lines) >= 5  # one series of dots per metric
+    assert sorted(round(p.get_width(), 3) for p in timing.patches) == [0.7, 0.8, 0.9]
+
+
+def test_threshold_curve_marks_thresholds_and_adds_a_cost_panel():
+    y = np.array([0, 0, 0, 1, 1, 0, 1, 0])
+    p = np.array([0.1, 0.2, 0.3, 0.8, 0.6, 0.7, 0.4, 0.05])
+    from nba import churn
+
+    fig = plots.threshold_curve(churn.threshold_table(y, p), {"max F1": 0.35})
+    assert len(fig.axes) == 1
+    ax = fig.axes[0]
+    _labelled(ax)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"precision", "recall", "f1", "share flagged", "max F1: 0.350"} <= set(legend)
+
+    table = churn.threshold_table(y, p, cost_fp=40.0, value_missed=900.0)
+    fig = plots.threshold_curve(table, {"max F1": 0.35, "min cost": 0.1}, cost_label="cost ($)")
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        _labelled(ax)
+    assert "$" not in fig.axes[1].get_ylabel().replace(r"\$", "")  # escaped, not maths
+    cost_line = fig.axes[1].lines[-1]
+    assert list(cost_line.get_ydata()) == pytest.approx(list(table["cost"]))
+
+
+def test_reliability_diagram_has_the_diagonal_and_one_curve_per_table():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, 400)
+    y = (rng.uniform(0, 1, 400) < p).astype(int)
+    from nba import churn
+
+    raw = churn.reliability_table(y, p)
+    fig = plots.reliability_diagram({"raw": raw, "squared": churn.reliability_table(y, p**2)})
+    left, right = fig.axes
+    for ax in (left, right):
+        _labelled(ax)
+    assert [line.get_label() for line in left.lines] == ["perfectly calibrated", "raw", "squared"]
+    assert list(left.lines[1].get_xdata()) == pytest.approx(list(raw["mean_predicted"]))
+    assert right.get_yscale() == "log"
+    assert sorted(p.get_height() for p in right.patches) == sorted(raw["count"])
+
+
+def test_search_results_marks_the_chosen_draw_and_the_one_se_bar():
+    results = pd.DataFrame(
+        {
+            "n_estimators": [300, 100, 200],
+            "num_leaves": [31, 15, 7],
+            "pr_auc_mean": [0.97, 0.968, 0.90],
+            "pr_auc_sd": [0.006, 0.01, 0.02],
+            "chosen": [False, True, False],
+        }
+    )
+    fig = plots.search_results(results, folds=4)
+    ax = fig.axes[0]
+    _labelled(ax)
+    assert "3 draws" in ax.get_title() and "4 folds" in ax.get_title()
+    bar = [line for line in ax.lines if line.get_label().startswith("best - 1 SE")]
+    assert bar and bar[0].get_ydata()[0] == pytest.approx(0.97 - 0.006 / 2)
+    chosen = [c for c in ax.containers if c.get_label().startswith("chosen")][0]
+    assert list(chosen.lines[0].get_xdata()) == [1500]

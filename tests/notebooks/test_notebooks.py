@@ -1,0 +1,102 @@
+"""The notebooks' recorded results, from one CI-parameter run of all of them.
+
+Under `make test` the notebooks were just executed by nbval (prepared by
+tests/notebooks/prepare_for_nbval.py with params/ci.yaml) and NBA_NOTEBOOK_REPORTS names their
+reports folder; run on its own, this module runs `nba pipeline` with params/ci.yaml instead.
+Bands, not exact floats: the same assertions hold on the real file and on the synthetic default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nba import config, pipeline
+from nba.value import success_criteria
+
+ENV = "NBA_NOTEBOOK_REPORTS"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> Path:
+    given = os.environ.get(ENV)
+    if given:
+        folder = Path(given).resolve()
+        assert (folder / "metrics").is_dir(), f"{ENV}={given} but the notebooks wrote no metrics"
+        return folder
+    folder = tmp_path_factory.mktemp("reports")
+    pipeline.run(params_file=config.PARAMS_DIR / "ci.yaml", reports_dir=folder, progress=False)
+    return folder
+
+
+def _metrics(reports: Path, name: str) -> dict:
+    path = reports / "metrics" / f"{name}.json"
+    assert path.exists(), f"no {name}.json: the notebook that writes it did not run"
+    return json.loads(path.read_text())
+
+
+def test_data_metrics_describe_the_source(reports):
+    data = _metrics(reports, "data")
+    real = bool(os.environ.get(config.DATA_ENV))
+    assert data["synthetic"] is (not real)
+    assert data["churn_rate"] == pytest.approx(0.16, abs=0.01)
+    assert data["clean_rows"] + data["rejected_rows"] == data["rows"]
+    assert data["train_rows"] + data["test_rows"] == data["clean_rows"]
+    assert data["test_rows"] == pytest.approx(0.2 * data["clean_rows"], abs=1)
+    assert data["n_features"] == 19
+    assert data["leakage_separation_min"] > 0.99  # the excluded columns do encode the target
+
+
+def test_churn_metrics_are_recorded_and_strong(reports):
+    churn = _metrics(reports, "churn")
+    assert 0 < churn["threshold"] < 1
+    assert churn["roc_auc"] > 0.98
+    assert churn["pr_auc"] > 0.90
+    assert churn["f1"] > 0.85 and churn["precision"] > 0.85 and churn["recall"] > 0.80
+    for metric in ("roc_auc", "pr_auc", "f1"):
+        assert churn["cv"][metric]["mean"] == pytest.approx(churn[metric], abs=0.05)
+
+
+def test_segment_metrics_meet_their_targets(reports):
+    seg = _metrics(reports, "segments")
+    assert seg["k"] >= 4
+    assert seg["silhouette"] >= 0.50
+    assert seg["stability_ari"] >= 0.95
+    assert seg["churn_ratio"] >= 8
+
+
+def test_evaluation_agrees_with_the_churn_notebook_and_marks_every_criterion(reports):
+    churn, evaluation = _metrics(reports, "churn"), _metrics(reports, "evaluation")
+    for metric in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
+        # the same model on the same held-out customers: the same numbers
+        assert evaluation["held_out"][metric] == pytest.approx(churn[metric], abs=1e-9)
+    for row in evaluation["intervals"]:
+        assert row["ci_low"] <= row["value"] <= row["ci_high"]
+    criteria = pd.DataFrame(evaluation["criteria"])
+    assert len(criteria) == len(success_criteria())
+    churn_rows = criteria[criteria.stage == "churn"].set_index("metric")
+    for metric, row in churn_rows.iterrows():
+        target = success_criteria().set_index("metric").loc[metric, "target"]
+        assert row.status == ("met" if churn[metric] >= target else "not met")
+
+
+def test_deployment_wrote_bundle_card_and_scores(reports):
+    from nba.bundle import load_bundle
+
+    data = _metrics(reports, "data")
+    ci = pipeline.load_parameters(config.PARAMS_DIR / "ci.yaml")
+    settings = config.Settings(models_dir=ci["models_dir"])
+    card = (reports / "model_card.md").read_text()
+    assert "Model card" in card and ("SYNTHETIC DATA" in card) == data["synthetic"]
+    scores = pd.read_csv(reports / "scores" / "scores.csv")
+    assert len(scores) == data["clean_rows"]
+    assert scores["CLIENTNUM"].is_unique
+    assert set(scores["risk_band"]) <= {"low", "medium", "high"}
+    bundle = load_bundle(settings.path("models_dir") / "nba.bundle")
+    assert bundle.metadata["data"]["sha256"] == data["data_sha256"]
+    assert (scores["churn_flag"] == (scores["churn_probability"] >= bundle.threshold)).all()
