@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
@@ -1122,3 +1123,233 @@ def plot_selection(table: pd.DataFrame, feature_set: str, transform: str) -> Fig
         ax.grid(alpha=0.3)
     fig.suptitle(f"Choosing k for {feature_set} ({transform} transform), training data")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 05: the baseline beside the prototype's claims, the comparison at a glance, captions
+# ---------------------------------------------------------------------------------------------
+
+#: The prototype's published figures, quoted from its report (not computed by this project):
+#: KMeans k=3 on `BASELINE_FEATURES`, silhouette in 2-D PCA, churn per group lowest first, on
+#: the full public file. Its main run and its numeric vs one-hot comparison quote slightly
+#: different silhouettes (0.497 and 0.496).
+PROTOTYPE_CLAIMS: dict[str, float] = {
+    "silhouette_pca2": 0.497,
+    "churn_rate_0": 0.081,
+    "churn_rate_1": 0.107,
+    "churn_rate_2": 0.303,
+    "silhouette_pca2_numeric": 0.496,
+    "silhouette_pca2_one_hot": 0.491,
+}
+
+
+def baseline_silhouette_own_space(
+    df: pd.DataFrame, result: BaselineResult, settings: Settings
+) -> float:
+    """Silhouette of the numeric baseline's groups in the space it clusters before its PCA:
+    `BASELINE_FEATURES` standard-scaled (4 dimensions). `result` is `baseline(df, settings)`."""
+    _check_columns(df, BASELINE_FEATURES, "the baseline")
+    space = StandardScaler().fit_transform(df[list(BASELINE_FEATURES)].to_numpy(np.float64))
+    return silhouette(space, result.labels, settings.seed)
+
+
+def baseline_vs_prototype(
+    numeric: BaselineResult, one_hot: BaselineResult, own_space_silhouette: float
+) -> pd.DataFrame:
+    """The prototype's published figures (`PROTOTYPE_CLAIMS`) beside this run's, one row per
+    measure, as display text: silhouettes, churn and size per group (lowest churn first), the
+    churn ratio (highest ÷ lowest group) and the numeric vs numeric + one-hot comparison."""
+    c = PROTOTYPE_CLAIMS
+    g = numeric.groups
+    rows = [
+        (
+            "Silhouette in 2-D PCA (numeric)",
+            f"{c['silhouette_pca2']:.3f}",
+            f"{numeric.silhouette_pca2:.3f}",
+        ),
+        ("Silhouette in its own scaled 4-D space", "not published", f"{own_space_silhouette:.3f}"),
+    ]
+    rows += [
+        (f"Churn rate, group {r.group}", f"{c[f'churn_rate_{r.group}']:.1%}", f"{r.churn_rate:.1%}")
+        for r in g.itertuples()
+    ]
+    rows += [
+        (
+            "Churn ratio, highest ÷ lowest group",
+            f"{c['churn_rate_2'] / c['churn_rate_0']:.1f} (from its rates)",
+            f"{churn_ratio(g['churn_rate'].to_numpy(dtype=float)):.1f}",
+        ),
+        ("Customers per group", "not published", " / ".join(f"{s:,}" for s in g["size"])),
+        (
+            "Comparison: silhouette in 2-D PCA, numeric",
+            f"{c['silhouette_pca2_numeric']:.3f}",
+            f"{numeric.silhouette_pca2:.3f}",
+        ),
+        (
+            "Comparison: silhouette in 2-D PCA, numeric + one-hot categoricals",
+            f"{c['silhouette_pca2_one_hot']:.3f}",
+            f"{one_hot.silhouette_pca2:.3f}",
+        ),
+    ]
+    return pd.DataFrame(rows, columns=["measure", "prototype (published)", "this run"]).set_index(
+        "measure"
+    )
+
+
+def design_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per design (feature set, transform) of a `compare_segmentations` table: its
+    number of features, its inertia elbow, silhouette / Calinski–Harabasz / bootstrap ARI at that k, its
+    best silhouette (and k), the ks meeting every floor (`eligibility`) and the floors missed at
+    the elbow k: what rules the design out at its natural number of segments."""
+    t = eligibility(table)
+    oks = [c for c in t.columns if c.startswith("ok_")]
+    rows = []
+    for (feature_set, transform), part in t.groupby(["feature_set", "transform"], sort=False):
+        elbow = elbow_k(part)
+        at = part.set_index("k").loc[elbow]
+        best = part.loc[part["silhouette"].idxmax()]
+        eligible = part.loc[part["eligible"], "k"].astype(int).tolist()
+        rows.append(
+            {
+                "feature_set": feature_set,
+                "transform": transform,
+                "n_features": len(FEATURE_SETS[feature_set]),
+                "elbow_k": elbow,
+                "silhouette_at_elbow": round(float(at["silhouette"]), 3),
+                "calinski_harabasz_at_elbow": round(float(at["calinski_harabasz"])),
+                "stability_ari_at_elbow": round(float(at["stability_ari"]), 3),
+                "best_silhouette": f"{best['silhouette']:.3f} (k={int(best['k'])})",
+                "k_meeting_every_floor": ", ".join(map(str, eligible)) or "none",
+                "floors_missed_at_elbow": ", ".join(c.removeprefix("ok_") for c in oks if not at[c])
+                or "none",
+            }
+        )
+    return pd.DataFrame(rows).set_index(["feature_set", "transform"])
+
+
+def plot_comparison(
+    table: pd.DataFrame, feature_set: str, transform: str, subtitle: str = ""
+) -> Figure:
+    """Every design of a `compare_segmentations` table against k, in four panels: the elbow
+    (inertia ÷ inertia at the smallest k, so designs of different sizes share an axis),
+    silhouette, Calinski–Harabasz (log scale) and bootstrap ARI; floors dashed, the design
+    (`feature_set`, `transform`) drawn thick and black."""
+    fig = Figure(figsize=(11, 8.4), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    specs = (
+        ("inertia", "Inertia ÷ inertia at the smallest k (ratio)", None, "Elbow"),
+        ("silhouette", "Silhouette in the design's own space (−1 to 1)", MIN_SILHOUETTE, None),
+        ("calinski_harabasz", "Calinski–Harabasz (ratio, log scale)", None, None),
+        ("stability_ari", "Bootstrap ARI, mean over resamples (0 to 1)", MIN_STABILITY, None),
+    )
+    colors = [f"C{i}" for i in range(10)]
+    designs = list(dict.fromkeys(zip(table["feature_set"], table["transform"], strict=True)))
+    for ax, (col, label, floor, _) in zip(axes, specs, strict=True):
+        others = iter(colors)
+        for f, tr in designs:
+            t = table[(table["feature_set"] == f) & (table["transform"] == tr)].sort_values("k")
+            y = t[col] / t[col].iloc[0] if col == "inertia" else t[col]
+            chosen = (f, tr) == (feature_set, transform)
+            ax.plot(
+                t["k"],
+                y,
+                marker="o",
+                markersize=5 if chosen else 3,
+                linewidth=2.8 if chosen else 1.2,
+                color="black" if chosen else next(others),
+                alpha=1.0 if chosen else 0.8,
+                label=f"{f} / {tr}" + (" (chosen)" if chosen else ""),
+                zorder=3 if chosen else 2,
+            )
+        if floor is not None:
+            ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"floor {floor}",
+                (0, floor),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, -11),
+                textcoords="offset points",
+                fontsize=8,
+                color="grey",
+            )
+        if col == "calinski_harabasz":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_xlabel("Number of segments k (count)")
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted(table["k"].unique()))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8.5, frameon=False)
+    fig.suptitle(
+        "Candidate segmentations by number of segments: elbow, separation and stability"
+        + (f"\n{subtitle}" if subtitle else "")
+    )
+    return fig
+
+
+def plot_segment_churn(segments: pd.DataFrame, base_rate: float) -> Figure:
+    """Churn rate (%) of every segment on the training and on the held-out customers, from
+    `segment_metrics(...)["segments"]` as a frame (`name`, `size_test`, `churn_rate_train`,
+    `churn_rate_test`); riskiest at the top, the held-out base rate dashed."""
+    t = segments.sort_values("churn_rate_test")
+    y = np.arange(len(t))
+    fig = Figure(figsize=(9, 1.0 + 0.75 * len(t)), layout="constrained")
+    ax = fig.add_subplot()
+    h = 0.38
+    ax.barh(y + h / 2, 100 * t["churn_rate_train"], h, color="#9ecae1", label="training split")
+    bars = ax.barh(y - h / 2, 100 * t["churn_rate_test"], h, color="#2a7ab9", label="held out")
+    ax.bar_label(bars, [f"{v:.1%}" for v in t["churn_rate_test"]], padding=3, fontsize=8)
+    ax.axvline(100 * base_rate, color="grey", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"all held-out customers {base_rate:.1%}",
+        (100 * base_rate, 1),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, -10),
+        textcoords="offset points",
+        fontsize=8,
+        color="grey",
+    )
+    labels = [f"{n}\n({s:,} held out)" for n, s in zip(t["name"], t["size_test"], strict=True)]
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, 100 * max(t["churn_rate_test"].max(), t["churn_rate_train"].max()) * 1.18)
+    ax.set_xlabel("Churn rate (% of the segment's customers)")
+    ax.set_ylabel("Segment (held-out customers)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Churn rate by segment: training vs held-out customers")
+    return fig
+
+
+def profile_caption(segmenter: Segmenter, segment: int, n: int = 2) -> str:
+    """The sentence under a profile chart (markdown): what the bars show, the segment's credit
+    behaviour, the `n` other traits that set it apart most (median vs base median) and its churn
+    against the base."""
+    p = segmenter._profile()
+    z = p.z[segment]
+    rev = p.col(REVOLVER)
+    others = [j for j, c in enumerate(p.columns) if c not in CREDIT_COLUMNS]
+    parts = []
+    for j in sorted(others, key=lambda j: -abs(z[j]))[:n]:
+        _, label, fmt = PROFILE_FEATURES[j]
+        short = label.split(" (")[0].split(",")[0]
+        parts.append(
+            f"{short[0].lower()}{short[1:]} ({z[j]:+.1f} sd: median "
+            f"{fmt.format(p.median[segment, j])} vs {fmt.format(p.base_median[j])})"
+        )
+    text = (
+        "Bars: the segment's mean minus the training base's, in base standard deviations (blue "
+        "above, orange below); labels: segment median vs base median. "
+        f"**{segmenter.names_[segment]}**: {p.mean[segment, rev]:.0%} carry a revolving balance "
+        f"(base {p.base_mean[rev]:.0%}); beyond credit use they differ most in "
+        + " and ".join(parts)
+        + "."
+    )
+    if math.isfinite(p.churn[segment]) and p.base_churn > 0:
+        text += (
+            f" Churn {p.churn[segment]:.1%} against {p.base_churn:.1%} for the base "
+            f"({_times(p.churn[segment] / p.base_churn)})."
+        )
+    return text.replace("$", "\\$")
