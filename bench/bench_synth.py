@@ -6,26 +6,15 @@ Run: `make bench` or `.venv/bin/python bench/bench_synth.py [ROWS]`.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe  # noqa: E402
+from machine import describe, timed  # noqa: E402
 
 from nba.data import synth  # noqa: E402
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main(rows: int = 1_000_000) -> None:

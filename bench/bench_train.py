@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe  # noqa: E402
+from machine import describe, timed  # noqa: E402
 
 from nba import churn  # noqa: E402
 from nba.churn import TrainOptions  # noqa: E402
@@ -31,16 +29,6 @@ from nba.data import schema, synth  # noqa: E402
 from nba.data.io import load  # noqa: E402
 from nba.data.validate import validate  # noqa: E402
 from nba.features import split  # noqa: E402
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    """Median wall time in seconds over `repeat` calls, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from nba.errors import NbaError
+from nba.report import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +51,6 @@ class BundleError(NbaError):
 def trusted_types() -> list[str]:
     """Every type the loader agrees to instantiate beyond skops' defaults."""
     return sorted(TRUSTED_TYPES)
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 @dataclass
@@ -103,7 +92,7 @@ def make_metadata(
         "synthetic": bool(source.get("synthetic")),
         "metrics": metrics,
         "settings": settings,
-        "libraries": library_versions(),
+        "libraries": library_versions(LIBRARIES),
     }
 
 

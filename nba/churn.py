@@ -41,13 +41,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
-    average_precision_score,
     brier_score_loss,
-    f1_score,
     log_loss,
-    precision_score,
-    recall_score,
-    roc_auc_score,
 )
 from sklearn.model_selection import (
     RandomizedSearchCV,
@@ -61,6 +56,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from nba.config import Settings
 from nba.data import schema
+from nba.evaluation import metric_set
 from nba.features import (
     CATEGORY_DTYPES,
     ENGINEERED,
@@ -647,17 +643,6 @@ def choose_calibration(report: pd.DataFrame) -> str:
 # --- the model --------------------------------------------------------------------------------
 
 
-def _metric_set(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
-    flag = (p >= threshold).astype(np.int64)
-    return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
-        "f1": float(f1_score(y, flag, zero_division=0)),
-        "precision": float(precision_score(y, flag, zero_division=0)),
-        "recall": float(recall_score(y, flag, zero_division=0)),
-    }
-
-
 def _format_for(name: str, median: float) -> str:
     """printf format for showing a feature's value in a reason."""
     if name in schema.INTEGERS or name in ("Products_x_Inactive", "Contacts_x_Inactive"):
@@ -783,7 +768,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                 self.medians_[c] = med
                 self.formats_[c] = _format_for(c, med)
 
-        per_fold = [_metric_set(y[b], p_cal[b], self.threshold_) for _, b in folds]
+        per_fold = [metric_set(y[b], p_cal[b], self.threshold_) for _, b in folds]
         self.metrics_: dict[str, Any] = {
             "cv": {
                 m: {
@@ -960,7 +945,7 @@ class TrainOptions:
 def evaluate(model: ChurnModel, X: pd.DataFrame, y: np.ndarray | pd.Series) -> dict[str, float]:
     """roc_auc, pr_auc, and f1 / precision / recall at `model.threshold_` on customers X."""
     y = np.asarray(y).astype(np.int64)
-    return _metric_set(y, model.predict_proba(X)[:, 1], model.threshold_)
+    return metric_set(y, model.predict_proba(X)[:, 1], model.threshold_)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

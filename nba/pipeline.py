@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import yaml
 
 from nba import config
 from nba.errors import NbaError
+from nba.report import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +119,6 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
 def _for_notebook(notebook: Path, parameters: dict[str, Any]) -> dict[str, Any]:
     declared = declared_parameters(notebook)
     return {k: v for k, v in parameters.items() if k in declared}
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONS:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
 def _html(executed: Path, html_dir: Path) -> None:
@@ -259,7 +248,7 @@ def run(
         seconds=0.0,
         data=source.to_dict(),
         parameters=parameters,
-        versions=_versions(),
+        versions=library_versions(VERSIONS),
         reports_dir=str(reports),
     )
     if source.synthetic:

@@ -10,12 +10,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.figure
 import numpy as np
 
 from nba.config import Settings
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,20 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def library_versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Python's and each installed distribution's version, for run summaries and bundles."""
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
