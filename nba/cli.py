@@ -16,6 +16,7 @@ log = logging.getLogger("nba")
 EXIT_OK = 0
 EXIT_FAILED = 1  # a step of the run failed (e.g. a notebook)
 EXIT_UNUSABLE = 2
+EXIT_DRIFT = 1  # `nba monitor`: some item past its act threshold
 
 
 def _data_download(args: argparse.Namespace) -> int:
@@ -166,6 +167,24 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from nba.monitor import load_thresholds, monitor_file
+
+    thresholds = load_thresholds(args.thresholds)
+    result, html_path, json_path = monitor_file(args.bundle, args.input, args.out, thresholds)
+    if result.synthetic:
+        print("SYNTHETIC DATA: the bundle learnt from generated customers.", file=sys.stderr)
+    acted, watched = result.items_at("act"), result.items_at("watch")
+    print(
+        f"{result.rows_in:,} rows: {result.rows_scored:,} scored, {result.rows_rejected:,} "
+        f"rejected; status {result.status}"
+        + (f"; act: {', '.join(acted)}" if acted else "")
+        + (f"; watch: {', '.join(watched)}" if watched else "")
+    )
+    print(f"Report written to {html_path} (summary {json_path})")
+    return EXIT_DRIFT if acted else EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -243,6 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pipe.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pipe.set_defaults(func=_pipeline)
+
+    mon = commands.add_parser("monitor", help="drift of a new batch against the bundle's reference")
+    mon.add_argument("input", help="a .csv or .parquet batch in the BankChurners format")
+    mon.add_argument("--bundle", required=True, help="the bundle the batch is scored with")
+    mon.add_argument(
+        "--out",
+        default=str(config.REPORTS_DIR / "monitor.html"),
+        help="HTML report (a .json summary is written beside it)",
+    )
+    mon.add_argument("--thresholds", help="thresholds YAML (default params/monitor.yaml)")
+    mon.set_defaults(func=_monitor)
     return parser
 
 

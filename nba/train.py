@@ -19,6 +19,7 @@ from nba.config import Settings
 from nba.data import schema
 from nba.data.discover import DataSource
 from nba.features import split
+from nba.monitor import reference_profile
 from nba.segments import Segmenter, segment_metrics
 
 log = logging.getLogger(__name__)
@@ -89,5 +90,6 @@ def train(
         settings=settings.to_dict(),
         metadata=make_metadata(source.to_dict(), summary, settings.to_dict()),
     )
+    bundle.reference = reference_profile(df, bundle.score(df))  # for `nba monitor`
     log.info("trained in %.1f s", metrics["train_seconds"])
     return bundle, metrics
