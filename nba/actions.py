@@ -1,0 +1,862 @@
+"""The next-best-action engine: catalogue, rules, arbitration, reasons, budget mode, simulation.
+
+Everything here is a pure, vectorised function over DataFrames (loops run over the ~10 actions,
+never over customers). The business assumptions (costs, save rates, rule thresholds) live in the
+catalogue YAML (`nba/catalogue.yaml` by default), with their rationale beside them.
+
+Arbitration, per customer and eligible action (all amounts in $):
+
+    expected net value = P(churn) × P(save | action, trait) × value at risk × lever − cost
+    value at risk      = max(customer_value, 0) × settings.value_horizon_years
+
+`customer_value` is the yearly value proxy of `nba.value`; a customer worth less than nothing
+has nothing at risk. "No action" is worth 0 at cost 0, so an action is recommended only when its
+expected net value beats doing nothing. P(churn) is the model's `churn_probability`.
+
+Segments are matched by PROFILE TRAITS derived from each customer's own columns (revolver or
+transactor, light / everyday / high spend against the base median, declining, inactive, few
+products, high utilisation, many contacts), never by the generated segment names, which change
+with the data. The segment name only appears in the reason text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+
+from nba.config import Settings
+from nba.data import schema
+from nba.value import customer_value
+
+log = logging.getLogger(__name__)
+
+NO_ACTION = "no_action"
+TRAITS = (
+    "revolver",
+    "transactor",
+    "light",
+    "everyday",
+    "high_spend",
+    "declining",
+    "inactive",
+    "few_products",
+    "high_utilisation",
+    "many_contacts",
+)
+TRAIT_THRESHOLDS = (
+    "light_spend_ratio",
+    "high_spend_ratio",
+    "declining_ct_change",
+    "inactive_months",
+    "few_products_max",
+    "high_utilisation",
+    "many_contacts",
+)
+OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not_in")
+FORMATS = ("int", "pct", "money")
+#: Columns a rule may test: the customer record, the churn score and the traits.
+RULE_COLUMNS = frozenset(schema.REQUIRED) | {"churn_probability"} | set(TRAITS)
+#: Columns whose population medians the traits and reasons need.
+MEDIAN_COLUMNS = (
+    "Total_Trans_Amt",
+    "Total_Trans_Ct",
+    "Avg_Utilization_Ratio",
+    "Total_Relationship_Count",
+    "Contacts_Count_12_mon",
+    "Months_Inactive_12_mon",
+    "Credit_Limit",
+)
+AGE_BINS = (0, 35, 45, 55, 65, 200)
+AGE_LABELS = ("<35", "35-44", "45-54", "55-64", "65+")
+
+
+class CatalogueError(ValueError):
+    """A catalogue file that cannot be used; the message names the action and the field."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalogue
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`column op value`, evaluated over all customers at once."""
+
+    column: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Eligibility: passes when ANY of `conditions` holds (one condition = a plain test).
+    Suitability: excludes when ALL of `conditions` hold. `reason` is kept for exclusions."""
+
+    conditions: tuple[Condition, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    name: str
+    description: str
+    channel: str
+    cost: float  # $ per contact
+    marketing: bool
+    save_rate: Mapping[str, float]  # trait → P(save | action, trait); "default" for the rest
+    rationale: str
+    evidence: Mapping[str, str] | None  # column, label, format: what the reason quotes
+    eligible_if: tuple[Rule, ...]
+    unsuitable_if: tuple[Rule, ...]
+
+    @property
+    def suits(self) -> tuple[str, ...]:
+        """Traits with their own (higher or lower) save rate."""
+        return tuple(k for k in self.save_rate if k != "default")
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    actions: tuple[Action, ...]
+    traits: Mapping[str, float]
+    contact_column: str
+    suppress_marketing_at: float
+    contact_reason: str
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.actions]
+
+    def action(self, action_id: str) -> Action:
+        return self.actions[self.ids.index(action_id)]
+
+    def table(self) -> pd.DataFrame:
+        """One row per action: id, name, channel, cost, marketing, save rates and rationale."""
+        return pd.DataFrame(
+            [
+                {
+                    "id": a.id,
+                    "name": a.name,
+                    "channel": a.channel,
+                    "cost": a.cost,
+                    "marketing": a.marketing,
+                    "save_rate_default": a.save_rate["default"],
+                    "save_rate_by_trait": ", ".join(f"{t} {a.save_rate[t]:.0%}" for t in a.suits),
+                    "rules": len(a.eligible_if) + len(a.unsuitable_if),
+                    "rationale": a.rationale,
+                }
+                for a in self.actions
+            ]
+        )
+
+
+def _fail(where: str, field: str, problem: str) -> CatalogueError:
+    return CatalogueError(f"catalogue {where}: field '{field}' {problem}")
+
+
+def _condition(raw: Any, where: str, field: str) -> Condition:
+    if not isinstance(raw, Mapping):
+        raise _fail(where, field, "must be a mapping with column, op and value")
+    for key in ("column", "op", "value"):
+        if key not in raw:
+            raise _fail(where, f"{field}.{key}", "is missing")
+    column, op, value = raw["column"], raw["op"], raw["value"]
+    if column not in RULE_COLUMNS:
+        raise _fail(where, f"{field}.column", f"names an unknown column {column!r}")
+    if op not in OPS:
+        raise _fail(where, f"{field}.op", f"is {op!r}; use one of {' '.join(OPS)}")
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise _fail(where, f"{field}.value", f"must be a list for op {op!r}")
+        value = tuple(value)
+    elif op in ("<", "<=", ">", ">=") and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        raise _fail(where, f"{field}.value", f"must be a number for op {op!r}")
+    return Condition(str(column), str(op), value)
+
+
+def _rules(raw: Any, where: str, field: str, kind: str) -> tuple[Rule, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(where, field, "must be a list of rules")
+    rules = []
+    for i, item in enumerate(raw):
+        f = f"{field}[{i}]"
+        if not isinstance(item, Mapping) or not str(item.get("reason", "")).strip():
+            raise _fail(where, f"{f}.reason", "is missing (every rule keeps its reason)")
+        # eligibility: a plain condition or any_of; suitability: all of `when`
+        parts = item.get("any_of", [item]) if kind == "eligible" else item.get("when")
+        if not isinstance(parts, list) or not parts:
+            key = "any_of" if kind == "eligible" else "when"
+            raise _fail(where, f"{f}.{key}", "must be a non-empty list of conditions")
+        conds = tuple(_condition(c, where, f"{f}.condition[{j}]") for j, c in enumerate(parts))
+        rules.append(Rule(conds, str(item["reason"]).strip()))
+    return tuple(rules)
+
+
+def _action(raw: Any, i: int) -> Action:
+    where = f"action #{i + 1}"
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "actions", "entries must be mappings")
+    if not isinstance(raw.get("id"), str) or not raw["id"].strip():
+        raise _fail(where, "id", "is missing or not text")
+    where = f"action '{raw['id']}'"
+    for key in ("name", "description", "channel", "rationale"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise _fail(where, key, "is missing or empty")
+    cost = raw.get("cost")
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0:
+        raise _fail(where, "cost", f"must be a number >= 0 (currency per contact), got {cost!r}")
+    if raw["id"] != NO_ACTION and cost == 0:
+        raise _fail(where, "cost", "must be > 0 for a real action (budget mode divides by it)")
+    if not isinstance(raw.get("marketing"), bool):
+        raise _fail(where, "marketing", "must be true or false")
+    rates = raw.get("save_rate")
+    if not isinstance(rates, Mapping) or "default" not in rates:
+        raise _fail(where, "save_rate", "must be a mapping with a 'default' rate")
+    for trait, rate in rates.items():
+        if trait != "default" and trait not in TRAITS:
+            raise _fail(where, f"save_rate.{trait}", f"is not a trait; use {', '.join(TRAITS)}")
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise _fail(where, f"save_rate.{trait}", f"must be a probability 0-1, got {rate!r}")
+    evidence = raw.get("evidence")
+    if evidence is not None:
+        if not isinstance(evidence, Mapping) or evidence.get("column") not in MEDIAN_COLUMNS:
+            raise _fail(where, "evidence.column", f"must be one of {', '.join(MEDIAN_COLUMNS)}")
+        if evidence.get("format", "int") not in FORMATS:
+            raise _fail(where, "evidence.format", f"must be one of {', '.join(FORMATS)}")
+        evidence = {
+            "column": str(evidence["column"]),
+            "label": str(evidence.get("label", evidence["column"])),
+            "format": str(evidence.get("format", "int")),
+        }
+    return Action(
+        id=raw["id"].strip(),
+        name=raw["name"].strip(),
+        description=" ".join(raw["description"].split()),
+        channel=raw["channel"].strip(),
+        cost=float(cost),
+        marketing=raw["marketing"],
+        save_rate={k: float(v) for k, v in rates.items()},
+        rationale=" ".join(raw["rationale"].split()),
+        evidence=evidence,
+        eligible_if=_rules(raw.get("eligible_if"), where, "eligible_if", "eligible"),
+        unsuitable_if=_rules(raw.get("unsuitable_if"), where, "unsuitable_if", "unsuitable"),
+    )
+
+
+def parse_catalogue(raw: Any) -> Catalogue:
+    """A validated `Catalogue` from the parsed YAML mapping; `CatalogueError` names the action
+    and the field on the first problem."""
+    if not isinstance(raw, Mapping):
+        raise _fail("file", "(top level)", "must be a mapping with traits, contact_policy, actions")
+    traits = raw.get("traits")
+    if not isinstance(traits, Mapping):
+        raise _fail("file", "traits", "must be a mapping of trait thresholds")
+    for key in TRAIT_THRESHOLDS:
+        v = traits.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise _fail("file", f"traits.{key}", f"must be a number, got {v!r}")
+    policy = raw.get("contact_policy")
+    if not isinstance(policy, Mapping):
+        raise _fail("file", "contact_policy", "must be a mapping")
+    if policy.get("column") not in schema.REQUIRED:
+        raise _fail("file", "contact_policy.column", "must name a customer column")
+    at = policy.get("suppress_marketing_at")
+    if isinstance(at, bool) or not isinstance(at, int | float):
+        raise _fail("file", "contact_policy.suppress_marketing_at", "must be a number")
+    if not isinstance(policy.get("reason"), str) or not policy["reason"].strip():
+        raise _fail("file", "contact_policy.reason", "is missing")
+    actions_raw = raw.get("actions")
+    if not isinstance(actions_raw, list) or not actions_raw:
+        raise _fail("file", "actions", "must be a non-empty list")
+    actions = tuple(_action(a, i) for i, a in enumerate(actions_raw))
+    ids = [a.id for a in actions]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise _fail(f"action '{dupes[0]}'", "id", "is used by more than one action")
+    if NO_ACTION not in ids:
+        raise _fail(f"action '{NO_ACTION}'", "id", "is missing: the catalogue needs 'no_action'")
+    return Catalogue(
+        actions=actions,
+        traits={k: float(traits[k]) for k in TRAIT_THRESHOLDS},
+        contact_column=str(policy["column"]),
+        suppress_marketing_at=float(at),
+        contact_reason=policy["reason"].strip(),
+    )
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Read and validate an action catalogue (YAML); None → the shipped `nba/catalogue.yaml`.
+    A bad file raises `CatalogueError` with one sentence naming the action and the field."""
+    if path is None:
+        text = resources.files("nba").joinpath("catalogue.yaml").read_text(encoding="utf-8")
+        where = "nba/catalogue.yaml"
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CatalogueError(f"catalogue {path}: cannot be read ({exc.strerror})") from None
+        where = str(path)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        at = f" near line {line + 1}" if line is not None else ""
+        raise CatalogueError(f"catalogue {where}: not valid YAML{at}") from None
+    catalogue = parse_catalogue(raw)
+    log.debug("catalogue %s: %d actions", where, len(catalogue.actions))
+    return catalogue
+
+
+# ---------------------------------------------------------------------------------------------
+# Traits and rules
+# ---------------------------------------------------------------------------------------------
+
+
+def population_medians(customers: pd.DataFrame) -> dict[str, float]:
+    """Medians of the columns traits and reasons compare against (same units as the columns).
+    Pass the result as `reference` to score a few customers against the whole base."""
+    return {c: float(customers[c].median()) for c in MEDIAN_COLUMNS}
+
+
+def customer_traits(
+    customers: pd.DataFrame, catalogue: Catalogue, reference: Mapping[str, float]
+) -> pd.DataFrame:
+    """Boolean profile traits per customer from its own columns (see `TRAITS`): what segments
+    are made of, so actions match customers whatever the segments are called."""
+    t = catalogue.traits
+    spend = customers["Total_Trans_Amt"].to_numpy(dtype=np.float64)
+    median_spend = reference["Total_Trans_Amt"]
+    revolver = customers["Total_Revolving_Bal"].to_numpy(dtype=np.float64) > 0
+    light = spend < t["light_spend_ratio"] * median_spend
+    high = spend >= t["high_spend_ratio"] * median_spend
+    out = {
+        "revolver": revolver,
+        "transactor": ~revolver,
+        "light": light,
+        "everyday": ~light & ~high,
+        "high_spend": high,
+        "declining": customers["Total_Ct_Chng_Q4_Q1"].to_numpy() < t["declining_ct_change"],
+        "inactive": customers["Months_Inactive_12_mon"].to_numpy() >= t["inactive_months"],
+        "few_products": customers["Total_Relationship_Count"].to_numpy() <= t["few_products_max"],
+        "high_utilisation": customers["Avg_Utilization_Ratio"].to_numpy() >= t["high_utilisation"],
+        "many_contacts": customers["Contacts_Count_12_mon"].to_numpy() >= t["many_contacts"],
+    }
+    return pd.DataFrame(out, index=customers.index)
+
+
+class _Columns:
+    """Column arrays for rule tests, each read once. Text columns are factorised, so a test
+    runs on the few distinct values and is broadcast back through the codes."""
+
+    def __init__(self, customers: pd.DataFrame, traits: pd.DataFrame, p: np.ndarray) -> None:
+        self.customers, self.traits, self.p = customers, traits, p
+        self.cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+
+    def test(self, c: Condition) -> np.ndarray:
+        if c.column not in self.cache:
+            if c.column == "churn_probability":
+                self.cache[c.column] = (self.p, None)
+            elif c.column in self.traits.columns:
+                self.cache[c.column] = (self.traits[c.column].to_numpy(), None)
+            else:
+                series = self.customers[c.column]
+                if pd.api.types.is_numeric_dtype(series.dtype):
+                    self.cache[c.column] = (series.to_numpy(), None)
+                else:
+                    codes, uniques = pd.factorize(series, use_na_sentinel=False)
+                    self.cache[c.column] = (np.asarray(uniques, dtype=object), codes)
+        values, codes = self.cache[c.column]
+        result = _test(c, values)
+        return result if codes is None else result[codes]
+
+
+def _test(c: Condition, values: np.ndarray) -> np.ndarray:
+    """The condition over a column of values, as a boolean array."""
+    if c.op == "in":
+        return np.isin(values, list(c.value))
+    if c.op == "not_in":
+        return ~np.isin(values, list(c.value))
+    if c.op == "==":
+        return values == c.value
+    if c.op == "!=":
+        return values != c.value
+    return {
+        "<": np.less,
+        "<=": np.less_equal,
+        ">": np.greater,
+        ">=": np.greater_equal,
+    }[c.op](values.astype(np.float64), float(c.value))
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    """Per customer (rows) and action (columns): `code` 0 = allowed, else 1 + index into
+    `reasons`, the first rule that excluded it (eligibility, then suitability, then contact)."""
+
+    code: np.ndarray  # int16, n × actions
+    reasons: tuple[str, ...]
+    kinds: tuple[str, ...]  # "eligibility" / "suitability" / "contact policy" per reason
+
+    @property
+    def allowed(self) -> np.ndarray:
+        return self.code == 0
+
+    def reason_text(self) -> np.ndarray:
+        """n × actions object array: "" where allowed, else "<kind>: <reason>"."""
+        texts = np.asarray(
+            [""] + [f"{k}: {r}" for k, r in zip(self.kinds, self.reasons, strict=True)],
+            dtype=object,
+        )
+        return texts[self.code]
+
+
+def apply_rules(
+    customers: pd.DataFrame,
+    churn_probability: np.ndarray,
+    catalogue: Catalogue,
+    traits: pd.DataFrame,
+) -> Exclusions:
+    """Evaluate every action's eligibility, suitability and the contact policy for every
+    customer at once, keeping the first reason that excludes each (customer, action)."""
+    n = len(customers)
+    code = np.zeros((n, len(catalogue.actions)), dtype=np.int16)
+    reasons: list[str] = []
+    kinds: list[str] = []
+
+    def mark(j: int, excluded: np.ndarray, reason: str, kind: str) -> None:
+        reasons.append(reason)
+        kinds.append(kind)
+        col = code[:, j]
+        col[(col == 0) & excluded] = len(reasons)
+
+    columns = _Columns(customers, traits, churn_probability)
+    contacts = customers[catalogue.contact_column].to_numpy(dtype=np.float64)
+    suppressed = contacts >= catalogue.suppress_marketing_at
+    for j, a in enumerate(catalogue.actions):
+        for rule in a.eligible_if:
+            ok = np.zeros(n, dtype=bool)
+            for c in rule.conditions:
+                ok |= columns.test(c)
+            mark(j, ~ok, rule.reason, "eligibility")
+        for rule in a.unsuitable_if:
+            bad = np.ones(n, dtype=bool)
+            for c in rule.conditions:
+                bad &= columns.test(c)
+            mark(j, bad, rule.reason, "suitability")
+        if a.marketing:
+            mark(j, suppressed, catalogue.contact_reason, "contact policy")
+    return Exclusions(code, tuple(reasons), tuple(kinds))
+
+
+# ---------------------------------------------------------------------------------------------
+# Arbitration
+# ---------------------------------------------------------------------------------------------
+
+
+def value_at_risk(customers: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """$ a churner takes away: max(customer_value, 0) × value_horizon_years (not discounted)."""
+    yearly = customer_value(customers, settings).to_numpy(dtype=np.float64)
+    return np.maximum(yearly, 0.0) * float(settings.value_horizon_years)
+
+
+def save_rates(catalogue: Catalogue, traits: pd.DataFrame) -> np.ndarray:
+    """n × actions P(save | action, trait): the highest rate among the customer's traits that
+    the action lists, else its default."""
+    n = len(traits)
+    out = np.empty((n, len(catalogue.actions)), dtype=np.float64)
+    for j, a in enumerate(catalogue.actions):
+        suited = np.zeros(n, dtype=bool)
+        best = np.zeros(n, dtype=np.float64)
+        for trait in a.suits:
+            has = traits[trait].to_numpy()
+            best = np.where(has, np.maximum(best, a.save_rate[trait]), best)
+            suited |= has
+        out[:, j] = np.where(suited, best, a.save_rate["default"])
+    return out
+
+
+def _levers(catalogue: Catalogue, levers: Mapping[str, float] | None) -> np.ndarray:
+    ids = catalogue.ids
+    unknown = sorted(set(levers or {}) - set(ids))
+    if unknown:
+        raise ValueError(f"levers name unknown action(s): {', '.join(unknown)}")
+    return np.asarray([float((levers or {}).get(i, 1.0)) for i in ids], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything arbitration computed, as n × actions arrays ($ for values)."""
+
+    index: pd.Index
+    ids: tuple[str, ...]
+    p: np.ndarray  # P(churn), n
+    var: np.ndarray  # value at risk, $ over the horizon, n
+    save: np.ndarray  # P(save | action, trait)
+    net: np.ndarray  # expected net value, $ (-inf where excluded)
+    gross: np.ndarray  # net + cost: expected $ saved
+    exclusions: Exclusions
+    traits: pd.DataFrame
+
+
+def _check_aligned(scores: pd.DataFrame, customers: pd.DataFrame) -> None:
+    if len(scores) != len(customers) or not scores.index.equals(customers.index):
+        raise ValueError("scores and customers must have the same index (one row per customer)")
+    if "churn_probability" not in scores.columns:
+        raise ValueError("scores need the column churn_probability")
+    missing = [c for c in schema.REQUIRED if c not in customers.columns]
+    if missing:
+        raise ValueError(f"customers need the column(s) {', '.join(missing)}")
+
+
+def evaluate(
+    scores: pd.DataFrame,
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    settings: Settings,
+    levers: Mapping[str, float] | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> Evaluation:
+    """Rules and expected net value of every action for every customer (vectorised):
+    P(churn) × P(save | action, trait) × value at risk × lever − cost; excluded → -inf;
+    no_action → 0. `reference`: population medians (default: those of `customers`)."""
+    _check_aligned(scores, customers)
+    ref = dict(reference) if reference is not None else population_medians(customers)
+    traits = customer_traits(customers, catalogue, ref)
+    p = scores["churn_probability"].to_numpy(dtype=np.float64)
+    var = value_at_risk(customers, settings)
+    save = save_rates(catalogue, traits)
+    lever = _levers(catalogue, levers)
+    cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
+    gross = (p * var)[:, None] * save * lever[None, :]
+    net = gross - cost[None, :]
+    excl = apply_rules(customers, p, catalogue, traits)
+    net[~excl.allowed] = -np.inf
+    j0 = catalogue.ids.index(NO_ACTION)
+    net[:, j0] = 0.0
+    gross[:, j0] = 0.0
+    return Evaluation(customers.index, tuple(catalogue.ids), p, var, save, net, gross, excl, traits)
+
+
+def _text(values: np.ndarray, kind: str) -> list[Any]:
+    """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", " %", money → "$",
+    "610" (a list of pieces for `_join`)."""
+    scale = 100.0 if kind == "pct" else 1.0
+    digits = pc.cast(pa.array(np.rint(values * scale).astype(np.int64)), pa.string())
+    if kind == "pct":
+        return [digits, " %"]
+    if kind == "money":
+        return ["$", digits]
+    return [digits]
+
+
+def _median_text(value: float, kind: str) -> str:
+    """One number formatted as `_text` does, for the median quoted in every reason."""
+    if kind == "pct":
+        return f"{round(value * 100)} %"
+    return f"${round(value)}" if kind == "money" else f"{round(value)}"
+
+
+def _join(*parts: Any) -> pa.Array:
+    """Element-wise concatenation of arrow string arrays and plain strings (broadcast)."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _reasons(
+    chosen: np.ndarray,
+    ev: Evaluation,
+    catalogue: Catalogue,
+    customers: pd.DataFrame,
+    segment: pa.Array,
+    reference: Mapping[str, float],
+) -> pa.Array:
+    """One sentence per customer for its chosen action index (-1 = empty slot), built with
+    arrow string kernels, looping over actions only: churn risk, the evidence column the action
+    targets vs the population median, the segment, and the expected saving."""
+    n = len(chosen)
+    rows_all = np.arange(n)
+    pieces: list[pa.Array] = []
+    positions: list[np.ndarray] = []
+    for j, a in enumerate(catalogue.actions):
+        rows = np.flatnonzero(chosen == j)
+        if not rows.size:
+            continue
+        parts: list[Any] = ["Churn risk ", *_text(ev.p[rows], "pct")]
+        if a.evidence is not None:
+            col, fmt = a.evidence["column"], a.evidence["format"]
+            vals = customers[col].to_numpy(dtype=np.float64)[rows]
+            median = _median_text(reference[col], fmt)
+            parts += [f" ({a.evidence['label']} ", *_text(vals, fmt), f" vs median {median})"]
+        parts += ["; ", segment.take(pa.array(rows))]
+        if a.id == NO_ACTION:
+            parts.append(": no eligible action's expected saving beats its cost")
+        else:
+            parts += [
+                f": {a.name}, assumed to save ",
+                *_text(ev.save[rows, j], "pct"),
+                " of churners, ",
+                *_text(ev.var[rows], "money"),
+                " at risk, expected net ",
+                *_text(ev.net[rows, j], "money"),
+            ]
+        pieces.append(_join(*parts))
+        positions.append(rows)
+    empty = rows_all[chosen < 0]
+    pieces.append(pa.repeat(pa.scalar("", pa.string()), empty.size))
+    positions.append(empty)
+    where = np.concatenate(positions)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[where] = np.arange(n)
+    return pa.concat_arrays(pieces).take(pa.array(inverse))
+
+
+def recommend_actions(
+    scores: pd.DataFrame,
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    settings: Settings,
+    levers: Mapping[str, float] | None = None,
+    top: int = 3,
+    reference: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """The `top` best actions per customer by expected net value ($), with a reason each:
+    columns action_k, action_k_value, action_k_reason (k = 1…top) and value_at_risk.
+
+    Only allowed actions are ranked; "no_action" (0) is always allowed, so the list stops at it:
+    slots after it are empty ("" and NaN) because anything below it loses money. Index follows
+    `customers`. `levers` multiply an action's expected saving (action id → factor, default 1);
+    `reference` are population medians (default: those of `customers`)."""
+    ref = dict(reference) if reference is not None else population_medians(customers)
+    ev = evaluate(scores, customers, catalogue, settings, levers, ref)
+    n, k_actions = ev.net.shape
+    top = min(top, k_actions)
+    # Stable sort on -net; ties keep catalogue order. Only the first `top` columns are needed.
+    order = np.argsort(-ev.net, axis=1, kind="stable")[:, :top]
+    j0 = catalogue.ids.index(NO_ACTION)
+    after_none = np.cumsum(order == j0, axis=1) - (order == j0) > 0
+    chosen = np.where(after_none, -1, order)
+    rows = np.arange(n)
+    ids = pa.array([*catalogue.ids, ""], type=pa.string())
+    segment = pa.array(
+        scores["segment_name"].astype("str")
+        if "segment_name" in scores.columns
+        else pd.Series("all customers", index=scores.index, dtype="str")
+    ).cast(pa.string())
+    out = pd.DataFrame(index=customers.index)
+    for k in range(top):
+        c = chosen[:, k]
+        value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
+        out[f"action_{k + 1}"] = pd.array(
+            ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))), dtype="str"
+        )
+        out[f"action_{k + 1}_value"] = value
+        out[f"action_{k + 1}_reason"] = pd.array(
+            _reasons(c, ev, catalogue, customers, segment, ref), dtype="str"
+        )
+    out["value_at_risk"] = ev.var
+    return out
+
+
+def explain_exclusions(
+    scores: pd.DataFrame,
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    settings: Settings,
+    which: Sequence[Any] | None = None,
+    levers: Mapping[str, float] | None = None,
+    reference: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """For a few customers (index labels `which`, default all): one row per (customer, action)
+    with allowed yes/no, the reason it was excluded, its save rate and expected net value ($).
+    Pass `reference` (population medians of the whole base) when scoring only a few rows."""
+    if which is not None:
+        scores, customers = scores.loc[list(which)], customers.loc[list(which)]
+    ev = evaluate(scores, customers, catalogue, settings, levers, reference)
+    n, a = ev.net.shape
+    return pd.DataFrame(
+        {
+            "customer": np.repeat(customers.index.to_numpy(), a),
+            "action": np.tile(np.asarray(ev.ids, dtype=object), n),
+            "allowed": ev.exclusions.allowed.ravel(),
+            "reason": ev.exclusions.reason_text().ravel(),
+            "save_rate": ev.save.ravel(),
+            "expected_net_value": np.where(ev.exclusions.allowed, ev.net, np.nan).ravel(),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Budget mode
+# ---------------------------------------------------------------------------------------------
+
+
+def budget_candidates(recommendations: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
+    """Each customer's best action (action_1) as a budget candidate: customer, action, value
+    (expected net $), cost ($); customers whose best is no action are left out."""
+    act = recommendations["action_1"].astype("str")
+    keep = act.ne(NO_ACTION) & act.ne("") & (recommendations["action_1_value"] > 0)
+    costs = {a.id: a.cost for a in catalogue.actions}
+    return pd.DataFrame(
+        {
+            "customer": recommendations.index[keep.to_numpy()],
+            "action": act[keep].to_numpy(),
+            "value": recommendations.loc[keep, "action_1_value"].to_numpy(dtype=np.float64),
+            "cost": act[keep].map(costs).to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def _ranked(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Positive candidates, one per customer (its highest value), by value per $ descending."""
+    c = candidates[(candidates["value"] > 0) & (candidates["cost"] >= 0)]
+    c = c.sort_values("value", ascending=False, kind="stable").drop_duplicates("customer")
+    ratio = c["value"].to_numpy() / np.maximum(c["cost"].to_numpy(), 1e-12)
+    c = c.iloc[np.argsort(-ratio, kind="stable")].reset_index(drop=True)
+    c["cum_cost"] = c["cost"].cumsum()
+    c["cum_value"] = c["value"].cumsum()
+    return c
+
+
+def allocate_budget(candidates: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """Which customers get which single action under a `budget` ($): greedy by expected net
+    value per $ of cost, taking the longest prefix whose total cost fits.
+
+    Respects the budget by construction: the chosen rows are exactly those whose cumulative
+    cost is ≤ budget. Monotone: a larger budget takes a longer prefix of the same order, and
+    every value is > 0, so the total never falls. `candidates`: customer, action, value, cost
+    (several rows per customer allowed: its highest-value row is kept)."""
+    ranked = _ranked(candidates)
+    take = int(np.searchsorted(ranked["cum_cost"].to_numpy(), float(budget), side="right"))
+    return ranked.iloc[:take].copy()
+
+
+def budget_curve(candidates: pd.DataFrame, budgets: Sequence[float] | np.ndarray) -> pd.DataFrame:
+    """Total expected net value ($) `allocate_budget` reaches at each budget: columns budget,
+    spent, customers, expected_net_value (a table to plot)."""
+    ranked = _ranked(candidates)
+    cum_cost = ranked["cum_cost"].to_numpy()
+    cum_value = np.concatenate([[0.0], ranked["cum_value"].to_numpy()])
+    spent = np.concatenate([[0.0], cum_cost])
+    b = np.asarray(budgets, dtype=np.float64)
+    take = np.searchsorted(cum_cost, b, side="right")
+    return pd.DataFrame(
+        {
+            "budget": b,
+            "spent": spent[take],
+            "customers": take,
+            "expected_net_value": cum_value[take],
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Simulation
+# ---------------------------------------------------------------------------------------------
+
+
+def simulate(
+    scores: pd.DataFrame,
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    settings: Settings,
+    seed: int,
+    levers: Mapping[str, float] | None = None,
+    baseline_action: str = "retention_offer",
+) -> dict[str, Any]:
+    """Run the engine on a whole base and compare with baselines (expected net value in $,
+    under the catalogue's assumptions and the model's churn probabilities):
+
+    - engine: each customer's action_1;
+    - no action: 0;
+    - churn score only: `baseline_action` to every flagged customer (`churn_flag`, else
+      P ≥ 0.5) where the rules allow it (the contact policy binds any campaign);
+    - random: a uniformly random allowed action (other than no action), seeded.
+
+    Returns tables a notebook can display: `summary` (one row per policy), `uplift` (dict, the
+    keys of `nba.value` success criteria), `by_segment` (action shares per segment),
+    `no_action` (customers left without action), `by_gender` and `by_age_band` (action rates)."""
+    ref = population_medians(customers)
+    ev = evaluate(scores, customers, catalogue, settings, levers, ref)
+    recs = recommend_actions(scores, customers, catalogue, settings, levers, top=1, reference=ref)
+    n, _ = ev.net.shape
+    rows = np.arange(n)
+    j0 = catalogue.ids.index(NO_ACTION)
+    cost = np.asarray([a.cost for a in catalogue.actions])
+
+    engine_j = np.asarray([catalogue.ids.index(i) for i in recs["action_1"]], dtype=np.int64)
+    flagged = (
+        scores["churn_flag"].to_numpy() == 1 if "churn_flag" in scores.columns else ev.p >= 0.5
+    )
+    jb = catalogue.ids.index(baseline_action)
+    base_j = np.where(flagged & ev.exclusions.allowed[:, jb], jb, j0)
+    allowed = ev.exclusions.allowed.copy()
+    allowed[:, j0] = False
+    keys = np.where(allowed, np.random.default_rng(seed).random(allowed.shape), -1.0)
+    rand_j = np.where(allowed.any(axis=1), keys.argmax(axis=1), j0)
+
+    def policy(name: str, j: np.ndarray) -> dict[str, Any]:
+        acted = j != j0
+        net = np.where(acted, ev.net[rows, j], 0.0)
+        return {
+            "policy": name,
+            "customers_contacted": int(acted.sum()),
+            "cost": float(cost[j].sum()),
+            "expected_saved_value": float(np.where(acted, ev.gross[rows, j], 0.0).sum()),
+            "expected_net_value": float(net.sum()),
+        }
+
+    summary = pd.DataFrame(
+        [
+            policy("engine (action_1)", engine_j),
+            policy("no action", np.full(n, j0)),
+            policy(f"churn score only: {baseline_action} to flagged", base_j),
+            policy("random allowed action", rand_j),
+        ]
+    ).set_index("policy")
+    total = summary["expected_net_value"]
+    uplift = {
+        "net_value_uplift_vs_no_action": float(total.iloc[0] - total.iloc[1]),
+        "net_value_uplift_vs_churn_score_one_offer": float(total.iloc[0] - total.iloc[2]),
+        "net_value_uplift_vs_random_action": float(total.iloc[0] - total.iloc[3]),
+    }
+    action = recs["action_1"].astype("str")
+    segment = (
+        scores["segment_name"].astype("str")
+        if "segment_name" in scores.columns
+        else pd.Series("all customers", index=scores.index)
+    )
+    by_segment = pd.crosstab(segment.rename("segment_name"), action.rename("action"))
+    age = pd.cut(
+        customers["Customer_Age"], bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False
+    )
+    acted = action.ne(NO_ACTION).rename("action_rate")
+
+    def rates(group: pd.Series) -> pd.DataFrame:
+        shares = pd.crosstab(group, action.rename("action"), normalize="index")
+        table = acted.groupby(group, observed=True).agg(["size", "mean"])
+        table.columns = ["customers", "action_rate"]
+        return table.join(shares)
+
+    return {
+        "summary": summary,
+        "uplift": uplift,
+        "by_segment": by_segment,
+        "no_action": int((action == NO_ACTION).sum()),
+        "by_gender": rates(customers["Gender"].astype("str").rename("Gender")),
+        "by_age_band": rates(age.rename("age_band")),
+    }
