@@ -63,10 +63,28 @@ class Bundle:
     settings: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    _parsed_catalogue: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def threshold(self) -> float:
         return float(self.churn.threshold_)
+
+    @property
+    def run_settings(self) -> Any:
+        """The `Settings` the bundle was trained with (value assumptions for the actions)."""
+        from nba.config import Settings
+
+        known = {f for f in Settings.__dataclass_fields__}
+        return Settings(**{k: v for k, v in self.settings.items() if k in known})
+
+    @property
+    def action_catalogue(self) -> Any:
+        """The action catalogue, parsed once from the plain data the bundle stores."""
+        if self._parsed_catalogue is None:
+            from nba.actions import parse_catalogue
+
+            self._parsed_catalogue = parse_catalogue(self.catalogue)
+        return self._parsed_catalogue
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
         """Score a clean customer frame: one row per customer with the score columns."""

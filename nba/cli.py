@@ -185,6 +185,24 @@ def _monitor(args: argparse.Namespace) -> int:
     return EXIT_DRIFT if acted else EXIT_OK
 
 
+def _score(args: argparse.Namespace) -> int:
+    from nba.bundle import load_bundle
+
+    bundle = load_bundle(Path(args.bundle))
+    rejects = Path(args.rejects) if args.rejects else None
+    if args.engine == "dask":
+        from nba.scoring_dask import score_file_dask
+
+        result = score_file_dask(bundle, Path(args.input), Path(args.out), rejects)
+    else:
+        from nba.scoring import score_file
+
+        result = score_file(bundle, Path(args.input), Path(args.out), rejects)
+    loud = "; the bundle learnt from SYNTHETIC DATA" if bundle.metadata.get("synthetic") else ""
+    print(f"nba score: {result.summary}; scores in {result.output}{loud}", file=sys.stderr)
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -244,6 +262,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-run the candidate comparison, feature selection and search (minutes)",
     )
     tr.set_defaults(func=_train)
+
+    sc = commands.add_parser("score", help="score customers: churn, segment, top-3 actions")
+    sc.add_argument("input", help="customers as .csv or .parquet (BankChurners columns)")
+    sc.add_argument("--bundle", required=True, help="trained bundle (nba train --out …)")
+    sc.add_argument("--out", required=True, help="scores to write, .csv or .parquet")
+    sc.add_argument("--rejects", help="rejected rows with a reason (default OUT.rejects.csv)")
+    sc.add_argument(
+        "--engine",
+        choices=("pandas", "dask"),
+        default="pandas",
+        help="dask: partition by partition, for inputs larger than memory",
+    )
+    sc.set_defaults(func=_score)
 
     pipe = commands.add_parser("pipeline", help="re-run the numbered notebooks with papermill")
     pipe.add_argument("--data", help="data file (overrides NBA_DATA and data/raw/)")

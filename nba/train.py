@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from nba.actions import population_medians
 from nba.bundle import Bundle, make_metadata
 from nba.churn import ChurnModel, TrainOptions, train_churn
 from nba.config import Settings
@@ -37,12 +39,30 @@ def _refit_churn(held_out_model: ChurnModel, df: pd.DataFrame) -> ChurnModel:
     return clone(held_out_model).fit(X, y)
 
 
+def catalogue_data(path: str | Path | None) -> dict[str, Any]:
+    """The catalogue as plain data for the bundle (validated by parsing it first; None → the
+    shipped default)."""
+    from importlib import resources
+
+    import yaml
+
+    from nba.actions import load_catalogue
+
+    load_catalogue(path)  # one clear error for a bad file, before any training
+    if path is None:
+        text = resources.files("nba").joinpath("catalogue.yaml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
 def train(
     df: pd.DataFrame,
     source: DataSource,
     settings: Settings,
     options: TrainOptions | None = None,
     refit: bool = True,
+    catalogue: str | Path | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
     """Train every stage on a clean labelled frame; return the bundle and the full metrics
     (`{"churn": {...}, "segments": {...}}`, held-out figures of the training-split fits)."""
@@ -86,10 +106,12 @@ def train(
     bundle = Bundle(
         churn=churn_model,
         segmenter=segmenter,
-        catalogue=None,
+        catalogue=catalogue_data(catalogue),
         settings=settings.to_dict(),
         metadata=make_metadata(source.to_dict(), summary, settings.to_dict()),
     )
-    bundle.reference = reference_profile(df, bundle.score(df))  # for `nba monitor`
+    # population medians first: the action reasons compare each customer with them
+    bundle.reference = {"population_medians": population_medians(df)}
+    bundle.reference.update(reference_profile(df, bundle.score(df)))  # for `nba monitor`
     log.info("trained in %.1f s", metrics["train_seconds"])
     return bundle, metrics
