@@ -782,3 +782,135 @@ def search_results(results: pd.DataFrame, folds: int) -> Figure:
     ax.legend(frameon=False, fontsize="small", loc="lower right")
     fig.tight_layout()
     return fig
+
+
+# --- next best action (notebook 06) -------------------------------------------------------------
+
+
+def action_mix(by_segment: pd.DataFrame) -> Figure:
+    """The engine's best action per customer, from a crosstab of segments (rows) × actions
+    (columns, counts) as `nba.actions.simulate` returns in `by_segment`: left, customers per
+    action over the whole base; right, the share of each segment given each action (stacked,
+    so a bar's length is the segment's action rate). "no_action" is left out of the bars and
+    counted in the titles: it is usually most customers and would hide the rest."""
+    acted = by_segment.drop(columns=["no_action"], errors="ignore")
+    none = int(by_segment["no_action"].sum()) if "no_action" in by_segment else 0
+    counts = acted.sum(axis=0).sort_values()
+    total = int(by_segment.to_numpy().sum())
+    shares = acted.div(by_segment.sum(axis=1), axis=0) * 100
+    order = list(counts.index[::-1])
+    palette = (
+        "#4C72B0",
+        "#DD8452",
+        "#55A868",
+        "#C44E52",
+        "#8172B3",
+        "#937860",
+        "#DA8BC3",
+        "#CCB974",
+        "#64B5CD",
+    )
+    colors = {a: palette[i % len(palette)] for i, a in enumerate(order)}
+    fig = Figure(figsize=(13, 0.45 * max(len(counts), len(shares)) + 2.4))
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.5])
+    bars = left.barh(counts.index, counts.to_numpy(), color=[colors[a] for a in counts.index])
+    left.bar_label(
+        bars, labels=[f"{n:,} ({n / total:.1%})" for n in counts], fontsize="small", padding=3
+    )
+    left.set_title(f"Best action per customer ({none:,} of {total:,} get no action)")
+    left.set_xlabel("customers (count)")
+    left.set_ylabel("action")
+    left.margins(x=0.3)
+    segments = [tex(str(s)) for s in shares.index]
+    offset = np.zeros(len(shares))
+    for action in order:
+        width = shares[action].to_numpy()
+        right.barh(segments, width, left=offset, color=colors[action], label=action)
+        offset += width
+    for y, rate in enumerate(offset):
+        right.annotate(f"{rate:.1f} %", (rate, y), xytext=(3, -4), textcoords="offset points")
+    right.set_xlim(0, max(float(offset.max()), 1.0) * 1.15)
+    right.set_title("Action rate of each segment, by action (rest: no action)")
+    right.set_xlabel("customers of the segment given the action (%)")
+    right.set_ylabel("segment")
+    right.invert_yaxis()
+    right.legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def _money(value: float) -> str:
+    """'$1,234' or '-$1,234' for a figure label (dollar sign escaped for matplotlib)."""
+    return tex(f"{'-' if value < 0 else ''}${abs(value):,.0f}")
+
+
+def _money_k(value: float) -> str:
+    """'$50k' or '-$150k' for a crowded money axis (dollar sign escaped for matplotlib)."""
+    if abs(value) < 1000:
+        return _money(value)
+    return tex(f"{'-' if value < 0 else ''}${abs(value) / 1000:,.0f}k")
+
+
+def budget_curve(curve: pd.DataFrame, budget: float | None = None) -> Figure:
+    """Budget mode: total expected net value ($) the greedy allocation reaches against the
+    campaign budget ($), from `nba.actions.budget_curve` (budget, spent, customers,
+    expected_net_value); `budget` marks one chosen budget. The right axis shows how many
+    customers get an action."""
+    fig = Figure(figsize=(8.5, 4.6))
+    ax = fig.subplots()
+    ax.plot(curve["budget"], curve["expected_net_value"], color=CLASS_COLORS[0], lw=2)
+    ax.set_title("Budget mode: expected net value against campaign budget")
+    ax.set_xlabel(tex("campaign budget ($, total contact cost)"))
+    ax.set_ylabel(tex("expected net value ($, after cost)"))
+    money = FuncFormatter(lambda v, _: _money(v))
+    ax.xaxis.set_major_formatter(money)
+    ax.yaxis.set_major_formatter(money)
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.plot(curve["budget"], curve["customers"], color=NEUTRAL, lw=1, linestyle="--")
+    twin.set_ylabel("customers given an action (count, dashed)")
+    twin.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    if budget is not None:
+        b = np.asarray(curve["budget"], dtype=float)
+        value = float(np.interp(budget, b, curve["expected_net_value"].to_numpy(dtype=float)))
+        ax.axvline(budget, color=HIGHLIGHT, linestyle=":", lw=1)
+        ax.scatter([budget], [value], color=HIGHLIGHT, zorder=3)
+        ax.annotate(
+            f"budget {_money(budget)}: {_money(value)}",
+            (budget, value),
+            textcoords="offset points",
+            xytext=(8, -16),
+            fontsize="small",
+            color=HIGHLIGHT,
+        )
+    fig.tight_layout()
+    return fig
+
+
+def policy_comparison(summary: pd.DataFrame) -> Figure:
+    """Simulated policies side by side, from `nba.actions.simulate`'s `summary` (indexed by
+    policy, with expected_net_value, cost and customers_contacted): left, expected net value
+    ($, after cost); right, customers contacted (count). The first row (the engine) is
+    highlighted."""
+    names = [tex(str(p)) for p in summary.index][::-1]
+    colors = [NEUTRAL] * (len(names) - 1) + [HIGHLIGHT]
+    fig = Figure(figsize=(12, 0.5 * len(names) + 2.2))
+    left, right = fig.subplots(1, 2, sharey=True)
+    net = summary["expected_net_value"].to_numpy(dtype=float)[::-1]
+    bars = left.barh(names, net, color=colors)
+    left.bar_label(bars, labels=[_money(v) for v in net], fontsize="small", padding=3)
+    left.axvline(0, color="black", lw=0.8)
+    left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _money_k(v)))
+    left.set_title("Expected net value of each policy")
+    left.set_xlabel(tex("expected net value ($, saved value minus contact cost)"))
+    left.set_ylabel("policy")
+    left.margins(x=0.3)
+    contacted = summary["customers_contacted"].to_numpy(dtype=float)[::-1]
+    bars = right.barh(names, contacted, color=colors)
+    right.bar_label(bars, labels=[f"{v:,.0f}" for v in contacted], fontsize="small", padding=3)
+    right.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    right.set_title("Customers contacted")
+    right.set_xlabel("customers given an action (count)")
+    right.margins(x=0.2)
+    fig.tight_layout()
+    return fig

@@ -269,3 +269,55 @@ def test_search_results_marks_the_chosen_draw_and_the_one_se_bar():
     assert bar and bar[0].get_ydata()[0] == pytest.approx(0.97 - 0.006 / 2)
     chosen = [c for c in ax.containers if c.get_label().startswith("chosen")][0]
     assert list(chosen.lines[0].get_xdata()) == [1500]
+
+
+def test_action_mix_bars_are_action_counts_and_segment_action_rates():
+    by_segment = pd.DataFrame(
+        {"cross_sell": [5, 0], "retention_offer": [3, 2], "no_action": [2, 8]},
+        index=pd.Index(["light $ users", "heavy users"], name="segment_name"),
+    )
+    fig = plots.action_mix(by_segment)
+    left, right = fig.axes[:2]
+    _labelled(left)
+    _labelled(right)
+    assert sorted(p.get_width() for p in left.patches) == [5, 5]  # no_action left out
+    assert "10 of 20" in left.get_title()
+    widths = np.array([p.get_width() for p in right.patches]).reshape(2, 2)
+    assert widths.sum(axis=0) == pytest.approx([80.0, 20.0])  # each segment's action rate
+    assert r"\$" in right.get_yticklabels()[0].get_text()  # not read as maths
+
+
+def test_budget_curve_marks_the_chosen_budget_at_its_value():
+    curve = pd.DataFrame(
+        {
+            "budget": [0.0, 100.0, 200.0],
+            "spent": [0.0, 90.0, 190.0],
+            "customers": [0, 3, 5],
+            "expected_net_value": [0.0, 500.0, 600.0],
+        }
+    )
+    fig = plots.budget_curve(curve, budget=150.0)
+    ax = fig.axes[0]
+    _labelled(ax)
+    assert fig.axes[1].get_ylabel()
+    point = ax.collections[0].get_offsets()[0]
+    assert tuple(point) == pytest.approx((150.0, 550.0))
+    assert len(plots.budget_curve(curve).axes[0].collections) == 0
+
+
+def test_policy_comparison_highlights_the_engine_and_keeps_signs():
+    summary = pd.DataFrame(
+        {
+            "customers_contacted": [10, 0, 4],
+            "cost": [300.0, 0.0, 240.0],
+            "expected_net_value": [900.0, 0.0, -50.0],
+        },
+        index=pd.Index(["engine (action_1)", "no action", "random"], name="policy"),
+    )
+    fig = plots.policy_comparison(summary)
+    left, right = fig.axes
+    _labelled(left)
+    assert right.get_title() and right.get_xlabel()
+    widths = [p.get_width() for p in left.patches]
+    assert widths == [-50.0, 0.0, 900.0]  # bottom to top: the engine on top
+    assert mcolors.to_hex(left.patches[-1].get_facecolor()) == plots.HIGHLIGHT.lower()
