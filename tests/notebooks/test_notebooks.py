@@ -100,3 +100,16 @@ def test_deployment_wrote_bundle_card_and_scores(reports):
     bundle = load_bundle(settings.path("models_dir") / "nba.bundle")
     assert bundle.metadata["data"]["sha256"] == data["data_sha256"]
     assert (scores["churn_flag"] == (scores["churn_probability"] >= bundle.threshold)).all()
+
+
+def test_actions_beat_every_baseline_and_evaluation_measures_them(reports):
+    actions, evaluation = _metrics(reports, "actions"), _metrics(reports, "evaluation")
+    uplift = actions["uplift"]
+    names = set(success_criteria().query("stage == 'actions'").metric)
+    assert set(uplift) == names
+    assert uplift["net_value_uplift_vs_no_action"] > 0
+    criteria = pd.DataFrame(evaluation["criteria"]).query("stage == 'actions'")
+    assert len(criteria) == len(names) and (criteria.status != "not measured").all()
+    for row in criteria.itertuples():
+        assert row.measured == pytest.approx(uplift[row.metric])
+        assert row.status == ("met" if uplift[row.metric] > 0 else "not met")
