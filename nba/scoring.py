@@ -89,7 +89,7 @@ def _quick_number(value: Any) -> float | None:
         return None
     if isinstance(value, int | float | np.integer | np.floating):
         x = float(value)
-    elif isinstance(value, str) and "_" not in value:
+    elif isinstance(value, str) and value.isascii() and "_" not in value:
         try:
             x = float(value.strip())
         except ValueError:
@@ -163,7 +163,51 @@ def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
         if not result.ok:
             raise DataError(str(result.rejects["reason"].iloc[0]))
         clean = result.clean
-    row = score_frame(bundle, clean, drivers=3).iloc[0]
+    return _score_one(bundle, clean, drivers=3)
+
+
+def _segment_ids(segmenter: Any, df: pd.DataFrame) -> np.ndarray:
+    """`segmenter.predict(df)` for a few rows: for a KMeans pipeline, the nearest centre
+    computed directly (what KMeans.predict does, without its thread-pool set-up, which costs
+    milliseconds per call); any other segmenter is asked as usual."""
+    from sklearn.cluster import KMeans
+
+    pipe = getattr(segmenter, "pipeline_", None)
+    if pipe is None or not isinstance(pipe[-1], KMeans):
+        return np.asarray(segmenter.predict(df))
+    X = np.asarray(pipe[:-1].transform(df), dtype=np.float64)
+    centres = pipe[-1].cluster_centers_
+    distances = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    return segmenter.label_map_[np.argmin(distances, axis=1)]
+
+
+def _score_one(bundle: Any, clean: pd.DataFrame, drivers: int) -> dict[str, Any]:
+    """`score_frame(bundle, clean, drivers).iloc[0]` as a plain dict, for one clean customer,
+    without the batch engine's frame-building overhead."""
+    p = bundle.churn.predict_proba(clean)[:, 1]
+    threshold = float(bundle.churn.threshold_)
+    segment = _segment_ids(bundle.segmenter, clean)
+    name = np.asarray(bundle.segmenter.names_, dtype=object)[segment]
+    row: dict[str, Any] = {
+        schema.ID: clean[schema.ID].iloc[0],
+        "churn_probability": p[0],
+        "churn_flag": int(p[0] >= threshold),
+        "risk_band": str(risk_band(p, threshold)[0]),
+        "segment": segment[0],
+        "segment_name": str(name[0]),
+    }
+    if bundle.catalogue:
+        scores = pd.DataFrame(
+            {"churn_probability": p, "segment_name": pd.array(name, dtype="str")},
+            index=clean.index,
+        )
+        actions = recommend_for(bundle, scores, clean)
+        for col in actions.columns:
+            row[col] = actions[col].iloc[0]
+    if drivers:
+        reasons = bundle.churn.reasons(clean, top=drivers)
+        for k in range(1, drivers + 1):
+            row[f"driver_{k}"] = str(reasons[f"reason_{k}"].iloc[0])
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 

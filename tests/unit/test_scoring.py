@@ -1,0 +1,236 @@
+"""Batch scoring: the pandas and Dask engines agree, rejects keep every row, `recommend`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nba.bundle import Bundle
+from nba.churn import TrainOptions
+from nba.config import Settings
+from nba.data import schema, synth
+from nba.data.discover import describe, write_synthetic
+from nba.data.io import load, read_table
+from nba.data.validate import validate
+from nba.errors import DataError
+from nba.scoring import clean_record, recommend, score_file, score_frame
+from nba.scoring_dask import score_file_dask
+from nba.train import train
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Bundle:
+    """A fast bundle on 3,000 synthetic customers (seed 11)."""
+    folder = tmp_path_factory.mktemp("scoring")
+    data = write_synthetic(folder / "train.csv", 3000, 11)
+    trained, _ = train(load(data), describe(data, "argument"), Settings(), TrainOptions.fast())
+    return trained
+
+
+@pytest.fixture(scope="module")
+def messy_csv(tmp_path_factory) -> Path:
+    """1,500 customers as Kaggle writes them, with bad rows spread over the file."""
+    df = synth.generate(1500, 4)
+    text = synth.kaggle_csv_text(df).splitlines()
+    rows = [line.split(",") for line in text[1:]]
+    col = {c: i for i, c in enumerate(text[0].split(","))}
+    rows[3][col["Customer_Age"]] = '"forty"'  # text in a numeric column
+    rows[400][col["Card_Category"]] = '"Diamond"'  # unknown category
+    rows[700][col["Total_Trans_Amt"]] = "-5"  # negative amount
+    rows[900][col["Dependent_count"]] = ""  # missing value
+    rows[1200][col["CLIENTNUM"]] = rows[10][col["CLIENTNUM"]]  # duplicate across partitions
+    rows[1210][col["CLIENTNUM"]] = rows[1205][col["CLIENTNUM"]]  # duplicate nearby
+    rows[1300][col["CLIENTNUM"]] = rows[20][col["CLIENTNUM"]]  # duplicate and another problem
+    rows[1300][col["Gender"]] = '"X"'
+    path = tmp_path_factory.mktemp("messy") / "messy.csv"
+    path.write_text("\n".join([text[0], *(",".join(r) for r in rows)]) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pandas_result(bundle, messy_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pandas") / "scores.parquet"
+    result = score_file(bundle, messy_csv, out)
+    return result, read_table(out, required=()), read_table(result.rejects, required=())
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(schema.ID, ignore_index=True)
+
+
+def _same_scores(dask_scores: pd.DataFrame, pandas_scores: pd.DataFrame) -> None:
+    a, b = _sorted(dask_scores), _sorted(pandas_scores)
+    assert list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-9)
+
+
+def test_pandas_engine_accounts_for_every_row(pandas_result):
+    result, scores, rejects = pandas_result
+    assert result.rows_in == 1500 == result.scored + result.rejected
+    assert result.rejected == 7
+    assert len(scores) == result.scored and len(rejects) == result.rejected
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "distributed"])
+def test_dask_engine_matches_pandas_engine_on_parquet_output(
+    bundle, messy_csv, pandas_result, tmp_path, scheduler
+):
+    expected, scores, rejects = pandas_result
+    out = tmp_path / "scores.parquet"
+    result = score_file_dask(bundle, messy_csv, out, blocksize=40_000, scheduler=scheduler)
+    assert out.is_dir() and len(list(out.glob("part-*.parquet"))) > 2  # several partitions
+    assert (result.rows_in, result.scored, result.rejected) == (
+        expected.rows_in,
+        expected.scored,
+        expected.rejected,
+    )
+    _same_scores(read_table(out, required=()), scores)
+    got = read_table(result.rejects, required=())
+    pd.testing.assert_frame_equal(got, rejects)
+
+
+def test_dask_engine_csv_output_and_global_duplicate_rows(
+    bundle, messy_csv, pandas_result, tmp_path
+):
+    _, scores, rejects = pandas_result
+    out = tmp_path / "scores.csv"
+    rej = tmp_path / "bad.csv"
+    result = score_file_dask(bundle, messy_csv, out, rej, blocksize=40_000, scheduler="threads")
+    assert result.rejects == rej and out.is_file()
+    _same_scores(read_table(out, required=()), read_table(_csv_copy(scores, tmp_path), required=()))
+    got = read_table(rej, required=())
+    pd.testing.assert_frame_equal(got, rejects)
+    reasons = dict(zip(got["row"].astype(int), got["reason"], strict=True))
+    assert reasons[1201].endswith("duplicates row 11")
+    assert reasons[1301].startswith("CLIENTNUM") and "duplicates row 21; Gender" in reasons[1301]
+
+
+def _csv_copy(df: pd.DataFrame, folder: Path) -> Path:
+    path = folder / "pandas_scores.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_dask_engine_reads_parquet_input(bundle, tmp_path):
+    df = synth.generate(800, 6)
+    folder = tmp_path / "in.parquet"
+    folder.mkdir()
+    df.iloc[:500].to_parquet(folder / "a.parquet", index=False)
+    df.iloc[500:].to_parquet(folder / "b.parquet", index=False)
+    result = score_file_dask(bundle, folder, tmp_path / "out.csv", scheduler="sync")
+    assert (result.rows_in, result.scored, result.rejected) == (800, 800, 0)
+    expected = score_frame(bundle, validate(df).clean)
+    _same_scores(read_table(tmp_path / "out.csv", required=()), _roundtrip(expected, tmp_path))
+
+
+def _roundtrip(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    path = folder / "expected.csv"
+    df.to_csv(path, index=False)
+    return read_table(path, required=())
+
+
+def test_dask_engine_whole_file_problems_are_one_line(bundle, tmp_path):
+    missing = tmp_path / "missing.csv"
+    synth.generate(10, 1).drop(columns=["Gender"]).to_csv(missing, index=False)
+    semis = tmp_path / "semis.csv"
+    synth.generate(10, 1).to_csv(semis, index=False, sep=";")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header = tmp_path / "header.csv"
+    header.write_text(",".join(schema.KAGGLE_COLUMNS) + "\n")
+    for path, words in (
+        (missing, "missing a required column: Gender"),
+        (semis, "semicolons"),
+        (empty, "is empty"),
+        (header, "no data rows"),
+        (tmp_path / "nowhere.csv", "does not exist"),
+    ):
+        with pytest.raises(DataError, match=words) as err:
+            score_file_dask(bundle, path, tmp_path / "o.parquet", scheduler="sync")
+        assert "\n" not in str(err.value)
+    assert not list(tmp_path.glob(".*parts"))
+
+
+# --- one customer --------------------------------------------------------------------------
+
+
+def _records(n: int, seed: int) -> list[dict]:
+    df = synth.generate(n, seed)
+    return df[list(schema.REQUIRED)].to_dict("records")
+
+
+def test_recommend_equals_the_batch_row(bundle):
+    records = _records(6, 9)
+    clean = validate(pd.DataFrame(records)).clean
+    batch = score_frame(bundle, clean, drivers=3)
+    for i, record in enumerate(records):
+        got = recommend(bundle, record)
+        want = batch.iloc[i].to_dict()
+        assert list(got) == list(want)
+        assert {k: type(v) for k, v in got.items()} == {k: type(v) for k, v in want.items()}
+        for k, v in want.items():
+            if isinstance(v, float) and np.isnan(v):
+                assert np.isnan(got[k]), k
+            else:
+                assert got[k] == pytest.approx(v) if isinstance(v, float) else got[k] == v, k
+
+
+def test_fast_record_check_builds_what_validate_builds():
+    for record in _records(5, 2):
+        record = {k: (str(v) if i % 3 == 0 else v) for i, (k, v) in enumerate(record.items())}
+        record["Gender"] = f"  {record['Gender'].lower()} "
+        fast = clean_record(record)
+        assert fast is not None
+        pd.testing.assert_frame_equal(fast, validate(pd.DataFrame([record])).clean)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("Customer_Age", "forty", "Customer_Age 'forty' is not a number"),
+        ("Customer_Age", 300, "Customer_Age 300 is above the maximum 110"),
+        ("Card_Category", "Diamond", "Card_Category 'Diamond' is not one of"),
+        ("Total_Trans_Amt", -5, "Total_Trans_Amt -5 is below the minimum 0"),
+        ("Dependent_count", None, "Dependent_count is missing"),
+        ("Avg_Open_To_Buy", 1.0, "Avg_Open_To_Buy 1 is not Credit_Limit"),
+    ],
+)
+def test_recommend_rejects_a_bad_field_in_one_sentence(bundle, field, value, words):
+    record = _records(1, 3)[0]
+    record.pop(schema.ID)
+    record[field] = value
+    assert clean_record({schema.ID: 1, **record}) is None
+    with pytest.raises(DataError, match=words) as err:
+        recommend(bundle, record)
+    message = str(err.value)
+    assert field in message and "\n" not in message
+
+
+def test_direct_segment_assignment_equals_the_segmenter(bundle):
+    from nba.scoring import _segment_ids
+
+    clean = validate(synth.generate(2000, 12)).clean
+    np.testing.assert_array_equal(
+        _segment_ids(bundle.segmenter, clean), bundle.segmenter.predict(clean)
+    )
+
+
+def test_dask_engine_reads_a_csv_with_bom_and_padded_header(bundle, tmp_path):
+    df = synth.generate(300, 8)
+    text = synth.kaggle_csv_text(df).split("\n", 1)
+    header = ",".join(f" {c} " for c in text[0].split(","))
+    path = tmp_path / "bom.csv"
+    path.write_bytes(("\ufeff" + header + "\n" + text[1]).encode())
+    result = score_file_dask(
+        bundle, path, tmp_path / "o.parquet", blocksize=20_000, scheduler="sync"
+    )
+    assert (result.rows_in, result.scored, result.rejected) == (300, 300, 0)
+    expected = score_file(bundle, path, tmp_path / "p.parquet")
+    assert expected.scored == 300
+    _same_scores(
+        read_table(tmp_path / "o.parquet", required=()),
+        read_table(tmp_path / "p.parquet", required=()),
+    )
