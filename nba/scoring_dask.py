@@ -41,11 +41,11 @@ import pyarrow.parquet as pq
 
 from nba.data import schema
 from nba.data.io import (
-    _OTHER_DELIMITERS,
     _kind,
     _one_line,
     _peek,
     _read_parquet_check,
+    check_delimiter,
     is_parquet,
 )
 from nba.data.validate import REASON, ROW, _show, check_columns, clean_column_names, validate
@@ -100,16 +100,7 @@ def check_input(path: Path) -> tuple[str, str]:
             "or use --engine pandas"
         )
     text = head.decode("utf-8-sig", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    header = lines[0] if lines else ""
-    if "," not in header:
-        found = {d: header.count(d) for d in _OTHER_DELIMITERS if d in header}
-        if found:
-            delim = max(found, key=found.__getitem__)
-            raise DataError(
-                f"{path} seems to be separated by {_OTHER_DELIMITERS[delim]}; "
-                "a comma-separated file is expected"
-            )
+    lines = check_delimiter(text, path)
     try:
         sample = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1] or text), dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as err:

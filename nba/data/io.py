@@ -115,6 +115,22 @@ def _peek(path: Path) -> bytes:
         return f.read(_SNIFF_BYTES)
 
 
+def check_delimiter(text: str, path: Path) -> list[str]:
+    """The non-blank lines of the start of a CSV; a header without commas but with another
+    delimiter is one clear error (a semicolon- or tab-separated export)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    header = lines[0] if lines else ""
+    if "," not in header:
+        found = {d: header.count(d) for d in _OTHER_DELIMITERS if d in header}
+        if found:
+            delim = max(found, key=found.__getitem__)
+            raise DataError(
+                f"{path} seems to be separated by {_OTHER_DELIMITERS[delim]}; "
+                "a comma-separated file is expected"
+            )
+    return lines
+
+
 def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
     try:
         head = _peek(path)
@@ -126,16 +142,7 @@ def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
         raise DataError(f"{path} is empty")
 
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    lines = [ln for ln in head.decode(encoding, errors="replace").splitlines() if ln.strip()]
-    header = lines[0] if lines else ""
-    if "," not in header:
-        found = {d: header.count(d) for d in _OTHER_DELIMITERS if d in header}
-        if found:
-            delim = max(found, key=found.__getitem__)
-            raise DataError(
-                f"{path} seems to be separated by {_OTHER_DELIMITERS[delim]}; "
-                "a comma-separated file is expected"
-            )
+    check_delimiter(head.decode(encoding, errors="replace"), path)
 
     try:
         return pd.read_csv(path, dtype=str, encoding=encoding, compression="infer", usecols=usecols)
