@@ -136,6 +136,7 @@ def test_drifted_batch_stays_valid_and_keeps_identities():
 
 
 def test_undrifted_batch_raises_nothing(undrifted):
+    assert undrifted.status == "ok"  # no alert of any kind: features, score, mixes, metrics
     assert undrifted.items_at("act") == []
     assert undrifted.items_at("watch", "feature") == []
     features = [i for i in undrifted.items if i["kind"] == "feature"]
