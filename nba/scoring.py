@@ -166,27 +166,12 @@ def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
     return _score_one(bundle, clean, drivers=3)
 
 
-def _segment_ids(segmenter: Any, df: pd.DataFrame) -> np.ndarray:
-    """`segmenter.predict(df)` for a few rows: for a KMeans pipeline, the nearest centre
-    computed directly (what KMeans.predict does, without its thread-pool set-up, which costs
-    milliseconds per call); any other segmenter is asked as usual."""
-    from sklearn.cluster import KMeans
-
-    pipe = getattr(segmenter, "pipeline_", None)
-    if pipe is None or not isinstance(pipe[-1], KMeans):
-        return np.asarray(segmenter.predict(df))
-    X = np.asarray(pipe[:-1].transform(df), dtype=np.float64)
-    centres = pipe[-1].cluster_centers_
-    distances = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-    return segmenter.label_map_[np.argmin(distances, axis=1)]
-
-
 def _score_one(bundle: Any, clean: pd.DataFrame, drivers: int) -> dict[str, Any]:
     """`score_frame(bundle, clean, drivers).iloc[0]` as a plain dict, for one clean customer,
     without the batch engine's frame-building overhead."""
     p = bundle.churn.predict_proba(clean)[:, 1]
     threshold = float(bundle.churn.threshold_)
-    segment = _segment_ids(bundle.segmenter, clean)
+    segment = np.asarray(bundle.segmenter.predict(clean))
     name = np.asarray(bundle.segmenter.names_, dtype=object)[segment]
     row: dict[str, Any] = {
         schema.ID: clean[schema.ID].iloc[0],

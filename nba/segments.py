@@ -224,9 +224,17 @@ def _fit(pipe: Pipeline, X: pd.DataFrame) -> Pipeline:
 
 
 def _predict(pipe: Pipeline, X: pd.DataFrame) -> np.ndarray:
-    """`pipe.predict(X)` on one OpenMP thread (1,000,000 rows take ~10 ms either way)."""
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return pipe.predict(X)
+    """`pipe.predict(X)`: for a KMeans pipeline the nearest centre, computed directly (what
+    KMeans.predict does, without its thread-pool set-up, which costs milliseconds per call and
+    dominates scoring one customer); otherwise the pipeline's own predict on one thread."""
+    if not isinstance(pipe[-1], KMeans):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            return pipe.predict(X)
+    Z = np.asarray(pipe[:-1].transform(X), dtype=np.float64)
+    centres = pipe[-1].cluster_centers_
+    # squared distances without an n × k × d intermediate: |z|² − 2 z·c + |c|² (|z|² is
+    # the same for every centre, so it does not change the argmin)
+    return np.argmin((centres**2).sum(axis=1) - 2 * Z @ centres.T, axis=1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -209,15 +209,6 @@ def test_recommend_rejects_a_bad_field_in_one_sentence(bundle, field, value, wor
     assert field in message and "\n" not in message
 
 
-def test_direct_segment_assignment_equals_the_segmenter(bundle):
-    from nba.scoring import _segment_ids
-
-    clean = validate(synth.generate(2000, 12)).clean
-    np.testing.assert_array_equal(
-        _segment_ids(bundle.segmenter, clean), bundle.segmenter.predict(clean)
-    )
-
-
 def test_dask_engine_reads_a_csv_with_bom_and_padded_header(bundle, tmp_path):
     df = synth.generate(300, 8)
     text = synth.kaggle_csv_text(df).split("\n", 1)

@@ -340,3 +340,12 @@ def test_fit_without_churn_column(customers):
     assert not any("Churn" in d for d in seg.descriptions_)
     assert seg.metrics_["churn_ratio"] is None
     json.dumps(seg.metrics_, allow_nan=False)
+
+
+def test_direct_nearest_centre_equals_kmeans_predict():
+    """Segmenter.predict skips KMeans.predict's thread-pool set-up; the answer must not change."""
+    clean = validate(synth.generate(3000, 17)).clean
+    segmenter = sg.Segmenter(Settings()).fit(clean)
+    other = validate(synth.generate(2000, 18)).clean
+    expected = segmenter.pipeline_.predict(other)  # scikit-learn's own KMeans.predict
+    np.testing.assert_array_equal(sg._predict(segmenter.pipeline_, other), expected)
