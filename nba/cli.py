@@ -19,6 +19,12 @@ EXIT_UNUSABLE = 2
 EXIT_DRIFT = 1  # `nba monitor`: some item past its act threshold
 
 
+def _app(args: argparse.Namespace) -> int:
+    from nba.app import serve
+
+    return serve(args.port, args.host, args.bundle, args.data)
+
+
 def _data_download(args: argparse.Namespace) -> int:
     from nba.data.download import download
 
@@ -304,6 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mon.add_argument("--thresholds", help="thresholds YAML (default params/monitor.yaml)")
     mon.set_defaults(func=_monitor)
+
+    app = commands.add_parser("app", help="serve the user-acceptance app (Voila)")
+    app.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    app.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    app.add_argument(
+        "--bundle", help="bundle to serve (default NBA_BUNDLE, else models/nba.bundle)"
+    )
+    app.add_argument("--data", help="customers to look up (default: the bundle's own data)")
+    app.set_defaults(func=_app)
     return parser
 
 

@@ -1,0 +1,974 @@
+"""The user-acceptance app behind `app.ipynb` (served by Voila): widgets and their callbacks.
+
+`build_app()` returns one widget with a loud data banner and four tabs:
+
+- **Customer**: look a customer up by CLIENTNUM in the scored base, or enter one in a form
+  (every field, grouped, defaults from the base, checked by the same validator as batch
+  scoring); a result card with churn probability and risk band, segment, top-3 actions with
+  value and reasons, and the customer's risk drivers; what-if sliders on actionable fields.
+- **Batch**: upload a CSV, see scored and rejected rows (with reasons), download the scores.
+- **Segments**: sizes, churn rates and profiles of all segments.
+- **Model**: the model card, threshold and value assumptions.
+
+All work happens in `nba` (bundle, validation, scoring); this module only lays it out. Every
+callback shows problems as a message next to the field or table, never a traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import io
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+
+from nba import config
+from nba.data import schema
+from nba.errors import NbaError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_ENV = "NBA_BUNDLE"
+DEFAULT_BUNDLE = config.MODELS_DIR / "nba.bundle"
+
+#: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
+UPLOAD_LIMIT = 2 * 2**20
+#: Seconds Voila may take to build the page (the app loads the bundle and scores the base).
+EXECUTOR_TIMEOUT = 180
+#: Rows of the scored table shown on the page (the download has all of them).
+SHOWN_ROWS = 100
+
+#: The form's fields, grouped as a relationship manager thinks of a customer. The two derived
+#: columns (open to buy, utilisation) are computed from credit limit and revolving balance.
+FIELD_GROUPS: dict[str, tuple[str, ...]] = {
+    "Profile": (
+        "Customer_Age",
+        "Gender",
+        "Dependent_count",
+        "Education_Level",
+        "Marital_Status",
+        "Income_Category",
+    ),
+    "Relationship": (
+        "Card_Category",
+        "Months_on_book",
+        "Total_Relationship_Count",
+        "Months_Inactive_12_mon",
+        "Contacts_Count_12_mon",
+    ),
+    "Card usage": (
+        "Credit_Limit",
+        "Total_Revolving_Bal",
+        "Total_Trans_Amt",
+        "Total_Trans_Ct",
+        "Total_Amt_Chng_Q4_Q1",
+        "Total_Ct_Chng_Q4_Q1",
+    ),
+}
+DERIVED = ("Avg_Open_To_Buy", "Avg_Utilization_Ratio")
+LABELS: dict[str, str] = {
+    "Customer_Age": "Age (years)",
+    "Gender": "Gender",
+    "Dependent_count": "Dependants",
+    "Education_Level": "Education",
+    "Marital_Status": "Marital status",
+    "Income_Category": "Income band",
+    "Card_Category": "Card",
+    "Months_on_book": "Months on book",
+    "Total_Relationship_Count": "Products held",
+    "Months_Inactive_12_mon": "Inactive months (12 m)",
+    "Contacts_Count_12_mon": "Contacts (12 m)",
+    "Credit_Limit": "Credit limit ($)",
+    "Total_Revolving_Bal": "Revolving balance ($)",
+    "Total_Trans_Amt": "Spend, 12 months ($)",
+    "Total_Trans_Ct": "Transactions, 12 months",
+    "Total_Amt_Chng_Q4_Q1": "Spend change Q4/Q1",
+    "Total_Ct_Chng_Q4_Q1": "Transaction change Q4/Q1",
+    "Avg_Open_To_Buy": "Open to buy ($)",
+    "Avg_Utilization_Ratio": "Utilisation",
+}
+#: Actionable fields with a what-if slider: what a retention action can change.
+WHAT_IF = (
+    "Total_Trans_Ct",
+    "Months_Inactive_12_mon",
+    "Contacts_Count_12_mon",
+    "Total_Relationship_Count",
+    "Total_Revolving_Bal",
+)
+BAND_COLOURS = {"low": "#2e7d32", "medium": "#ef6c00", "high": "#c62828"}
+_STYLE = {"description_width": "190px"}
+_FIELD_WIDTH = "400px"
+
+
+def bundle_path() -> Path:
+    """The bundle the app serves: `NBA_BUNDLE` if set, else models/nba.bundle."""
+    return Path(os.environ.get(BUNDLE_ENV) or DEFAULT_BUNDLE)
+
+
+def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, float]:
+    """Open to buy and utilisation as the card system computes them (Kaggle rounds the ratio to
+    3 decimals), so a hand-entered customer always satisfies the balance identities."""
+    ratio = revolving_balance / credit_limit if credit_limit > 0 else 0.0
+    return {
+        "Avg_Open_To_Buy": float(credit_limit - revolving_balance),
+        "Avg_Utilization_Ratio": round(ratio, 3),
+    }
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _percent(p: float) -> str:
+    """A probability for people: one decimal, and "< 0.1%" rather than a misleading 0.0%."""
+    if p < 0.001:
+        return "< 0.1%"
+    if p > 0.999:
+        return "> 99.9%"
+    return f"{p:.1%}"
+
+
+def _money(value: float) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"${value:,.0f}"
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _table_html(df: pd.DataFrame, max_height: str = "420px") -> str:
+    body = df.to_html(index=False, escape=True, border=0, classes="nba-table", na_rep="")
+    return (
+        f'<div style="max-height:{max_height};overflow:auto;font-size:12px">'
+        "<style>.nba-table{border-collapse:collapse}.nba-table td,.nba-table th"
+        "{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}</style>"
+        f"{body}</div>"
+    )
+
+
+def _message(text: str, kind: str = "error") -> str:
+    colour = {"error": "#c62828", "ok": "#2e7d32", "info": "#555"}[kind]
+    return f'<span class="nba-{kind}" style="color:{colour}">{_e(text)}</span>'
+
+
+def banner_html(source: dict[str, Any], what: str) -> str:
+    """One line naming the data behind `what`; a loud red block when it is synthetic."""
+    sha = str(source.get("sha256", ""))[:12]
+    rows = source.get("rows", 0)
+    where = f"{_e(source.get('path', '?'))}, {rows:,} rows, sha256 {sha}…"
+    if source.get("synthetic"):
+        return (
+            '<div class="nba-banner nba-synthetic" style="background:#c62828;color:white;'
+            'padding:8px 12px;font-weight:bold;border-radius:4px;margin:2px 0">'
+            f"⚠ SYNTHETIC DATA — {_e(what)} generated customers, not real ones: figures show "
+            f"the method, not the bank. ({where})</div>"
+        )
+    return (
+        '<div class="nba-banner nba-real" style="background:#e8f5e9;padding:6px 12px;'
+        f'border-radius:4px;margin:2px 0">Real data — {_e(what)} {where}</div>'
+    )
+
+
+def _guard(report: Callable[[str], None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Run a callback; a problem becomes one sentence through `report`, never a traceback."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except NbaError as exc:
+                report(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
+                log.exception("app callback %s failed", fn.__name__)
+                report(f"Something went wrong ({type(exc).__name__}: {exc}).")
+            return None
+
+        return run
+
+    return wrap
+
+
+@dataclass
+class Base:
+    """The scored customer base the app looks customers up in."""
+
+    source: dict[str, Any]
+    customers: pd.DataFrame  # clean records, indexed by CLIENTNUM
+    scores: pd.DataFrame  # score rows, indexed by CLIENTNUM
+    rejected: int
+
+
+def load_base(bundle: Any, data_path: str | Path | None = None) -> Base:
+    """The customers to look up: `data_path`, else the file the bundle learnt from when it is
+    still there unchanged, else data discovery; validated and scored with the bundle."""
+    from nba.data.discover import describe, discover
+    from nba.data.io import sha256, validate_file
+
+    trained_on = bundle.metadata.get("data", {})
+    if data_path:
+        source = discover(data_path)
+    elif (
+        trained_on.get("path")
+        and Path(trained_on["path"]).is_file()
+        and sha256(trained_on["path"]) == trained_on.get("sha256")
+    ):
+        source = describe(Path(trained_on["path"]), trained_on.get("origin", "bundle"))
+    else:
+        source = discover()
+    checked = validate_file(source.path)
+    customers = checked.clean.set_index(schema.ID, drop=False)
+    scores = bundle.score(checked.clean).set_index(schema.ID, drop=False)
+    return Base(source.to_dict(), customers, scores, len(checked.rejects))
+
+
+class App(w.VBox):
+    """The whole app: a banner and four tabs. Its widgets are attributes, so tests (and a
+    notebook) can set values and press buttons exactly as a user does."""
+
+    def __init__(self, bundle: Any, base: Base) -> None:
+        self.bundle, self.base = bundle, base
+        self.catalogue = bundle.action_catalogue
+        self.defaults = self._defaults()
+        self._charts: dict[int, bytes] = {}
+        self.record: dict[str, Any] | None = None  # the customer on the card (before what-if)
+        self.label: str = ""
+        self.outcome: str | None = None  # what the data says happened to a looked-up customer
+        self.current: dict[str, Any] | None = None  # the card's score row (after what-if)
+        self.baseline: dict[str, Any] | None = None  # the score row before what-if
+        self.batch_scores: pd.DataFrame | None = None
+        self.batch_rejects: pd.DataFrame | None = None
+        banners = [banner_html(bundle.metadata.get("data", {}), "the model learnt from")]
+        if base.source.get("sha256") != bundle.metadata.get("data", {}).get("sha256"):
+            banners.append(banner_html(base.source, "customers to look up:"))
+        self._syncing = False  # True while sliders are set from a record (no re-scoring)
+        self.banner = w.HTML("".join(banners))
+        self.tabs = w.Tab(
+            children=[
+                self._customer_tab(),
+                self._batch_tab(),
+                self._segments_tab(),
+                self._model_tab(),
+            ]
+        )
+        self.tabs.titles = ("Customer", "Batch", "Segments", "Model")
+        title = w.HTML(
+            "<p style='margin:0 0 4px 0'><b>Will they leave, what kind of customer are they, "
+            "what should we do next.</b></p>"
+        )
+        super().__init__([title, self.banner, self.tabs])
+        self.add_class("nba-app")
+
+    # ------------------------------------------------------------------ customer tab
+    def _defaults(self) -> dict[str, Any]:
+        """Form defaults: the base's median customer (most common value for categories)."""
+        c = self.base.customers
+        out: dict[str, Any] = {}
+        for group in FIELD_GROUPS.values():
+            for f in group:
+                if f in schema.CATEGORIES:
+                    out[f] = str(c[f].mode().iloc[0])
+                elif f in schema.INTEGERS:
+                    out[f] = int(round(float(c[f].median())))
+                else:
+                    out[f] = round(float(c[f].median()), 3)
+        return out
+
+    def _field(self, name: str) -> w.Widget:
+        label, value = LABELS[name], self.defaults[name]
+        common = {"description": label, "style": _STYLE, "layout": w.Layout(width=_FIELD_WIDTH)}
+        if name in schema.CATEGORIES:
+            return w.Dropdown(options=list(schema.CATEGORIES[name]), value=value, **common)
+        lo, hi = schema.BOUNDS[name]
+        if name in schema.INTEGERS:
+            return w.IntText(value=value, **common)
+        step = 100.0 if name == "Credit_Limit" else 0.01
+        del lo, hi  # ranges are checked (and explained) by the validator, not clamped silently
+        return w.FloatText(value=value, step=step, **common)
+
+    def _customer_tab(self) -> w.Widget:
+        some_id = int(self.base.scores.index[0]) if len(self.base.scores) else 0
+        self.lookup_id = w.Text(
+            description="CLIENTNUM",
+            placeholder=f"e.g. {some_id}",
+            continuous_update=False,
+            style={"description_width": "90px"},
+            layout=w.Layout(width="300px"),
+        )
+        self.lookup_button = w.Button(description="Look up", button_style="primary")
+        self.lookup_message = w.HTML()
+        self.lookup_button.on_click(lambda _: self.lookup(self.lookup_id.value))
+        # Enter (or leaving the box) looks up too: the value is sent only then
+        self.lookup_id.observe(lambda _: self.lookup(self.lookup_id.value), names="value")
+        lookup = w.VBox(
+            [
+                w.HTML(
+                    f"<b>Look up</b> one of the {len(self.base.scores):,} customers of the "
+                    "scored base"
+                ),
+                w.HBox([self.lookup_id, self.lookup_button, self.lookup_message]),
+            ]
+        )
+
+        self.fields: dict[str, w.Widget] = {}
+        self.field_messages: dict[str, w.HTML] = {}
+        groups = []
+        for group, names in FIELD_GROUPS.items():
+            rows = []
+            for name in names:
+                self.fields[name] = self._field(name)
+                self.field_messages[name] = w.HTML()
+                self.fields[name].add_class(f"nba-field-{name}")
+                self.field_messages[name].add_class(f"nba-message-{name}")
+                rows.append(w.HBox([self.fields[name], self.field_messages[name]]))
+            groups.append(w.VBox([w.HTML(f"<b>{group}</b>"), *rows]))
+        self.derived = w.HTML()
+        for name in ("Credit_Limit", "Total_Revolving_Bal"):
+            self.fields[name].observe(lambda _: self._show_derived(), names="value")
+        self._show_derived()
+        self.score_button = w.Button(description="Score this customer", button_style="primary")
+        self.new_button = w.Button(description="Reset form")
+        self.form_message = w.HTML()
+        self.score_button.on_click(lambda _: self.score_form())
+        self.new_button.on_click(lambda _: self.reset_form())
+        form = w.VBox(
+            [
+                w.HTML("<b>…or enter a customer</b> (defaults: the base's median customer)"),
+                *groups,
+                self.derived,
+                w.HBox([self.score_button, self.new_button, self.form_message]),
+            ]
+        )
+
+        self.result = w.HTML(
+            "<p class='nba-empty'>Look a customer up or score the form to see the result.</p>"
+        )
+        self.segment_chart = w.Image(format="png", layout=w.Layout(max_width="520px"))
+        self.what_if: dict[str, w.IntSlider] = {}
+        for name in WHAT_IF:
+            self.what_if[name] = w.IntSlider(
+                description=LABELS[name],
+                min=0,
+                max=10,
+                continuous_update=False,
+                style=_STYLE,
+                layout=w.Layout(width="480px"),
+                disabled=True,
+            )
+            self.what_if[name].add_class(f"nba-what-if-{name}")
+            self.what_if[name].observe(lambda _: self.apply_what_if(), names="value")
+        self.what_if_reset = w.Button(description="Reset what-if", disabled=True)
+        self.what_if_reset.on_click(lambda _: self._reset_what_if())
+        self.what_if_message = w.HTML()
+        what_if = w.VBox(
+            [
+                w.HTML("<b>What-if</b>: move a slider to see how risk and actions would change"),
+                *self.what_if.values(),
+                w.HBox([self.what_if_reset, self.what_if_message]),
+            ]
+        )
+        left = w.VBox([lookup, w.HTML("<hr>"), form], layout=w.Layout(width="50%"))
+        right = w.VBox([self.result, what_if, self.segment_chart], layout=w.Layout(width="50%"))
+        return w.HBox([left, right])
+
+    def _show_derived(self) -> None:
+        limit = float(self.fields["Credit_Limit"].value or 0)
+        balance = float(self.fields["Total_Revolving_Bal"].value or 0)
+        d = derived_fields(limit, balance)
+        self.derived.value = (
+            f"<span style='color:#555'>{LABELS['Avg_Open_To_Buy']}: "
+            f"{_money(d['Avg_Open_To_Buy'])} · {LABELS['Avg_Utilization_Ratio']}: "
+            f"{d['Avg_Utilization_Ratio']:.1%} (computed from limit and balance)</span>"
+        )
+
+    def form_record(self) -> dict[str, Any]:
+        """The customer the form describes, with the derived columns computed."""
+        record = {name: widget.value for name, widget in self.fields.items()}
+        record.update(
+            derived_fields(
+                float(record["Credit_Limit"] or 0), float(record["Total_Revolving_Bal"] or 0)
+            )
+        )
+        return record
+
+    def _report_form(self, text: str) -> None:
+        self.form_message.value = _message(text)
+
+    def score_form(self) -> None:
+        """Score the customer in the form; each invalid field gets its message beside it."""
+        _guard(self._report_form)(self._score_form)()
+
+    def _score_form(self) -> None:
+        for message in self.field_messages.values():
+            message.value = ""
+        self.form_message.value = ""
+        record = self.form_record()
+        problems = field_problems(record)
+        if problems:
+            for name, text in problems.items():
+                if name:
+                    self.field_messages[name].value = _message(text)
+            names = ", ".join(LABELS[n] for n in problems if n)
+            other = problems.get("", "")
+            self.form_message.value = _message(
+                " ".join(t for t in (f"Please correct: {names}." if names else "", other) if t)
+            )
+            return
+        self.show_customer(record, "Entered customer")
+        self.form_message.value = _message("Scored.", "ok")
+
+    def reset_form(self) -> None:
+        for name, widget in self.fields.items():
+            widget.value = self.defaults[name]
+            self.field_messages[name].value = ""
+        self.form_message.value = ""
+
+    def _report_lookup(self, text: str) -> None:
+        self.lookup_message.value = _message(text)
+
+    def lookup(self, text: Any) -> None:
+        """Find a customer by CLIENTNUM, fill the form with its record and show its card."""
+        _guard(self._report_lookup)(self._lookup)(text)
+
+    def _lookup(self, text: Any) -> None:
+        self.lookup_message.value = ""
+        raw = str(text).strip()
+        if not raw.isdigit():
+            self.lookup_message.value = _message(
+                f"CLIENTNUM must be a whole number such as {self.lookup_id.placeholder[5:]}; "
+                f"got '{raw}'."
+            )
+            return
+        key = int(raw)
+        if key not in self.base.customers.index:
+            self.lookup_message.value = _message(
+                f"No customer {key} among the {len(self.base.customers):,} customers of "
+                f"{Path(self.base.source.get('path', '?')).name}."
+            )
+            return
+        row = self.base.customers.loc[key]
+        record = {c: _plain(row[c]) for c in schema.REQUIRED[1:]}
+        for name, widget in self.fields.items():
+            widget.value = record[name]
+            self.field_messages[name].value = ""
+        self.form_message.value = ""
+        outcome = None
+        if schema.TARGET in row.index and pd.notna(row[schema.TARGET]):
+            outcome = "left (attrited)" if int(row[schema.TARGET]) == 1 else "stayed (existing)"
+        self.show_customer(record, f"Customer {key}", outcome)
+        self.lookup_message.value = _message(f"Found customer {key}.", "ok")
+
+    def show_customer(
+        self, record: dict[str, Any], label: str, outcome: str | None = None
+    ) -> dict[str, Any]:
+        """Score a customer, show the card and set the what-if sliders to its values."""
+        scored = self.bundle.recommend(record)
+        self.record, self.label, self.outcome = dict(record), label, outcome
+        self.baseline = self.current = scored
+        self._set_sliders(record)
+        self._render(scored)
+        return scored
+
+    # ------------------------------------------------------------------ what-if
+    def _set_sliders(self, record: dict[str, Any]) -> None:
+        self._syncing = True
+        try:
+            for name, slider in self.what_if.items():
+                value = int(record[name])
+                if name == "Total_Revolving_Bal":
+                    top = int(record["Credit_Limit"])
+                    slider.step = max(1, top // 200)
+                elif name == "Months_Inactive_12_mon":
+                    top = 12
+                elif name == "Total_Relationship_Count":
+                    slider.min = 1
+                    top = max(8, value)
+                else:
+                    top = max(2 * value, 10)
+                slider.max = max(top, value)
+                slider.value = value
+                slider.disabled = False
+            self.what_if_reset.disabled = False
+        finally:
+            self._syncing = False
+        self.what_if_message.value = ""
+
+    def _reset_what_if(self) -> None:
+        if self.record is not None:
+            self._set_sliders(self.record)
+            self.current = self.baseline
+            self._render(self.baseline)
+
+    def _report_what_if(self, text: str) -> None:
+        self.what_if_message.value = _message(text)
+
+    def what_if_record(self) -> dict[str, Any]:
+        """The card's customer with the slider values in place (derived columns recomputed)."""
+        assert self.record is not None
+        record = dict(self.record)
+        for name, slider in self.what_if.items():
+            record[name] = int(slider.value)
+        record.update(derived_fields(float(record["Credit_Limit"]), record["Total_Revolving_Bal"]))
+        return record
+
+    def apply_what_if(self) -> None:
+        """Re-score the card's customer with the slider values: risk and actions update."""
+        if self._syncing or self.record is None:
+            return
+        _guard(self._report_what_if)(self._apply_what_if)()
+
+    def _apply_what_if(self) -> None:
+        self.what_if_message.value = ""
+        self.current = self.bundle.recommend(self.what_if_record())
+        self._render(self.current)
+
+    # ------------------------------------------------------------------ the result card
+    def _changes(self) -> list[str]:
+        if self.record is None:
+            return []
+        now = self.what_if_record()
+        return [
+            f"{LABELS[n]} {self.record[n]:,} → {now[n]:,}"
+            for n in WHAT_IF
+            if int(now[n]) != int(self.record[n])
+        ]
+
+    def _render(self, scored: dict[str, Any]) -> None:
+        p = float(scored["churn_probability"])
+        threshold = self.bundle.threshold
+        band = scored["risk_band"]
+        colour = BAND_COLOURS.get(band, "#555")
+        parts = [f"<h3 style='margin:4px 0'>{_e(self.label)}</h3>"]
+        changes = self._changes()
+        if changes and self.baseline is not None:
+            before = float(self.baseline["churn_probability"])
+            parts.append(
+                "<p class='nba-what-if' style='background:#fff8e1;padding:4px'>"
+                f"<b>What-if</b> ({_e('; '.join(changes))}): churn probability "
+                f"{_e(_percent(before))} → <b>{_e(_percent(p))}</b> ({(p - before) * 100:+.1f} points)</p>"
+            )
+        parts.append(
+            "<div><span style='font-size:15px'>Churn probability "
+            f"<b class='nba-probability'>{_e(_percent(p))}</b></span> "
+            f"<span class='nba-band' style='background:{colour};color:white;padding:2px 8px;"
+            f"border-radius:10px;margin-left:6px'>{_e(band)} risk</span></div>"
+            "<div style='position:relative;background:#eee;height:14px;width:100%;"
+            "max-width:460px;margin:4px 0;border-radius:3px'>"
+            f"<div class='nba-gauge' style='background:{colour};height:14px;width:{p * 100:.1f}%;"
+            "border-radius:3px'></div>"
+            f"<div title='threshold' style='position:absolute;left:{threshold * 100:.1f}%;top:-3px;"
+            "height:20px;border-left:2px solid black'></div></div>"
+            f"<small>Flagged at or above the model's threshold {threshold:.1%} (black line)."
+            "</small>"
+        )
+        if self.outcome:
+            parts.append(f"<p><small>In the data this customer {_e(self.outcome)}.</small></p>")
+        segment = int(scored["segment"])
+        description = self.bundle.segmenter.descriptions_[segment]
+        parts.append(
+            f"<h4 style='margin:8px 0 2px 0'>Segment: <span class='nba-segment'>"
+            f"{_e(scored['segment_name'])}</span></h4><p style='margin:0'>{_e(description)}</p>"
+        )
+        parts.append("<h4 style='margin:8px 0 2px 0'>Next best actions</h4>")
+        rows = []
+        for k in (1, 2, 3):
+            action = scored.get(f"action_{k}") or ""
+            if not action:
+                continue
+            name = self.catalogue.action(action).name if action in self.catalogue.ids else action
+            rows.append(
+                f"<tr><td>{k}</td><td class='nba-action'>{_e(name)}</td>"
+                f"<td style='text-align:right'>{_money(scored[f'action_{k}_value'])}</td>"
+                f"<td>{_e(scored[f'action_{k}_reason'])}</td></tr>"
+            )
+        parts.append(
+            "<table class='nba-actions' style='border-collapse:collapse;font-size:13px'>"
+            "<tr><th>#</th><th>action</th><th>expected net value</th><th>why</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            f"<small>Value at risk if this customer leaves: "
+            f"{_money(float(scored.get('value_at_risk', np.nan)))}.</small>"
+        )
+        drivers = [scored[k] for k in ("driver_1", "driver_2", "driver_3") if scored.get(k)]
+        parts.append(
+            "<h4 style='margin:8px 0 2px 0'>Main risk drivers</h4><ol class='nba-drivers'>"
+            + "".join(f"<li>{_e(d)}</li>" for d in drivers)
+            + "</ol>"
+        )
+        self.result.value = "<div class='nba-card'>" + "".join(parts) + "</div>"
+        self.segment_chart.value = self.chart(segment)
+
+    def chart(self, segment: int) -> bytes:
+        """A segment's profile chart as PNG, drawn once."""
+        if segment not in self._charts:
+            self._charts[segment] = _png(self.bundle.segmenter.profile_chart(segment))
+        return self._charts[segment]
+
+    # ------------------------------------------------------------------ batch tab
+    def _batch_tab(self) -> w.Widget:
+        self.upload = w.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
+        self.upload.observe(self._on_upload, names="value")
+        self.upload_message = w.HTML()
+        self.batch_summary = w.HTML()
+        self.batch_table = w.HTML()
+        self.rejects_table = w.HTML()
+        self.download = w.HTML()
+        limit = UPLOAD_LIMIT / 2**20
+        return w.VBox(
+            [
+                w.HTML(
+                    f"<p>Upload a CSV with the BankChurners columns (any order; "
+                    f"<code>Attrition_Flag</code>, the Naive_Bayes columns and extra columns "
+                    f"are ignored), up to {limit:.0f} MB (about "
+                    f"{UPLOAD_LIMIT // 160:,} customers). For bigger files use "
+                    "<code>nba score</code>.</p>"
+                ),
+                w.HBox([self.upload, self.upload_message]),
+                self.batch_summary,
+                self.download,
+                self.batch_table,
+                self.rejects_table,
+            ]
+        )
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0]
+        self.score_upload(str(item["name"]), bytes(item["content"]))
+        self.upload.value = ()  # so that uploading the same file again scores it again
+
+    def _report_upload(self, text: str) -> None:
+        self.upload_message.value = _message(text)
+
+    def score_upload(self, name: str, content: bytes) -> None:
+        """Score an uploaded CSV: summary, scored table, rejected rows with reasons, download."""
+        _guard(self._report_upload)(self._score_upload)(name, content)
+
+    def _score_upload(self, name: str, content: bytes) -> None:
+        from nba.data.io import read_table
+        from nba.data.validate import validate
+
+        for widget in (
+            self.upload_message,
+            self.batch_summary,
+            self.batch_table,
+            self.rejects_table,
+            self.download,
+        ):
+            widget.value = ""
+        self.batch_scores = self.batch_rejects = None
+        safe = Path(name).name or "upload.csv"
+        if len(content) > UPLOAD_LIMIT:
+            self.upload_message.value = _message(
+                f"{safe} is {len(content) / 2**20:.1f} MB; the app takes CSV files up to "
+                f"{UPLOAD_LIMIT / 2**20:.0f} MB. Score bigger files with `nba score`."
+            )
+            return
+        if not safe.lower().endswith(".csv"):
+            self.upload_message.value = _message(f"{safe} is not a .csv file.")
+            return
+        with tempfile.TemporaryDirectory(prefix="nba-upload-") as folder:
+            path = Path(folder) / safe
+            path.write_bytes(content)
+            try:
+                checked = validate(read_table(path))
+            except NbaError as exc:  # name the user's file, not the temporary copy
+                raise type(exc)(str(exc).replace(str(path), safe)) from None
+        rejects = checked.rejects
+        scores = self.bundle.score(checked.clean) if len(checked.clean) else None
+        scored = 0 if scores is None else len(scores)
+        assert scored + len(rejects) == checked.n_in  # rows in = scored + rejected
+        self.batch_scores, self.batch_rejects = scores, rejects
+        summary = f"{checked.n_in:,} rows in {safe}: {scored:,} scored, {len(rejects):,} rejected."
+        self.batch_summary.value = (
+            f"<p class='nba-batch-summary'><b>{_e(summary)}</b></p>"
+            if scored
+            else _message(summary + " Nothing could be scored: see the reasons below.")
+        )
+        if scores is not None:
+            shown = scores.head(SHOWN_ROWS)
+            more = f" (first {SHOWN_ROWS} of {scored:,})" if scored > SHOWN_ROWS else ""
+            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + _table_html(shown)
+            data = base64.b64encode(scores.to_csv(index=False).encode()).decode()
+            out_name = f"{Path(safe).stem}.scores.csv"
+            self.download.value = (
+                f"<a class='nba-download' download='{_e(out_name)}' "
+                f"href='data:text/csv;base64,{data}' style='font-weight:bold'>"
+                f"⬇ Download {_e(out_name)} ({scored:,} rows)</a>"
+            )
+        if len(rejects):
+            first = [c for c in ("row", schema.ID, "reason") if c in rejects.columns]
+            rest = [c for c in rejects.columns if c not in first and c not in schema.LEAKAGE]
+            self.rejects_table.value = (
+                f"<h4 class='nba-rejects'>Rejected rows ({len(rejects):,}): not scored, with "
+                "the reason</h4>" + _table_html(rejects[first + rest], max_height="260px")
+            )
+
+    # ------------------------------------------------------------------ segments tab
+    def _segments_tab(self) -> w.Widget:
+        seg = self.bundle.segmenter
+        table = seg.profiles_[["segment", "name", "size", "share", "churn_rate"]].copy()
+        counts = self.base.scores.groupby("segment").agg(
+            base_customers=(schema.ID, "size"), mean_churn_probability=("churn_probability", "mean")
+        )
+        table = table.join(counts, on="segment")
+        shown = pd.DataFrame(
+            {
+                "segment": table["segment"],
+                "name": table["name"],
+                "customers (training)": table["size"].map("{:,}".format),
+                "share": table["share"].map("{:.1%}".format),
+                "churn rate (training)": table["churn_rate"].map("{:.1%}".format),
+                "customers (scored base)": table["base_customers"].fillna(0).astype(int),
+                "mean churn probability (scored base)": table["mean_churn_probability"].map(
+                    "{:.1%}".format
+                ),
+            }
+        )
+        self.segments_table = w.HTML(_table_html(shown))
+        panels = []
+        for s in table["segment"]:
+            text = w.HTML(f"<p>{_e(seg.descriptions_[int(s)])}</p>")
+            panels.append(w.VBox([text, w.Image(value=self.chart(int(s)), format="png")]))
+        accordion = w.Accordion(children=panels)
+        for i, name in enumerate(table["name"]):
+            accordion.set_title(i, f"{name}")
+        return w.VBox(
+            [
+                w.HTML(
+                    f"<p>{len(table)} segments from spend, transactions and revolving "
+                    "behaviour; churn rates are those of the customers the segmentation learnt "
+                    "from.</p>"
+                ),
+                self.segments_table,
+                w.HTML("<b>Profiles</b> (open a segment)"),
+                accordion,
+            ]
+        )
+
+    # ------------------------------------------------------------------ model tab
+    def _model_tab(self) -> w.Widget:
+        from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+        from nba.report import model_card
+
+        card = model_card(
+            self.bundle.metadata, self.bundle.segmenter.profiles_, self.bundle.threshold
+        )
+        settings = self.bundle.run_settings
+        assumptions = pd.DataFrame(
+            [
+                ("interchange rate (share of spend)", f"{settings.interchange_rate:.2%}"),
+                ("interest margin on revolving balances", f"{settings.interest_margin:.1%}"),
+                (
+                    "annual fee Blue / Silver / Gold / Platinum",
+                    (
+                        f"${settings.annual_fee_blue:,.0f} / ${settings.annual_fee_silver:,.0f} / "
+                        f"${settings.annual_fee_gold:,.0f} / ${settings.annual_fee_platinum:,.0f}"
+                    ),
+                ),
+                ("yearly servicing cost", f"${settings.servicing_cost:,.0f}"),
+                ("years of value a saved customer brings", f"{settings.value_horizon_years:g}"),
+            ],
+            columns=["value assumption", "value"],
+        )
+        self.model_card = w.HTML(f"<div class='nba-model-card'>{markdown2html_mistune(card)}</div>")
+        actions = self.catalogue.table()[["id", "name", "channel", "cost", "save_rate_default"]]
+        return w.VBox(
+            [
+                self.model_card,
+                w.HTML("<h3>Value assumptions</h3>" + _table_html(assumptions)),
+                w.HTML("<h3>Action catalogue</h3>" + _table_html(actions)),
+            ]
+        )
+
+
+def field_problems(record: dict[str, Any]) -> dict[str, str]:
+    """Each form field the validator rejects, with its sentence; the derived columns' problems
+    (balance above the limit) are shown beside the revolving balance, the field a person sets."""
+    from nba.data.validate import validate
+
+    result = validate(pd.DataFrame([{schema.ID: 1, **record}]))
+    if result.ok:
+        return {}
+    out: dict[str, str] = {}
+    for sentence in str(result.rejects["reason"].iloc[0]).split("; "):
+        name = sentence.split(" ", 1)[0]
+        if name in DERIVED:
+            name = "Total_Revolving_Bal"
+            sentence = "Revolving balance must be between 0 and the credit limit."
+            if out.get(name, "").endswith(sentence):
+                continue
+        elif name not in LABELS:
+            name = ""  # not a form field: shown under the form
+        out[name] = f"{out[name]} {sentence}" if name in out else sentence
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = None) -> w.Widget:
+    """The app for Voila or a notebook: the bundle at `bundle` (default `NBA_BUNDLE`, else
+    models/nba.bundle) and the customers at `data` (default: the file the bundle learnt from,
+    else data discovery). A missing or unreadable bundle gives a page that says how to build
+    one, not a traceback."""
+    from nba.bundle import load_bundle
+
+    try:
+        loaded = bundle if hasattr(bundle, "recommend") else load_bundle(bundle or bundle_path())
+        return App(loaded, load_base(loaded, data))
+    except NbaError as exc:
+        return w.HTML(
+            "<div class='nba-banner' style='background:#c62828;color:white;padding:10px'>"
+            f"<b>The app cannot start:</b> {_e(exc)}<br>Run <code>make run</code> (it trains "
+            "a bundle through the pipeline) or <code>nba train --out models/nba.bundle</code>."
+            "</div>"
+        )
+
+
+def voila_command(
+    port: int = 8866, host: str = "127.0.0.1", notebook: Path | None = None
+) -> list[str]:
+    """The Voila command that serves the app: Voila's safe defaults kept (sources stripped, no
+    tracebacks), a time limit on building the page, and one preheated kernel (the notebook is
+    executed before anyone asks, so the first page is quick). Kernel culling is left off: Voila
+    0.5 must not combine it with preheating."""
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook or config.ROOT / "app.ipynb"),
+        f"--port={port}",
+        f"--Voila.ip={host}",
+        "--no-browser",
+        "--strip_sources=True",
+        "--show_tracebacks=False",
+        "--preheat_kernel=True",
+        "--pool_size=1",
+        f"--VoilaExecutor.timeout={EXECUTOR_TIMEOUT}",
+    ]
+
+
+def app_environment(
+    bundle: str | Path | None = None, data: str | Path | None = None
+) -> dict[str, str]:
+    """The server's environment (its kernels inherit it): which bundle and data to use."""
+    env = dict(os.environ)
+    path = Path(bundle) if bundle else bundle_path()
+    if not path.is_file():
+        raise NbaError(
+            f"No bundle at {path}: run `make run` (trains one through the pipeline) or "
+            f"`nba train --out {path}`."
+        )
+    env[BUNDLE_ENV] = str(path.resolve())
+    if data:
+        if not Path(data).is_file():
+            raise NbaError(f"The data file {data} given with --data does not exist.")
+        env[config.DATA_ENV] = str(Path(data).resolve())
+    return env
+
+
+def serve(
+    port: int = 8866,
+    host: str = "127.0.0.1",
+    bundle: str | Path | None = None,
+    data: str | Path | None = None,
+) -> int:
+    """Serve the app with Voila until interrupted; returns Voila's exit status."""
+    import subprocess
+
+    env = app_environment(bundle, data)
+    print(f"Serving the nba app on http://{host}:{port}/ with {env[BUNDLE_ENV]} (Ctrl-C stops)")
+    return subprocess.call(voila_command(port, host), env=env)
+
+
+class Server:
+    """A Voila server for the app on a free local port, for tests and benchmarks: started on
+    entry (waits until the page answers and the preheated kernel is ready), stopped on exit."""
+
+    def __init__(
+        self,
+        bundle: str | Path,
+        data: str | Path | None = None,
+        port: int | None = None,
+        log_file: str | Path | None = None,
+        ready_timeout: float = 180.0,
+    ) -> None:
+        self.bundle, self.data, self.ready_timeout = bundle, data, ready_timeout
+        self.port = port or free_port()
+        self.log_file = Path(log_file) if log_file else None
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> Server:
+        import subprocess
+        import time
+        import urllib.request
+
+        env = app_environment(self.bundle, self.data)
+        out = open(self.log_file, "wb") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            voila_command(self.port), env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise NbaError(f"Voila exited with status {self.process.returncode} at start.")
+            try:
+                with urllib.request.urlopen(self.url + "api/kernels", timeout=5) as response:
+                    if response.status == 200 and self._pool_ready():
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.__exit__()
+        raise NbaError(f"Voila did not answer on {self.url} within {self.ready_timeout:.0f} s.")
+
+    def _pool_ready(self) -> bool:
+        """True once the preheated kernel has run the notebook (Voila logs it)."""
+        if self.log_file is None:
+            return True
+        return b"is filled with" in self.log_file.read_bytes()
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

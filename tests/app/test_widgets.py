@@ -1,0 +1,242 @@
+"""The app's widgets, driven as a user drives them: set values, press buttons, read the page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nba.app import (
+    UPLOAD_LIMIT,
+    WHAT_IF,
+    App,
+    app_environment,
+    build_app,
+    derived_fields,
+    voila_command,
+)
+from nba.data import schema, synth
+from nba.data.validate import validate
+from nba.errors import NbaError
+
+
+@pytest.fixture(scope="module")
+def app(app_files) -> App:
+    built = build_app(app_files[0], app_files[1])
+    assert isinstance(built, App)
+    return built
+
+
+def _text(html: str) -> str:
+    """What a person reads: the HTML without tags, entities decoded, spaces collapsed."""
+    import html as h
+
+    return " ".join(h.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def _record(app: App, key: int) -> dict:
+    row = app.base.customers.loc[key]
+    return {c: (v.item() if isinstance(v, np.generic) else v) for c, v in row.items()}
+
+
+def test_a_synthetic_bundle_is_announced_loudly(app):
+    assert "SYNTHETIC DATA" in app.banner.value
+    assert "customers.csv" in app.banner.value
+    assert app.tabs.titles == ("Customer", "Batch", "Segments", "Model")
+
+
+def _middling(app: App) -> int:
+    """The customer whose churn probability is closest to 50 %."""
+    return int((app.base.scores["churn_probability"] - 0.5).abs().idxmin())
+
+
+def test_lookup_shows_the_customers_score_segment_actions_and_drivers(app, app_bundle):
+    key = _middling(app)
+    app.lookup_id.value = f" {key} "
+    app.lookup_button.click()
+    expected = app_bundle.recommend({c: _record(app, key)[c] for c in schema.REQUIRED[1:]})
+    batch = app.base.scores.loc[key]
+    assert expected["churn_probability"] == pytest.approx(batch["churn_probability"], abs=1e-12)
+    card = _text(app.result.value)
+    assert f"Customer {key}" in card
+    assert f"{expected['churn_probability']:.1%}" in card
+    assert f"{expected['risk_band']} risk" in card
+    assert f"Segment: {expected['segment_name']}" in card
+    assert app.current["action_1"] == expected["action_1"]
+    assert app.catalogue.action(expected["action_1"]).name in card
+    for k in (1, 2, 3):
+        assert expected[f"driver_{k}"] in card
+    assert app.segment_chart.value[:4] == b"\x89PNG"
+    # the form now holds the customer, and the sliders start from its values
+    assert app.fields["Total_Trans_Ct"].value == _record(app, key)["Total_Trans_Ct"]
+    for name in WHAT_IF:
+        assert app.what_if[name].value == _record(app, key)[name]
+        assert not app.what_if[name].disabled
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("abc", "must be a whole number"), ("", "must be a whole number"), ("12", "No customer 12")],
+)
+def test_a_bad_lookup_says_why_and_keeps_the_card(app, text, words):
+    before = app.result.value
+    app.lookup(text)
+    assert words in _text(app.lookup_message.value)
+    assert app.result.value == before
+
+
+def test_what_if_rescores_live_and_reset_restores(app, app_bundle):
+    key = _middling(app)
+    app.lookup(str(key))
+    base_p = app.current["churn_probability"]
+    slider = app.what_if["Total_Trans_Ct"]
+    slider.value = min(slider.max, slider.value + 60)  # many more transactions: less risk
+    record = {c: _record(app, key)[c] for c in schema.REQUIRED[1:]}
+    record["Total_Trans_Ct"] = slider.value
+    expected = app_bundle.recommend(record)
+    assert app.current["churn_probability"] == pytest.approx(expected["churn_probability"])
+    assert app.current["churn_probability"] < base_p
+    card = _text(app.result.value)
+    assert "What-if" in card and f"→ {slider.value}" in card
+    app.what_if_reset.click()
+    assert app.current["churn_probability"] == base_p
+    assert "What-if" not in _text(app.result.value)
+
+
+def test_revolving_balance_what_if_keeps_the_balance_identities(app, app_bundle):
+    key = int(app.base.scores.index[3])
+    app.lookup(str(key))
+    slider = app.what_if["Total_Revolving_Bal"]
+    assert slider.max >= int(_record(app, key)["Credit_Limit"]) - 1
+    slider.value = slider.max
+    assert app.what_if_message.value == ""
+    assert validate(pd.DataFrame([{schema.ID: 1, **app.what_if_record()}])).ok
+
+
+def test_the_form_scores_a_hand_entered_customer(app, app_bundle):
+    app.reset_form()
+    app.fields["Customer_Age"].value = 29
+    app.fields["Months_Inactive_12_mon"].value = 5
+    app.score_button.click()
+    assert "Scored" in _text(app.form_message.value)
+    expected = app_bundle.recommend(app.form_record())
+    assert app.current["churn_probability"] == pytest.approx(expected["churn_probability"])
+    assert "Entered customer" in _text(app.result.value)
+
+
+def test_bad_form_values_get_a_message_beside_the_field(app):
+    app.reset_form()
+    before = app.current
+    app.fields["Customer_Age"].value = -3
+    app.fields["Total_Revolving_Bal"].value = int(app.fields["Credit_Limit"].value) + 500
+    app.score_button.click()
+    assert "Customer_Age -3 is below the minimum 18" in _text(
+        app.field_messages["Customer_Age"].value
+    )
+    assert "between 0 and the credit limit" in _text(
+        app.field_messages["Total_Revolving_Bal"].value
+    )
+    assert app.field_messages["Gender"].value == ""
+    assert "Please correct" in _text(app.form_message.value)
+    assert app.current is before  # nothing was scored
+    app.reset_form()
+    assert all(m.value == "" for m in app.field_messages.values())
+
+
+def test_derived_fields_satisfy_the_validator():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        limit = float(rng.integers(1, 40_000))
+        balance = int(rng.integers(0, int(limit) + 1))
+        row = synth.generate(1, 0)[list(schema.REQUIRED)].iloc[0].to_dict()
+        row.update(Credit_Limit=limit, Total_Revolving_Bal=balance)
+        row.update(derived_fields(limit, balance))
+        assert validate(pd.DataFrame([row])).ok, (limit, balance)
+
+
+def _upload(app: App, name: str, content: bytes) -> None:
+    """What the browser's FileUpload sends to the kernel."""
+    app.upload.value = (
+        {
+            "name": name,
+            "type": "text/csv",
+            "size": len(content),
+            "last_modified": datetime.now(UTC),
+            "content": memoryview(content),
+        },
+    )
+
+
+def test_upload_scores_good_rows_rejects_bad_ones_and_offers_the_download(app):
+    df = synth.generate(40, 9)
+    lines = synth.kaggle_csv_text(df).splitlines()
+    lines[5] = lines[5].replace('"Blue"', '"Diamond"')  # an unknown card category
+    _upload(app, "batch.csv", ("\n".join(lines) + "\n").encode())
+    assert _text(app.batch_summary.value) == "40 rows in batch.csv: 39 scored, 1 rejected."
+    assert len(app.batch_scores) == 39 and len(app.batch_rejects) == 1
+    rejects = _text(app.rejects_table.value)
+    assert "Card_Category 'Diamond' is not one of" in rejects
+    link = re.search(r"base64,([^']+)'", app.download.value)
+    downloaded = pd.read_csv(io.BytesIO(base64.b64decode(link.group(1))))
+    assert len(downloaded) == 39
+    assert {"churn_probability", "segment_name", "action_1_reason"} <= set(downloaded.columns)
+    assert set(downloaded[schema.ID]) == set(df[schema.ID]) - {int(df[schema.ID].iloc[4])}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("semi.csv", b"a;b;c\n1;2;3\n4;5;6\n", "semi.csv seems to be separated by semicolons"),
+        ("empty.csv", b"", "empty.csv is empty"),
+        ("cols.csv", b"CLIENTNUM,Customer_Age\n1,40\n", "cols.csv"),
+        ("big.csv", b"x" * (UPLOAD_LIMIT + 1), "the app takes CSV files up to"),
+        ("data.xlsx", b"PK\x03\x04", "is not a .csv file"),
+    ],
+)
+def test_unusable_uploads_get_one_line_next_to_the_upload(app, name, content, words):
+    _upload(app, name, content)
+    message = _text(app.upload_message.value)
+    assert words in message
+    assert "\n" not in message and "Traceback" not in message
+    assert "/tmp" not in message  # the user's file is named, not the server's copy
+    assert app.batch_scores is None and app.batch_table.value == ""
+
+
+def test_all_rows_rejected_is_said_not_scored(app):
+    df = synth.generate(3, 2)
+    df["Customer_Age"] = 300
+    _upload(app, "old.csv", synth.kaggle_csv_text(df).encode())
+    assert "3 rows in old.csv: 0 scored, 3 rejected" in _text(app.batch_summary.value)
+    assert "Nothing could be scored" in _text(app.batch_summary.value)
+    assert app.download.value == ""
+
+
+def test_segments_and_model_tabs_show_what_the_bundle_holds(app, app_bundle):
+    segments = _text(app.segments_table.value)
+    for name in app_bundle.segmenter.names_:
+        assert name in segments
+    card = _text(app.model_card.value)
+    assert f"threshold {app_bundle.threshold:.3f}" in card
+    assert "synthetic" in card.lower()
+    assert "customers.csv" in card
+
+
+def test_a_missing_bundle_gives_a_page_that_says_how_to_build_one(tmp_path):
+    page = build_app(tmp_path / "none.bundle")
+    assert not isinstance(page, App)
+    assert "No bundle at" in page.value and "make run" in page.value
+
+
+def test_serving_keeps_voilas_safe_defaults_and_a_preheated_kernel(tmp_path):
+    cmd = " ".join(voila_command(8866))
+    assert "--Voila.ip=127.0.0.1" in cmd and "--port=8866" in cmd
+    assert "--preheat_kernel=True" in cmd and "--show_tracebacks=False" in cmd
+    assert "--strip_sources=True" in cmd and "VoilaExecutor.timeout" in cmd
+    assert "cull" not in cmd  # Voila 0.5: never combined with preheating
+    with pytest.raises(NbaError, match="No bundle at"):
+        app_environment(tmp_path / "none.bundle")
