@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-## run: set up, find (or generate) the data, run the notebooks into reports/
+BUNDLE := models/nba.bundle
+
+## run: set up, find (or generate) the data, train through the pipeline if there is no bundle
+## yet, then serve the app on http://127.0.0.1:$(PORT) (Ctrl-C stops)
 run: setup
 	$(BIN)/nba data discover
-	$(BIN)/nba pipeline
+	@test -f $(BUNDLE) || $(BIN)/nba pipeline
+	$(BIN)/nba app --port $(PORT) --bundle $(BUNDLE)
+
+## app: serve the app for user-acceptance testing (needs a bundle: `make run` builds one)
+app: setup
+	$(BIN)/nba app --port $(PORT) --bundle $(BUNDLE)
 
 ## pipeline: re-run the numbered notebooks (papermill) into reports/
 pipeline: setup

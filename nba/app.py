@@ -46,6 +46,8 @@ DEFAULT_BUNDLE = config.MODELS_DIR / "nba.bundle"
 UPLOAD_LIMIT = 2 * 2**20
 #: Seconds Voila may take to build the page (the app loads the bundle and scores the base).
 EXECUTOR_TIMEOUT = 180
+#: What a Voila kernel writes to the server's log once the page is built (readiness).
+READY_LINE = "nba app: page built"
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -130,7 +132,7 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _percent(p: float) -> str:
+def percent(p: float) -> str:
     """A probability for people: one decimal, and "< 0.1%" rather than a misleading 0.0%."""
     if p < 0.001:
         return "< 0.1%"
@@ -561,11 +563,11 @@ class App(w.VBox):
             parts.append(
                 "<p class='nba-what-if' style='background:#fff8e1;padding:4px'>"
                 f"<b>What-if</b> ({_e('; '.join(changes))}): churn probability "
-                f"{_e(_percent(before))} → <b>{_e(_percent(p))}</b> ({(p - before) * 100:+.1f} points)</p>"
+                f"{_e(percent(before))} → <b>{_e(percent(p))}</b> ({(p - before) * 100:+.1f} points)</p>"
             )
         parts.append(
             "<div><span style='font-size:15px'>Churn probability "
-            f"<b class='nba-probability'>{_e(_percent(p))}</b></span> "
+            f"<b class='nba-probability'>{_e(percent(p))}</b></span> "
             f"<span class='nba-band' style='background:{colour};color:white;padding:2px 8px;"
             f"border-radius:10px;margin-left:6px'>{_e(band)} risk</span></div>"
             "<div style='position:relative;background:#eee;height:14px;width:100%;"
@@ -593,8 +595,9 @@ class App(w.VBox):
                 continue
             name = self.catalogue.action(action).name if action in self.catalogue.ids else action
             rows.append(
-                f"<tr><td>{k}</td><td class='nba-action'>{_e(name)}</td>"
-                f"<td style='text-align:right'>{_money(scored[f'action_{k}_value'])}</td>"
+                f"<tr><td>{k}</td><td class='nba-action' style='white-space:nowrap'>{_e(name)}</td>"
+                f"<td style='text-align:right;white-space:nowrap'>"
+                f"{_money(scored[f'action_{k}_value'])}</td>"
                 f"<td>{_e(scored[f'action_{k}_reason'])}</td></tr>"
             )
         parts.append(
@@ -832,11 +835,17 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
     models/nba.bundle) and the customers at `data` (default: the file the bundle learnt from,
     else data discovery). A missing or unreadable bundle gives a page that says how to build
     one, not a traceback."""
+    import time
+
     from nba.bundle import load_bundle
 
+    start = time.perf_counter()
     try:
         loaded = bundle if hasattr(bundle, "recommend") else load_bundle(bundle or bundle_path())
-        return App(loaded, load_base(loaded, data))
+        app = App(loaded, load_base(loaded, data))
+        if os.environ.get("VOILA_APP_PORT"):  # inside Voila: say so in the server's log
+            print(f"{READY_LINE} in {time.perf_counter() - start:.1f} s", file=sys.__stderr__)
+        return app
     except NbaError as exc:
         return w.HTML(
             "<div class='nba-banner' style='background:#c62828;color:white;padding:10px'>"
@@ -916,7 +925,10 @@ class Server:
     ) -> None:
         self.bundle, self.data, self.ready_timeout = bundle, data, ready_timeout
         self.port = port or free_port()
-        self.log_file = Path(log_file) if log_file else None
+        if log_file is None:
+            handle, log_file = tempfile.mkstemp(prefix="nba-voila-", suffix=".log")
+            os.close(handle)
+        self.log_file = Path(log_file)
         self.process: Any = None
 
     @property
@@ -929,16 +941,18 @@ class Server:
         import urllib.request
 
         env = app_environment(self.bundle, self.data)
-        out = open(self.log_file, "wb") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            voila_command(self.port), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        with open(self.log_file, "wb") as out:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                voila_command(self.port), env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise NbaError(f"Voila exited with status {self.process.returncode} at start.")
             try:
-                with urllib.request.urlopen(self.url + "api/kernels", timeout=5) as response:
+                with urllib.request.urlopen(
+                    self.url + "voila/static/voila.js", timeout=5
+                ) as response:
                     if response.status == 200 and self._pool_ready():
                         return self
             except OSError:
@@ -947,11 +961,13 @@ class Server:
         self.__exit__()
         raise NbaError(f"Voila did not answer on {self.url} within {self.ready_timeout:.0f} s.")
 
+    def pages_built(self) -> int:
+        """How many kernels have finished building the page so far (from the server's log)."""
+        return self.log_file.read_bytes().count(READY_LINE.encode())
+
     def _pool_ready(self) -> bool:
-        """True once the preheated kernel has run the notebook (Voila logs it)."""
-        if self.log_file is None:
-            return True
-        return b"is filled with" in self.log_file.read_bytes()
+        """True once the preheated kernel has built the page."""
+        return self.pages_built() >= 1
 
     def __exit__(self, *exc: object) -> None:
         import subprocess
