@@ -7,8 +7,10 @@ naming the file and the problem; row problems are left to `nba.data.validate`.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import logging
 import os
 import re
@@ -17,9 +19,12 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.csv
 import pyarrow.parquet
+from pandas._libs.parsers import STR_NA_VALUES
 
 from nba.data import schema
 from nba.data.validate import (
@@ -144,6 +149,10 @@ def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
     encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     check_delimiter(head.decode(encoding, errors="replace"), path)
 
+    if usecols is None and encoding == "utf-8-sig":
+        fast = _read_csv_arrow(path, head.decode(encoding, errors="replace"))
+        if fast is not None:
+            return fast
     try:
         return pd.read_csv(path, dtype=str, encoding=encoding, compression="infer", usecols=usecols)
     except UnicodeError:
@@ -163,6 +172,39 @@ def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
         raise DataError(f"{path} is not readable (permission denied)") from None
     except (OSError, EOFError, zlib.error, ValueError) as err:
         raise DataError(f"{path} could not be read as CSV: {_one_line(err)}") from None
+
+
+#: What `pd.read_csv` reads as missing, so that the arrow reader agrees with it value for value.
+_NA_TEXT = sorted(STR_NA_VALUES)
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the "str" dtype pd.read_csv(dtype=str) gives
+
+
+def _read_csv_arrow(path: Path, head: str) -> pd.DataFrame | None:
+    """The CSV as `pd.read_csv(path, dtype=str)` returns it, read by pyarrow's multithreaded
+    parser (several times faster); None when the file is not plain enough to be sure of the same
+    result (odd header, ragged rows, bad bytes…), so that pandas reads it and words any problem."""
+    try:
+        names = next(csv.reader(io.StringIO(head)))
+    except (csv.Error, StopIteration):
+        return None
+    if not names or len(set(names)) != len(names) or not all(n.strip() for n in names):
+        return None  # pandas renames repeated and empty names; leave those files to it
+    try:
+        table = pyarrow.csv.read_csv(
+            path,
+            parse_options=pyarrow.csv.ParseOptions(newlines_in_values=True),
+            convert_options=pyarrow.csv.ConvertOptions(
+                column_types={n: pyarrow.string() for n in names},
+                null_values=_NA_TEXT,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pyarrow.ArrowException, OSError, ValueError):
+        return None
+    if table.column_names != names:
+        return None
+    return table.to_pandas(types_mapper={pyarrow.string(): _TEXT}.get)
 
 
 def _read_parquet_check(path: Path) -> None:

@@ -108,11 +108,14 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
     has_target = schema.TARGET_RAW in raw.columns
 
     typed = _coerce(raw, has_target)
-    issues = _issues(raw, typed, has_target)
+    # Fast path: one vectorised pass over every row; only rows it cannot vouch for go through
+    # pandera (which names the rule broken), so a clean batch never pays for pandera.
+    suspects = np.flatnonzero(_suspect(typed, has_target))
+    issues = _issues(raw, typed, has_target, suspects)
 
     bad = np.zeros(n_in, dtype=bool)
     bad[issues["index"].to_numpy(dtype=np.int64)] = True
-    clean = _clean_frame(typed.loc[~bad], has_target)
+    clean = _clean_frame(typed.loc[~bad] if bad.any() else typed, has_target)
     rejects, problems = _rejects(raw, issues)
 
     # The promise every caller relies on: no row disappears.
@@ -164,8 +167,12 @@ def _canonical(s: pd.Series, allowed: Sequence[str]) -> pd.Series:
     for u in uniques:
         text = " ".join(str(u).split())
         mapped.append(lookup.get(text.casefold(), text) if text else None)
-    values = np.array([*mapped, None], dtype=object)[codes]  # code -1 → the trailing None
-    return pd.Series(values, index=s.index, dtype="str")
+    if s.dtype == "str" and all(m == u for m, u in zip(mapped, uniques, strict=True)):
+        return s  # already canonical text (the usual case): nothing to rebuild
+    # code -1 → the trailing None; an arrow take builds the text column without Python objects
+    values = pyarrow.array([*mapped, None], type=pyarrow.string())
+    codes = np.where(codes < 0, len(mapped), codes)
+    return pd.Series(pd.array(values.take(codes), dtype="str"), index=s.index)
 
 
 def _coerce(raw: pd.DataFrame, has_target: bool) -> pd.DataFrame:
@@ -178,7 +185,7 @@ def _coerce(raw: pd.DataFrame, has_target: bool) -> pd.DataFrame:
             cols[c] = _to_float(raw[c])
     if has_target:
         cols[schema.TARGET_RAW] = _canonical(raw[schema.TARGET_RAW], schema.TARGET_LABELS)
-    return pd.DataFrame(cols, index=raw.index)
+    return pd.DataFrame(cols, index=raw.index, copy=False)  # no 2-D block: columns stay as built
 
 
 # --- the pandera schema ---------------------------------------------------------------------
@@ -259,6 +266,39 @@ def _identity_schema() -> pa.DataFrameSchema:
         strict=True,
         coerce=False,
     )
+
+
+def _suspect(typed: pd.DataFrame, has_target: bool) -> np.ndarray:
+    """True for every row the pandera schemas could fail, from the same schema constants:
+    missing, out of bounds, not whole, unknown category or label, a broken identity, or an id
+    that occurs more than once (all of its rows, so that pandera sees the first one too).
+    May flag a row pandera accepts (it then stays clean); never misses one pandera rejects."""
+    bad = np.zeros(len(typed), dtype=bool)
+    inside: dict[str, np.ndarray] = {}
+    values: dict[str, np.ndarray] = {}
+    for c in _NUMBERS:
+        v = values[c] = typed[c].to_numpy(dtype=np.float64)
+        lo, hi = schema.BOUNDS[c]
+        ok = inside[c] = (v >= lo) & (v <= hi)  # False for NaN, as pandera's in_range
+        if c in _WHOLE:
+            ok = ok & (v == np.floor(v))
+        bad |= ~ok
+    labels = dict(schema.CATEGORIES)
+    if has_target:
+        labels[schema.TARGET_RAW] = schema.TARGET_LABELS
+    for c, allowed in labels.items():
+        bad |= ~typed[c].isin(allowed).to_numpy(dtype=bool)  # missing is not in allowed
+    # the identity checks of `_open_to_buy_ok` and `_utilization_ok`, on the arrays above
+    limit, balance = values["Credit_Limit"], values["Total_Revolving_Bal"]
+    sane = inside["Credit_Limit"] & inside["Total_Revolving_Bal"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(values["Avg_Open_To_Buy"] - (limit - balance))
+        bad |= sane & inside["Avg_Open_To_Buy"] & (gap > schema.OPEN_TO_BUY_TOLERANCE)
+        gap = np.abs(values["Avg_Utilization_Ratio"] - balance / limit)
+        bad |= sane & inside["Avg_Utilization_Ratio"] & (gap > schema.UTILIZATION_TOLERANCE)
+    if len(typed) > 1:
+        bad |= typed[schema.ID].duplicated(keep=False).to_numpy(dtype=bool)
+    return bad
 
 
 def _failure_cases(typed: pd.DataFrame, has_target: bool) -> pd.DataFrame:
@@ -450,10 +490,16 @@ def _identity_issues(check: str, idx: np.ndarray, typed: pd.DataFrame) -> pd.Dat
     return _issue(idx, base + 1, rule, messages)
 
 
-def _issues(raw: pd.DataFrame, typed: pd.DataFrame, has_target: bool) -> pd.DataFrame:
-    """Every (row, rule, message) found, from pandera's failure cases, sorted by row."""
-    fc = _failure_cases(typed, has_target)
+def _issues(
+    raw: pd.DataFrame, typed: pd.DataFrame, has_target: bool, rows: np.ndarray
+) -> pd.DataFrame:
+    """Every (row, rule, message) found among the row positions `rows`, from pandera's failure
+    cases, sorted by row. `raw` and `typed` are whole (RangeIndex), so the index pandera
+    reports is a row position and messages can refer to any row (a duplicate's first)."""
     frames: list[pd.DataFrame] = [_issue(np.array([], dtype=np.int64), 0, "", [])]
+    if not len(rows):
+        return frames[0]
+    fc = _failure_cases(typed.take(rows), has_target)
     if len(fc):
         fc = fc[fc["index"].notna()]
         wide = (fc["schema_context"] == "DataFrameSchema").to_numpy()
@@ -494,13 +540,15 @@ def _rejects(raw: pd.DataFrame, issues: pd.DataFrame) -> tuple[pd.DataFrame, lis
         idx_list.append(i)
         reasons.append("; ".join(m for _, m in group))
     idx = np.array(idx_list, dtype=np.int64)
-    rejects = raw.take(idx).reset_index(drop=True)
+    rejects = (raw.take(idx) if len(idx) else raw.iloc[:0]).reset_index(drop=True)
     if ROW in rejects.columns or REASON in rejects.columns:
         logger.warning("input columns %r/%r are replaced in the rejects frame", ROW, REASON)
         rejects = rejects.drop(columns=[c for c in (ROW, REASON) if c in rejects.columns])
     rejects.insert(0, ROW, idx + 1)
     rejects[REASON] = pd.Series(reasons, dtype="str")
 
+    if not len(issues):
+        return rejects, []
     counts = issues.groupby(["order", "rule"], sort=True)["index"].nunique()
     problems = [f"{n} {'row' if n == 1 else 'rows'}: {rule}" for (_, rule), n in counts.items()]
     return rejects, problems

@@ -311,3 +311,40 @@ def test_parquet_without_rows(tmp_path, customers):
 def test_sha256_missing_file(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         sha256(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeffa,b,c\n1,2,3\n",
+        "a,b,c\r\n1,2,3\r\n4,,6\r\n",
+        'a,b,c\n1,"x\ny",3\n',
+        'a,b,c\n"NA","",None\n<NA>,-nan,n/a\n',
+        'a,b,c\n 1 , 2,"3 "\n',
+        "a,b,c\n\n1,2,3\n\n",
+        "a,b,c\n,,\n",
+        'a,b,c\n"he said ""hi""",2,3\n',
+    ],
+)
+def test_fast_csv_reader_reads_what_pandas_reads(tmp_path, text):
+    from nba.data.io import _read_csv_arrow
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    fast = _read_csv_arrow(path, text.lstrip("\ufeff"))
+    assert fast is not None
+    pd.testing.assert_frame_equal(fast, pd.read_csv(path, dtype=str, encoding="utf-8-sig"))
+
+
+@pytest.mark.parametrize(
+    "text", ["a,a,c\n1,2,3\n", "a,,c\n1,2,3\n", "a,b,c\n1,2\n", "a,b,c\n   \n1,2,3\n"]
+)
+def test_fast_csv_reader_leaves_odd_files_to_pandas(tmp_path, text):
+    from nba.data.io import _read_csv_arrow
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode())
+    assert _read_csv_arrow(path, text) is None
+    pd.testing.assert_frame_equal(
+        read_table(path, required=()), pd.read_csv(path, dtype=str, encoding="utf-8-sig")
+    )

@@ -264,3 +264,52 @@ def test_missing_required_columns_raise(raw):
 def test_zero_rows_raise(raw):
     with pytest.raises(DataError, match="no rows"):
         validate(raw.iloc[:0])
+
+
+def _messy(raw: pd.DataFrame) -> pd.DataFrame:
+    edits = [
+        ("Customer_Age", "abc"),
+        ("Customer_Age", "45.5"),
+        ("Customer_Age", " 45 "),
+        ("Customer_Age", "inf"),
+        ("Gender", " m "),
+        ("Gender", "?"),
+        ("Credit_Limit", ""),
+        ("Credit_Limit", "0"),
+        ("Avg_Utilization_Ratio", "1.5"),
+        ("Avg_Open_To_Buy", "5"),
+        ("Education_Level", "high  school"),
+        (schema.TARGET_RAW, "gone"),
+        (schema.ID, "abc"),
+    ]
+    for i, (col, value) in enumerate(edits * 3):
+        raw.loc[(7 * i) % len(raw), col] = value
+    raw.loc[30, schema.ID] = raw.loc[2, schema.ID]
+    raw.loc[33, schema.ID] = raw.loc[2, schema.ID]
+    return raw
+
+
+def test_fast_path_gives_what_pandera_alone_gives(monkeypatch):
+    raw = _messy(to_raw(make_customers(300, seed=5)))
+    fast = validate(raw)
+    assert 0 < len(fast.rejects) < len(raw)
+    # the general path: every row through pandera, none vouched for by the vectorised check
+    monkeypatch.setattr(
+        "nba.data.validate._suspect", lambda typed, has_target: np.ones(len(typed), dtype=bool)
+    )
+    slow = validate(raw)
+    pd.testing.assert_frame_equal(fast.clean, slow.clean)
+    pd.testing.assert_frame_equal(fast.rejects, slow.rejects)
+    assert fast.problems == slow.problems
+
+
+def test_fast_path_never_vouches_for_a_row_pandera_rejects():
+    from nba.data.validate import _coerce, _issues, _suspect
+
+    raw = _messy(to_raw(make_customers(300, seed=6))).reset_index(drop=True)
+    typed = _coerce(raw, True)
+    everything = _issues(raw, typed, True, np.arange(len(raw)))
+    flagged = _suspect(typed, True)
+    rejected = np.unique(everything["index"].to_numpy())
+    assert len(rejected) > 10
+    assert flagged[rejected].all()
