@@ -582,7 +582,7 @@ def _reasons(
     ev: Evaluation,
     catalogue: Catalogue,
     customers: pd.DataFrame,
-    segment: pa.Array,
+    segment: tuple[pa.Array, np.ndarray],
     reference: Mapping[str, float],
 ) -> pa.Array:
     """One sentence per customer for its chosen action index (-1 = empty slot), built with
@@ -590,6 +590,7 @@ def _reasons(
     targets vs the population median, the segment, and the expected saving."""
     n = len(chosen)
     rows_all = np.arange(n)
+    names, codes = segment  # the few distinct segment names and each customer's code
     pieces: list[pa.Array] = []
     positions: list[np.ndarray] = []
     for j, a in enumerate(catalogue.actions):
@@ -602,7 +603,7 @@ def _reasons(
             vals = customers[col].to_numpy(dtype=np.float64)[rows]
             median = _median_text(reference[col], fmt)
             parts += [f" ({a.evidence['label']} ", *_text(vals, fmt), f" vs median {median})"]
-        parts += ["; ", segment.take(pa.array(rows))]
+        parts += ["; ", names.take(pa.array(codes[rows]))]
         if a.id == NO_ACTION:
             parts.append(": no eligible action's expected saving beats its cost")
         else:
@@ -652,12 +653,17 @@ def recommend_actions(
     chosen = np.where(after_none, -1, order)
     rows = np.arange(n)
     ids = pa.array([*catalogue.ids, ""], type=pa.string())
-    segment = pa.array(
-        scores["segment_name"].astype("str")
-        if "segment_name" in scores.columns
-        else pd.Series("all customers", index=scores.index, dtype="str")
-    ).cast(pa.string())
-    out = pd.DataFrame(index=customers.index)
+    if "segment_name" in scores.columns:
+        # factorised: each reason takes its segment name from a handful of values, not from a
+        # column as long as the batch
+        seg_codes, seg_uniques = pd.factorize(
+            scores["segment_name"].astype("str"), use_na_sentinel=False
+        )
+        seg_names = pa.array(np.asarray(seg_uniques, dtype=object), pa.string(), from_pandas=True)
+        segment = (seg_names, seg_codes)
+    else:
+        segment = (pa.array(["all customers"], type=pa.string()), np.zeros(n, dtype=np.int64))
+    out: dict[str, Any] = {}
     for k in range(top):
         c = chosen[:, k]
         value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
@@ -669,7 +675,7 @@ def recommend_actions(
             _reasons(c, ev, catalogue, customers, segment, ref), dtype="str"
         )
     out["value_at_risk"] = ev.var
-    return out
+    return pd.DataFrame(out, index=customers.index, copy=False)
 
 
 def explain_exclusions(

@@ -20,15 +20,23 @@ search), so LightGBM is chosen for what later stages need: exact TreeSHAP built 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import time
+import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.stats import loguniform, randint, uniform
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer, make_column_selector
@@ -640,6 +648,72 @@ def choose_calibration(report: pd.DataFrame) -> str:
     return "none"
 
 
+# --- compiled inference -----------------------------------------------------------------------
+
+#: Raw scores of the compiled trees may differ from LightGBM's only by floating-point summation
+#: order; anything larger means the compiled code is wrong, and LightGBM is used instead.
+COMPILED_TOLERANCE = 1e-9
+_COMPILED: weakref.WeakKeyDictionary[lgb.Booster, Any] = weakref.WeakKeyDictionary()
+
+
+def _cache_dir() -> Path:
+    """Where compiled boosters are kept between processes: $NBA_CACHE, else the user cache."""
+    env = os.environ.get("NBA_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nba"
+
+
+def _compile(booster: lgb.Booster) -> Any:
+    """The booster as native code with lleaves (the same trees and thresholds, compiled by
+    LLVM: ~4x faster than LightGBM's own predict on one core). Compiling takes about a second,
+    so the object file is cached on disk per model text and machine (CPU, library versions)."""
+    from importlib.metadata import version
+
+    import lleaves
+    import llvmlite.binding as llvm
+
+    text = booster.model_to_string()
+    cpu = f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
+    machine = f"lleaves {version('lleaves')} llvmlite {version('llvmlite')} {cpu}"
+    key = hashlib.sha256(f"{machine}\n{text}".encode()).hexdigest()[:32]
+    folder = _cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"churn-{key}.o"
+    with tempfile.TemporaryDirectory() as tmp:
+        model_file = Path(tmp) / "model.txt"
+        model_file.write_text(text)
+        model = lleaves.Model(model_file=str(model_file))
+        if target.exists():
+            model.compile(cache=str(target), raw_score=True)
+        else:  # compile beside the target, then move into place: concurrent workers are safe
+            partial = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
+            model.compile(cache=str(partial), raw_score=True)
+            os.replace(partial, target)
+    return model
+
+
+def compiled_booster(booster: lgb.Booster, probe: np.ndarray) -> Any | None:
+    """The compiled booster (see `_compile`), built once per booster and process and checked
+    against LightGBM on `probe` (a few model-input rows); None when lleaves is unavailable or
+    disagrees, so that the caller keeps LightGBM's own predict."""
+    if booster in _COMPILED:
+        return _COMPILED[booster]
+    model = None
+    try:
+        model = _compile(booster)
+        want = booster.predict(probe, raw_score=True, num_threads=1)
+        got = model.predict(probe, n_jobs=1)
+        if not np.allclose(got, want, rtol=0.0, atol=COMPILED_TOLERANCE):
+            logger.warning("compiled churn model disagrees with LightGBM; using LightGBM")
+            model = None
+    except Exception as err:  # noqa: BLE001 - any failure means: score with LightGBM itself
+        logger.warning("churn model not compiled (%s); using LightGBM", err)
+        model = None
+    _COMPILED[booster] = model
+    return model
+
+
 # --- the model --------------------------------------------------------------------------------
 
 
@@ -803,8 +877,27 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     # scoring ---------------------------------------------------------------------------------
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """`features_.matrix(X)`; for the raw record with arrow text categories (what
+        `validate` returns) the category codes come from one arrow lookup per column instead
+        of Python strings per row (same codes: schema order, -1 → NaN for anything else)."""
         check_is_fitted(self, "estimator_")
-        return self.features_.matrix(X)
+        fast = (
+            isinstance(X, pd.DataFrame)
+            and not self.features_.engineered
+            and all(c in X.columns for c in FEATURES)
+            and all(isinstance(X[c].array, pd.arrays.ArrowStringArray) for c in CATEGORY_DTYPES)
+        )
+        if not fast:
+            return self.features_.matrix(X)
+        out = np.empty((len(X), len(FEATURES)))
+        for j, c in enumerate(FEATURES):
+            if c in CATEGORY_DTYPES:
+                levels = pa.array(list(CATEGORY_DTYPES[c].categories), pa.string())
+                codes = pc.index_in(pa.array(X[c].array), value_set=levels)  # null: unknown
+                out[:, j] = codes.to_numpy(zero_copy_only=False).astype(np.float64)
+            else:
+                out[:, j] = X[c].to_numpy(dtype=np.float64)
+        return out
 
     def _threads(self, n: int) -> int:
         # Threads cost more than they save on a handful of customers (single-customer latency).
@@ -812,10 +905,16 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds of churn from the boosted trees (before calibration), shape (n,)."""
-        M = self._matrix(X)
-        return self.estimator_.booster_.predict(
-            M, raw_score=True, num_threads=self._threads(len(M))
-        )
+        return self._raw(self._matrix(X))
+
+    def _raw(self, M: np.ndarray) -> np.ndarray:
+        """Raw log-odds for a model-input matrix: compiled trees when available (equal to
+        LightGBM's to ~1e-14, by summation order only), else LightGBM's predict."""
+        booster = self.estimator_.booster_
+        compiled = compiled_booster(booster, M[:64]) if len(M) else None
+        if compiled is not None:
+            return compiled.predict(np.ascontiguousarray(M), n_jobs=self._threads(len(M)))
+        return booster.predict(M, raw_score=True, num_threads=self._threads(len(M)))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Probabilities (n, 2): columns P(stays), P(churns), calibrated if `calibration_`."""

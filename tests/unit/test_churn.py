@@ -144,6 +144,26 @@ def test_fast_scoring_path_equals_lightgbm_on_pandas(train, test):
     np.testing.assert_allclose(m.predict_proba(test)[:, 1], via_pandas, rtol=1e-12, atol=1e-12)
 
 
+def test_compiled_trees_give_lightgbm_raw_scores(model, test):
+    M = model._matrix(test)
+    compiled = churn.compiled_booster(model.estimator_.booster_, M[:64])
+    assert compiled is not None, "lleaves could not compile the churn model"
+    want = model.estimator_.booster_.predict(M, raw_score=True)
+    np.testing.assert_allclose(model._raw(M), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.decision_function(test), want, rtol=0, atol=1e-12)
+
+
+def test_fast_matrix_equals_the_feature_builder_with_odd_categories(model, test):
+    odd = test.copy()
+    odd.loc[odd.index[0], "Gender"] = np.nan
+    odd.loc[odd.index[1], "Card_Category"] = "Diamond"
+    fast = model._matrix(odd)
+    np.testing.assert_array_equal(fast, model.features_.matrix(odd))
+    assert np.isnan(fast[:2]).sum() == 2
+    as_object = odd.astype({c: object for c in schema.CATEGORICAL})  # the general path
+    np.testing.assert_array_equal(model._matrix(as_object), fast)
+
+
 def test_same_seed_same_probabilities_other_seed_others(train, test):
     y = train[schema.TARGET]
     a = ChurnModel(params=QUICK, n_jobs=1, random_state=5).fit(train, y)
