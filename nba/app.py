@@ -154,6 +154,15 @@ def _png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write a cache file so that a concurrent reader sees all of it or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(handle, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def _table_html(df: pd.DataFrame, max_height: str = "420px") -> str:
     body = df.to_html(index=False, escape=True, border=0, classes="nba-table", na_rep="")
     return (
@@ -244,8 +253,8 @@ class App(w.VBox):
     """The whole app: a banner and four tabs. Its widgets are attributes, so tests (and a
     notebook) can set values and press buttons exactly as a user does."""
 
-    def __init__(self, bundle: Any, base: Base) -> None:
-        self.bundle, self.base = bundle, base
+    def __init__(self, bundle: Any, base: Base, chart_cache: Path | None = None) -> None:
+        self.bundle, self.base, self.chart_cache = bundle, base, chart_cache
         self.catalogue = bundle.action_catalogue
         self.defaults = self._defaults()
         self._charts: dict[int, bytes] = {}
@@ -618,9 +627,17 @@ class App(w.VBox):
         self.segment_chart.value = self.chart(segment)
 
     def chart(self, segment: int) -> bytes:
-        """A segment's profile chart as PNG, drawn once."""
+        """A segment's profile chart as PNG, drawn once per bundle: kept in memory and, when
+        the bundle came from a file, in a cache folder keyed by the file's sha256 (drawing five
+        charts is most of a kernel's page-building time; every Voila kernel shares them)."""
         if segment not in self._charts:
-            self._charts[segment] = _png(self.bundle.segmenter.profile_chart(segment))
+            cached = self.chart_cache / f"segment-{segment}.png" if self.chart_cache else None
+            if cached is not None and cached.is_file():
+                self._charts[segment] = cached.read_bytes()
+            else:
+                self._charts[segment] = _png(self.bundle.segmenter.profile_chart(segment))
+                if cached is not None:
+                    _write_atomic(cached, self._charts[segment])
         return self._charts[segment]
 
     # ------------------------------------------------------------------ batch tab
@@ -769,7 +786,7 @@ class App(w.VBox):
 
     # ------------------------------------------------------------------ model tab
     def _model_tab(self) -> w.Widget:
-        from nbconvert.filters.markdown_mistune import markdown2html_mistune
+        import mistune  # markdown → HTML; light (nbconvert's import costs seconds)
 
         from nba.report import model_card
 
@@ -793,7 +810,9 @@ class App(w.VBox):
             ],
             columns=["value assumption", "value"],
         )
-        self.model_card = w.HTML(f"<div class='nba-model-card'>{markdown2html_mistune(card)}</div>")
+        self.model_card = w.HTML(
+            f"<div class='nba-model-card'>{mistune.create_markdown(escape=True, plugins=['table'])(card)}</div>"
+        )
         actions = self.catalogue.table()[["id", "name", "channel", "cost", "save_rate_default"]]
         return w.VBox(
             [
@@ -838,11 +857,17 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
     import time
 
     from nba.bundle import load_bundle
+    from nba.data.io import sha256
 
     start = time.perf_counter()
     try:
-        loaded = bundle if hasattr(bundle, "recommend") else load_bundle(bundle or bundle_path())
-        app = App(loaded, load_base(loaded, data))
+        if hasattr(bundle, "recommend"):
+            loaded, cache = bundle, None
+        else:
+            path = Path(bundle or bundle_path())
+            loaded = load_bundle(path)
+            cache = Path(tempfile.gettempdir()) / "nba-app-charts" / sha256(path)[:16]
+        app = App(loaded, load_base(loaded, data), cache)
         if os.environ.get("VOILA_APP_PORT"):  # inside Voila: say so in the server's log
             print(f"{READY_LINE} in {time.perf_counter() - start:.1f} s", file=sys.__stderr__)
         return app
