@@ -22,21 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import PeakMemory, describe  # noqa: E402
 
-from nba.app import Server, percent  # noqa: E402
+from nba.app import CHROMIUM, CHROMIUM_ARGS, Server, percent  # noqa: E402
 from nba.bundle import load_bundle  # noqa: E402
 from nba.data import schema  # noqa: E402
 from nba.data.io import load  # noqa: E402
 
-CHROMIUM = "/usr/lib/chromium/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 GIB = 2**30
 
 
@@ -132,7 +122,7 @@ def main() -> None:
         PeakMemory(server.process.pid) as memory,
         sync_playwright() as p,
     ):
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
         times = page_interactive(browser, server, args.pages)
         print(
             f"(a) page interactive after navigation, preheated kernel: median "

@@ -44,6 +44,18 @@ DEFAULT_BUNDLE = config.MODELS_DIR / "nba.bundle"
 
 #: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
 UPLOAD_LIMIT = 2 * 2**20
+#: The browser the app is tested with (Debian's Chromium; never `playwright install`) and the
+#: flags it needs in a sandbox without internet.
+CHROMIUM = Path(os.environ.get("NBA_CHROMIUM", "/usr/lib/chromium/chromium"))
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 #: Seconds Voila may take to build the page (the app loads the bundle and scores the base).
 EXECUTOR_TIMEOUT = 180
 #: What a Voila kernel writes to the server's log once the page is built (readiness).
@@ -53,32 +65,13 @@ SHOWN_ROWS = 100
 
 #: The form's fields, grouped as a relationship manager thinks of a customer. The two derived
 #: columns (open to buy, utilisation) are computed from credit limit and revolving balance.
-FIELD_GROUPS: dict[str, tuple[str, ...]] = {
-    "Profile": (
-        "Customer_Age",
-        "Gender",
-        "Dependent_count",
-        "Education_Level",
-        "Marital_Status",
-        "Income_Category",
-    ),
-    "Relationship": (
-        "Card_Category",
-        "Months_on_book",
-        "Total_Relationship_Count",
-        "Months_Inactive_12_mon",
-        "Contacts_Count_12_mon",
-    ),
-    "Card usage": (
-        "Credit_Limit",
-        "Total_Revolving_Bal",
-        "Total_Trans_Amt",
-        "Total_Trans_Ct",
-        "Total_Amt_Chng_Q4_Q1",
-        "Total_Ct_Chng_Q4_Q1",
-    ),
-}
 DERIVED = ("Avg_Open_To_Buy", "Avg_Utilization_Ratio")
+_FORM = tuple(c for c in schema.REQUIRED[1:] if c not in DERIVED)  # the schema's order
+FIELD_GROUPS: dict[str, tuple[str, ...]] = {
+    "Profile": _FORM[:6],  # age, gender, dependants, education, marital status, income
+    "Relationship": _FORM[6:11],  # card, tenure, products, inactivity, contacts
+    "Card usage": _FORM[11:],  # limit, balance, spend and transactions with their Q4/Q1 change
+}
 LABELS: dict[str, str] = {
     "Customer_Age": "Age (years)",
     "Gender": "Gender",

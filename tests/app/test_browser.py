@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
 from nba import config
-from nba.app import Server, percent
+from nba.app import CHROMIUM, CHROMIUM_ARGS, Server, percent
 from nba.data import schema, synth
 from nba.data.io import load
 
-CHROMIUM = Path(os.environ.get("NBA_CHROMIUM", "/usr/lib/chromium/chromium"))
 REQUIRE_ENV = "NBA_REQUIRE_BROWSER"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SESSIONS = 10
 SCREENSHOT = config.REPORTS_DIR / "app" / "uat.png"
 
@@ -50,7 +39,7 @@ def browser():
     if not CHROMIUM.is_file():
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
         yield launched
         launched.close()
 

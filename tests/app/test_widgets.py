@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from nba.app import (
+    DERIVED,
+    FIELD_GROUPS,
     UPLOAD_LIMIT,
     WHAT_IF,
     App,
@@ -240,3 +242,21 @@ def test_serving_keeps_voilas_safe_defaults_and_a_preheated_kernel(tmp_path):
     assert "cull" not in cmd  # Voila 0.5: never combined with preheating
     with pytest.raises(NbaError, match="No bundle at"):
         app_environment(tmp_path / "none.bundle")
+
+
+def test_the_form_has_every_field_of_a_customer_once(app):
+    grouped = [name for names in FIELD_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(set(schema.REQUIRED[1:]) - set(DERIVED))
+    assert set(app.fields) == set(grouped)
+    assert FIELD_GROUPS["Profile"][0] == "Customer_Age"
+    assert FIELD_GROUPS["Relationship"][0] == "Card_Category"
+    assert FIELD_GROUPS["Card usage"][0] == "Credit_Limit"
+
+
+def test_uploading_the_same_file_twice_scores_it_twice(app):
+    content = synth.kaggle_csv_text(synth.generate(5, 21)).encode()
+    _upload(app, "again.csv", content)
+    first = app.batch_scores
+    assert first is not None and app.upload.value == ()
+    _upload(app, "again.csv", content)
+    assert app.batch_scores is not first and len(app.batch_scores) == 5
