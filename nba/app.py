@@ -750,7 +750,10 @@ class App(w.VBox):
                 "customers (training)": table["size"].map("{:,}".format),
                 "share": table["share"].map("{:.1%}".format),
                 "churn rate (training)": table["churn_rate"].map("{:.1%}".format),
-                "customers (scored base)": table["base_customers"].fillna(0).astype(int),
+                "customers (scored base)": table["base_customers"]
+                .fillna(0)
+                .astype(int)
+                .map("{:,}".format),
                 "mean churn probability (scored base)": table["mean_churn_probability"].map(
                     "{:.1%}".format
                 ),
