@@ -134,6 +134,11 @@ def percent(p: float) -> str:
     return f"{p:.1%}"
 
 
+def _number(value: float) -> str:
+    """10000000 → "10,000,000", 0.5 → "0.5"."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
 def _money(value: float) -> str:
     return "—" if value is None or not np.isfinite(value) else f"${value:,.0f}"
 
@@ -299,11 +304,12 @@ class App(w.VBox):
         common = {"description": label, "style": _STYLE, "layout": w.Layout(width=_FIELD_WIDTH)}
         if name in schema.CATEGORIES:
             return w.Dropdown(options=list(schema.CATEGORIES[name]), value=value, **common)
+        # The range is shown (tooltip) and checked by the validator, not clamped silently.
         lo, hi = schema.BOUNDS[name]
+        common["tooltip"] = f"{label}: {_number(lo)} to {_number(hi)}"
         if name in schema.INTEGERS:
             return w.IntText(value=value, **common)
         step = 100.0 if name == "Credit_Limit" else 0.01
-        del lo, hi  # ranges are checked (and explained) by the validator, not clamped silently
         return w.FloatText(value=value, step=step, **common)
 
     def _customer_tab(self) -> w.Widget:
