@@ -194,7 +194,8 @@ def _read_csv_arrow(path: Path, head: str) -> pd.DataFrame | None:
             path,
             parse_options=pyarrow.csv.ParseOptions(newlines_in_values=True),
             convert_options=pyarrow.csv.ConvertOptions(
-                column_types={n: pyarrow.string() for n in names},
+                # large_string is what the "str" dtype stores: no copy into pandas
+                column_types={n: pyarrow.large_string() for n in names},
                 null_values=_NA_TEXT,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
@@ -204,7 +205,7 @@ def _read_csv_arrow(path: Path, head: str) -> pd.DataFrame | None:
         return None
     if table.column_names != names:
         return None
-    return table.to_pandas(types_mapper={pyarrow.string(): _TEXT}.get)
+    return table.to_pandas(types_mapper={pyarrow.large_string(): _TEXT}.get)
 
 
 def _read_parquet_check(path: Path) -> None:

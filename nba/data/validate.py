@@ -15,6 +15,7 @@ import logging
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,8 @@ def format_names(names: Sequence[str], limit: int = 5) -> str:
 
 def clean_column_names(columns: Iterable[object]) -> list[str]:
     """Column names as text without surrounding whitespace or a stray byte-order mark."""
+    if isinstance(columns, pd.Index):
+        columns = columns.tolist()  # plain Python names: iterating an arrow-backed Index is slow
     return [str(c).replace("\ufeff", "").strip() for c in columns]
 
 
@@ -98,12 +101,15 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
     Raises DataError only for whole-frame problems (required columns missing, duplicate
     column names, no rows); every row-level problem ends up in `rejects`.
     """
-    raw = raw.copy(deep=False)
-    raw.columns = clean_column_names(raw.columns)
-    check_columns(list(raw.columns), "the data", schema.REQUIRED)
+    names = clean_column_names(raw.columns)
+    if names != raw.columns.tolist():
+        raw = raw.copy(deep=False)  # renamed in a shallow copy: the caller's frame stays as is
+        raw.columns = names
+    check_columns(names, "the data", schema.REQUIRED)
     if len(raw) == 0:
         raise DataError("the data has no rows")
-    raw = raw.reset_index(drop=True)
+    if not raw.index.equals(pd.RangeIndex(len(raw))):
+        raw = raw.reset_index(drop=True)
     n_in = len(raw)
     has_target = schema.TARGET_RAW in raw.columns
 
@@ -113,9 +119,11 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
     suspects = np.flatnonzero(_suspect(typed, has_target))
     issues = _issues(raw, typed, has_target, suspects)
 
-    bad = np.zeros(n_in, dtype=bool)
-    bad[issues["index"].to_numpy(dtype=np.int64)] = True
-    clean = _clean_frame(typed.loc[~bad] if bad.any() else typed, has_target)
+    keep = None
+    if len(issues):
+        keep = np.ones(n_in, dtype=bool)
+        keep[issues["index"].to_numpy(dtype=np.int64)] = False
+    clean = _clean_frame(typed, has_target, keep)
     rejects, problems = _rejects(raw, issues)
 
     # The promise every caller relies on: no row disappears.
@@ -127,65 +135,112 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
 # --- coercion -------------------------------------------------------------------------------
 
 
-def _to_float(s: pd.Series) -> pd.Series:
-    """Numbers as float64, NaN where missing or not a number (the raw text is reported later)."""
-    nothing = pd.Series(np.full(len(s), np.nan), index=s.index)
-    if pd.api.types.is_bool_dtype(s):
-        return nothing  # True/False is not an amount
-    if pd.api.types.is_numeric_dtype(s):
-        return pd.Series(s.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
-    if pd.api.types.is_object_dtype(s):
+class Typed(dict[str, Any]):
+    """The typed working columns: name → float64 array (numbers) or "str" array (categories).
+    `known`: category columns already found to hold allowed values only (so the row checks
+    need not look them up again)."""
+
+    known: frozenset[str] = frozenset()
+
+
+def _to_float(values: Any) -> np.ndarray:
+    """Numbers as float64, NaN where missing or not a number (the raw text is reported later).
+    `values` is a column's array (numpy or pandas extension array); the result is a new array."""
+    dtype = values.dtype
+    if isinstance(values, np.ndarray) and dtype.kind in "iuf":
+        return values.astype(np.float64)  # plain numbers (the usual typed input)
+    if pd.api.types.is_bool_dtype(dtype):
+        return np.full(len(values), np.nan)  # True/False is not an amount
+    if pd.api.types.is_numeric_dtype(dtype):
+        if isinstance(values, np.ndarray):
+            return values.astype(np.float64)
+        return np.array(values.to_numpy(dtype="float64", na_value=np.nan), dtype=np.float64)
+    if pd.api.types.is_object_dtype(dtype):
         # Booleans inside an object column would pass to_numeric as 1/0; treat them as text.
-        s = s.map(
-            lambda v: (
+        text: Any = np.array(
+            [
                 v.strip() if isinstance(v, str) else (None if isinstance(v, bool | np.bool_) else v)
-            )
+                for v in values
+            ],
+            dtype=object,
         )
-    elif pd.api.types.is_string_dtype(s):
+    elif pd.api.types.is_string_dtype(dtype):
         # Fast path: Arrow parses a clean string column ~20x faster than pd.to_numeric.
         try:
-            arr = pyarrow.array(s, from_pandas=True)
-            out = pc.cast(arr, pyarrow.float64()).to_numpy(zero_copy_only=False)
-            return pd.Series(out, index=s.index, dtype="float64")
+            arr = pyarrow.array(values, from_pandas=True)
+            return (
+                pc.cast(arr, pyarrow.float64())
+                .to_numpy(zero_copy_only=False)
+                .astype(np.float64, copy=False)
+            )
         except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, pyarrow.ArrowTypeError):
-            s = s.str.strip()
+            text = pd.Series(values, copy=False).str.strip()
     else:
-        return nothing  # dates, intervals…: not numbers; the raw value is quoted in the reason
-    out = pd.Series(pd.to_numeric(s, errors="coerce"), index=s.index)
-    return pd.Series(out.to_numpy(dtype="float64", na_value=np.nan), index=s.index)
+        return np.full(len(values), np.nan)  # dates, intervals…: not numbers; quoted later
+    out = pd.Series(pd.to_numeric(text, errors="coerce"), copy=False)
+    return np.array(out.to_numpy(dtype="float64", na_value=np.nan), dtype=np.float64)
 
 
-def _canonical(s: pd.Series, allowed: Sequence[str]) -> pd.Series:
-    """Categories matched case-insensitively after trimming whitespace, in canonical spelling.
+def _canonical(values: Any, allowed: Sequence[str]) -> Any:
+    """Categories matched case-insensitively after trimming whitespace, in canonical spelling,
+    as a "str" array.
 
     Values that match nothing keep their trimmed text (so the isin check reports them);
     blanks become missing. Works on the unique values only, so it is cheap on large inputs.
     """
     lookup = {a.casefold(): a for a in allowed}
-    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     mapped: list[object] = []
     for u in uniques:
         text = " ".join(str(u).split())
         mapped.append(lookup.get(text.casefold(), text) if text else None)
-    if s.dtype == "str" and all(m == u for m, u in zip(mapped, uniques, strict=True)):
-        return s  # already canonical text (the usual case): nothing to rebuild
+    if values.dtype == "str" and all(m == u for m, u in zip(mapped, uniques, strict=True)):
+        return values.copy()  # already canonical text: a new wrapper, same memory
     # code -1 → the trailing None; an arrow take builds the text column without Python objects
-    values = pyarrow.array([*mapped, None], type=pyarrow.string())
+    table = pyarrow.array([*mapped, None], type=pyarrow.string())
     codes = np.where(codes < 0, len(mapped), codes)
-    return pd.Series(pd.array(values.take(codes), dtype="str"), index=s.index)
+    return pd.array(table.take(codes), dtype="str")
 
 
-def _coerce(raw: pd.DataFrame, has_target: bool) -> pd.DataFrame:
-    """The working frame pandera checks: numbers as float64, categories canonical or raw text."""
-    cols: dict[str, pd.Series] = {}
-    for c in schema.REQUIRED:
-        if c in schema.CATEGORIES:
-            cols[c] = _canonical(raw[c], schema.CATEGORIES[c])
+def _all_allowed(values: Any, allowed: Sequence[str]) -> bool:
+    """True when `values` is "str" text and every value is one of `allowed` (none missing):
+    the usual case, checked with one arrow lookup instead of factorising."""
+    return values.dtype == "str" and bool(_isin(values, allowed).all())
+
+
+def _isin(values: Any, allowed: Sequence[str]) -> np.ndarray:
+    """True where a text value is one of `allowed` (missing never is), as a bool array; one
+    arrow kernel for arrow-backed text, pandas' isin otherwise."""
+    if isinstance(values, pd.arrays.ArrowStringArray):
+        found = pc.is_in(pyarrow.array(values), value_set=_value_set(tuple(allowed)))
+        return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+    return np.asarray(values.isin(list(allowed)), dtype=bool)
+
+
+@functools.cache
+def _value_set(allowed: tuple[str, ...]) -> pyarrow.Array:
+    return pyarrow.array(allowed, pyarrow.large_string())
+
+
+def _coerce(raw: pd.DataFrame, has_target: bool) -> Typed:
+    """The working columns the checks read: numbers as float64, categories canonical or raw
+    text; one array per column (no Series or frame: cheap for one customer as for a million)."""
+    names = [*schema.REQUIRED, schema.TARGET_RAW] if has_target else list(schema.REQUIRED)
+    arrays = schema.column_arrays(raw, names)
+    typed = Typed()
+    known: set[str] = set()
+    labels = {**schema.CATEGORIES, schema.TARGET_RAW: schema.TARGET_LABELS}
+    for c in names:
+        if c in labels:
+            if _all_allowed(arrays[c], labels[c]):  # the usual case: a new wrapper, same memory
+                typed[c] = arrays[c].copy()
+                known.add(c)
+            else:
+                typed[c] = _canonical(arrays[c], labels[c])
         else:
-            cols[c] = _to_float(raw[c])
-    if has_target:
-        cols[schema.TARGET_RAW] = _canonical(raw[schema.TARGET_RAW], schema.TARGET_LABELS)
-    return pd.DataFrame(cols, index=raw.index, copy=False)  # no 2-D block: columns stay as built
+            typed[c] = _to_float(arrays[c])
+    typed.known = frozenset(known)
+    return typed
 
 
 # --- the pandera schema ---------------------------------------------------------------------
@@ -268,16 +323,17 @@ def _identity_schema() -> pa.DataFrameSchema:
     )
 
 
-def _suspect(typed: pd.DataFrame, has_target: bool) -> np.ndarray:
+def _suspect(typed: Typed, has_target: bool) -> np.ndarray:
     """True for every row the pandera schemas could fail, from the same schema constants:
     missing, out of bounds, not whole, unknown category or label, a broken identity, or an id
     that occurs more than once (all of its rows, so that pandera sees the first one too).
     May flag a row pandera accepts (it then stays clean); never misses one pandera rejects."""
-    bad = np.zeros(len(typed), dtype=bool)
+    n = len(typed[schema.ID])
+    bad = np.zeros(n, dtype=bool)
     inside: dict[str, np.ndarray] = {}
     values: dict[str, np.ndarray] = {}
     for c in _NUMBERS:
-        v = values[c] = typed[c].to_numpy(dtype=np.float64)
+        v = values[c] = typed[c]
         lo, hi = schema.BOUNDS[c]
         ok = inside[c] = (v >= lo) & (v <= hi)  # False for NaN, as pandera's in_range
         if c in _WHOLE:
@@ -287,7 +343,8 @@ def _suspect(typed: pd.DataFrame, has_target: bool) -> np.ndarray:
     if has_target:
         labels[schema.TARGET_RAW] = schema.TARGET_LABELS
     for c, allowed in labels.items():
-        bad |= ~typed[c].isin(allowed).to_numpy(dtype=bool)  # missing is not in allowed
+        if c not in getattr(typed, "known", ()):
+            bad |= ~_isin(typed[c], allowed)  # missing is not in allowed
     # the identity checks of `_open_to_buy_ok` and `_utilization_ok`, on the arrays above
     limit, balance = values["Credit_Limit"], values["Total_Revolving_Bal"]
     sane = inside["Credit_Limit"] & inside["Total_Revolving_Bal"]
@@ -296,8 +353,8 @@ def _suspect(typed: pd.DataFrame, has_target: bool) -> np.ndarray:
         bad |= sane & inside["Avg_Open_To_Buy"] & (gap > schema.OPEN_TO_BUY_TOLERANCE)
         gap = np.abs(values["Avg_Utilization_Ratio"] - balance / limit)
         bad |= sane & inside["Avg_Utilization_Ratio"] & (gap > schema.UTILIZATION_TOLERANCE)
-    if len(typed) > 1:
-        bad |= typed[schema.ID].duplicated(keep=False).to_numpy(dtype=bool)
+    if n > 1:
+        bad |= pd.Series(values[schema.ID], copy=False).duplicated(keep=False).to_numpy(bool)
     return bad
 
 
@@ -361,6 +418,16 @@ def _is_na(v: object) -> bool:
         return bool(pd.isna(v))
     except (TypeError, ValueError):
         return False
+
+
+@functools.cache
+def _empty_issues() -> pd.DataFrame:
+    return _issue(np.array([], dtype=np.int64), 0, "", [])
+
+
+def _no_issues() -> pd.DataFrame:
+    """An empty issues frame (a shallow copy of one built once: copy-on-write keeps it safe)."""
+    return _empty_issues().copy(deep=False)
 
 
 def _issue(idx: np.ndarray, order: int, rule: str, messages: list[str]) -> pd.DataFrame:
@@ -490,15 +557,15 @@ def _identity_issues(check: str, idx: np.ndarray, typed: pd.DataFrame) -> pd.Dat
     return _issue(idx, base + 1, rule, messages)
 
 
-def _issues(
-    raw: pd.DataFrame, typed: pd.DataFrame, has_target: bool, rows: np.ndarray
-) -> pd.DataFrame:
+def _issues(raw: pd.DataFrame, typed: Typed, has_target: bool, rows: np.ndarray) -> pd.DataFrame:
     """Every (row, rule, message) found among the row positions `rows`, from pandera's failure
     cases, sorted by row. `raw` and `typed` are whole (RangeIndex), so the index pandera
     reports is a row position and messages can refer to any row (a duplicate's first)."""
-    frames: list[pd.DataFrame] = [_issue(np.array([], dtype=np.int64), 0, "", [])]
     if not len(rows):
-        return frames[0]
+        return _no_issues()
+    frames: list[pd.DataFrame] = [_no_issues()]
+    # pandera needs a frame: built only here, for batches that have suspect rows
+    typed = pd.DataFrame(typed, index=raw.index, copy=False)
     fc = _failure_cases(typed.take(rows), has_target)
     if len(fc):
         fc = fc[fc["index"].notna()]
@@ -517,19 +584,42 @@ def _issues(
 # --- outputs --------------------------------------------------------------------------------
 
 
-def _clean_frame(typed: pd.DataFrame, has_target: bool) -> pd.DataFrame:
-    """Valid rows in their final types: ints int64, floats float64, categories str."""
-    clean = typed[list(schema.REQUIRED)].reset_index(drop=True)
-    for c in _WHOLE:
-        clean[c] = clean[c].astype(np.int64)
+def _clean_frame(typed: Typed, has_target: bool, keep: np.ndarray | None) -> pd.DataFrame:
+    """Valid rows (`keep`, None = all) in their final types: ints int64, floats float64,
+    categories str; one frame built from the columns, RangeIndex."""
+    cols: dict[str, Any] = {}
+    for c in schema.REQUIRED:
+        v = typed[c] if keep is None else typed[c][keep]
+        cols[c] = v.astype(np.int64) if c in _WHOLE else v
     if has_target:
-        churn = typed[schema.TARGET_RAW].to_numpy() == schema.ATTRITED
-        clean[schema.TARGET] = churn.astype(np.int8)
-    return clean
+        label = typed[schema.TARGET_RAW] if keep is None else typed[schema.TARGET_RAW][keep]
+        cols[schema.TARGET] = np.asarray(label == schema.ATTRITED, dtype=bool).astype(np.int8)
+    n = len(cols[schema.ID])
+    return pd.DataFrame(cols, index=pd.RangeIndex(n), copy=False)
+
+
+def _empty_rejects(raw: pd.DataFrame) -> pd.DataFrame:
+    """The rejects frame when nothing was rejected: `_rejects`' columns and types, no rows.
+    Built once per input layout (columns and types), handed out as a shallow copy."""
+    if ROW in raw.columns or REASON in raw.columns:
+        logger.warning("input columns %r/%r are replaced in the rejects frame", ROW, REASON)
+    arrays = schema.column_arrays(raw, raw.columns.tolist())
+    return _empty_rejects_for(tuple((c, a.dtype) for c, a in arrays.items())).copy(deep=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _empty_rejects_for(layout: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
+    columns = {c: pd.Series([], dtype=dtype) for c, dtype in layout}
+    rejects = pd.DataFrame(columns).drop(columns=[c for c in (ROW, REASON) if c in columns])
+    rejects.insert(0, ROW, np.array([], dtype=np.int64))
+    rejects[REASON] = pd.Series([], dtype="str")
+    return rejects
 
 
 def _rejects(raw: pd.DataFrame, issues: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The rejected rows (raw values + row + reason) and the one-line-per-rule summary."""
+    if not len(issues):
+        return _empty_rejects(raw), []
     # issues is sorted by row; a plain pass over it is far faster than a groupby-join.
     idx_list: list[int] = []
     reasons: list[str] = []
@@ -547,8 +637,6 @@ def _rejects(raw: pd.DataFrame, issues: pd.DataFrame) -> tuple[pd.DataFrame, lis
     rejects.insert(0, ROW, idx + 1)
     rejects[REASON] = pd.Series(reasons, dtype="str")
 
-    if not len(issues):
-        return rejects, []
     counts = issues.groupby(["order", "rule"], sort=True)["index"].nunique()
     problems = [f"{n} {'row' if n == 1 else 'rows'}: {rule}" for (_, rule), n in counts.items()]
     return rejects, problems

@@ -295,7 +295,8 @@ def test_fast_path_gives_what_pandera_alone_gives(monkeypatch):
     assert 0 < len(fast.rejects) < len(raw)
     # the general path: every row through pandera, none vouched for by the vectorised check
     monkeypatch.setattr(
-        "nba.data.validate._suspect", lambda typed, has_target: np.ones(len(typed), dtype=bool)
+        "nba.data.validate._suspect",
+        lambda typed, has_target: np.ones(len(typed[schema.ID]), dtype=bool),
     )
     slow = validate(raw)
     pd.testing.assert_frame_equal(fast.clean, slow.clean)
@@ -313,3 +314,56 @@ def test_fast_path_never_vouches_for_a_row_pandera_rejects():
     rejected = np.unique(everything["index"].to_numpy())
     assert len(rejected) > 10
     assert flagged[rejected].all()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.array(["Blue", "Gold", "Blue", "Silver"], dtype="str"),
+        pd.array(["Blue", None, "Gold", "Blue"], dtype="str"),
+        np.array(["b", 3, None, "b"], dtype=object),
+        pd.Categorical(["x", "y", "x"]),
+        pd.concat([pd.Series(["a", "b"], dtype="str"), pd.Series(["b", "c"], dtype="str")]).array,
+    ],
+)
+def test_schema_factorize_is_pandas_factorize(values):
+    codes, uniques = schema.factorize(values)
+    want_codes, want_uniques = pd.factorize(values, use_na_sentinel=False)
+    np.testing.assert_array_equal(codes, want_codes)
+    assert codes.dtype == np.int64
+    assert uniques.dtype == object
+    assert [u if isinstance(u, str) else repr(u) for u in uniques] == [
+        u if isinstance(u, str) else repr(u) for u in np.asarray(want_uniques, dtype=object)
+    ]
+
+
+def test_column_arrays_are_the_columns_values():
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, None]}, index=[7, 9])
+    arrays = schema.column_arrays(df, ["c", "a", "b"])
+    assert list(arrays) == ["c", "a", "b"]
+    np.testing.assert_array_equal(arrays["a"], [1, 2])
+    assert list(arrays["b"]) == ["x", "y"]
+    assert np.isnan(arrays["c"][1])
+
+
+def test_clean_batch_gives_an_empty_rejects_frame_of_the_input_layout(raw):
+    result = validate(raw)
+    assert result.ok and result.problems == []
+    # what the row-by-row construction gives for no rejected row
+    want = raw.iloc[:0].reset_index(drop=True)
+    want.insert(0, ROW, np.array([], dtype=np.int64))
+    want[REASON] = pd.Series([], dtype="str")
+    pd.testing.assert_frame_equal(result.rejects, want)
+    # an input column named like an output column is replaced, as for real rejects
+    again = validate(raw.assign(reason="old"))
+    assert list(again.rejects.columns) == [ROW, *raw.columns, REASON]
+    result.rejects.insert(1, "extra", [])  # a caller's edit does not leak into the next one
+    assert "extra" not in validate(raw).rejects.columns
+
+
+def test_canonical_categories_keep_their_text_and_others_are_rebuilt(raw):
+    raw.loc[0, "Gender"] = " m "
+    result = validate(raw)
+    assert result.clean.loc[0, "Gender"] == "M"
+    assert result.clean["Gender"].dtype == "str"
+    assert result.clean["Card_Category"].tolist() == raw["Card_Category"].tolist()
