@@ -36,7 +36,7 @@ import yaml
 
 from nba.config import Settings
 from nba.data import schema
-from nba.value import customer_value
+from nba.value import yearly_value
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ MEDIAN_COLUMNS = (
 )
 AGE_BINS = (0, 35, 45, 55, 65, 200)
 AGE_LABELS = ("<35", "35-44", "45-54", "55-64", "65+")
+
+
+#: pandas' "str" dtype, resolved once (parsing the name costs more than a one-row column).
+_STR = pd.api.types.pandas_dtype("str")
+
+
+def text_array(values: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """An arrow text array as a pandas "str" array: no copy when it is already large_string
+    (what the "str" dtype stores), which matters for a million long reasons."""
+    return pd.arrays.ArrowStringArray(values, dtype=_STR)
 
 
 class CatalogueError(ValueError):
@@ -339,32 +349,54 @@ def customer_traits(
 ) -> pd.DataFrame:
     """Boolean profile traits per customer from its own columns (see `TRAITS`): what segments
     are made of, so actions match customers whatever the segments are called."""
+    return pd.DataFrame(
+        _traits(_arrays(customers), catalogue, reference), index=customers.index, copy=False
+    )
+
+
+def _arrays(customers: pd.DataFrame | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The customer columns as arrays, each read once (a mapping is taken as it is)."""
+    if isinstance(customers, pd.DataFrame):
+        names = customers.columns.tolist()
+        return schema.column_arrays(customers, [c for c in names if isinstance(c, str)])
+    return customers
+
+
+def _traits(
+    cols: Mapping[str, Any], catalogue: Catalogue, reference: Mapping[str, float]
+) -> dict[str, np.ndarray]:
+    """`customer_traits` as a dict of boolean arrays, from the customer column arrays."""
     t = catalogue.traits
-    spend = customers["Total_Trans_Amt"].to_numpy(dtype=np.float64)
+
+    def num(c: str) -> np.ndarray:
+        return np.asarray(cols[c], dtype=np.float64)
+
+    spend = num("Total_Trans_Amt")
     median_spend = reference["Total_Trans_Amt"]
-    revolver = customers["Total_Revolving_Bal"].to_numpy(dtype=np.float64) > 0
+    revolver = num("Total_Revolving_Bal") > 0
     light = spend < t["light_spend_ratio"] * median_spend
     high = spend >= t["high_spend_ratio"] * median_spend
-    out = {
+    return {
         "revolver": revolver,
         "transactor": ~revolver,
         "light": light,
         "everyday": ~light & ~high,
         "high_spend": high,
-        "declining": customers["Total_Ct_Chng_Q4_Q1"].to_numpy() < t["declining_ct_change"],
-        "inactive": customers["Months_Inactive_12_mon"].to_numpy() >= t["inactive_months"],
-        "few_products": customers["Total_Relationship_Count"].to_numpy() <= t["few_products_max"],
-        "high_utilisation": customers["Avg_Utilization_Ratio"].to_numpy() >= t["high_utilisation"],
-        "many_contacts": customers["Contacts_Count_12_mon"].to_numpy() >= t["many_contacts"],
+        "declining": np.asarray(cols["Total_Ct_Chng_Q4_Q1"]) < t["declining_ct_change"],
+        "inactive": np.asarray(cols["Months_Inactive_12_mon"]) >= t["inactive_months"],
+        "few_products": np.asarray(cols["Total_Relationship_Count"]) <= t["few_products_max"],
+        "high_utilisation": np.asarray(cols["Avg_Utilization_Ratio"]) >= t["high_utilisation"],
+        "many_contacts": np.asarray(cols["Contacts_Count_12_mon"]) >= t["many_contacts"],
     }
-    return pd.DataFrame(out, index=customers.index)
 
 
 class _Columns:
     """Column arrays for rule tests, each read once. Text columns are factorised, so a test
     runs on the few distinct values and is broadcast back through the codes."""
 
-    def __init__(self, customers: pd.DataFrame, traits: pd.DataFrame, p: np.ndarray) -> None:
+    def __init__(
+        self, customers: Mapping[str, Any], traits: Mapping[str, Any], p: np.ndarray
+    ) -> None:
         self.customers, self.traits, self.p = customers, traits, p
         self.cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
@@ -372,18 +404,23 @@ class _Columns:
         if c.column not in self.cache:
             if c.column == "churn_probability":
                 self.cache[c.column] = (self.p, None)
-            elif c.column in self.traits.columns:
-                self.cache[c.column] = (self.traits[c.column].to_numpy(), None)
+            elif c.column in self.traits:
+                self.cache[c.column] = (np.asarray(self.traits[c.column]), None)
             else:
-                series = self.customers[c.column]
-                if pd.api.types.is_numeric_dtype(series.dtype):
-                    self.cache[c.column] = (series.to_numpy(), None)
+                values = self.customers[c.column]
+                if isinstance(values, np.ndarray) and values.dtype.kind in "biufc":
+                    self.cache[c.column] = (np.asarray(values), None)
                 else:
-                    codes, uniques = pd.factorize(series, use_na_sentinel=False)
-                    self.cache[c.column] = (np.asarray(uniques, dtype=object), codes)
+                    codes, uniques = schema.factorize(values)
+                    self.cache[c.column] = (uniques, codes)
         values, codes = self.cache[c.column]
-        result = _test(c, values)
-        return result if codes is None else result[codes]
+        if codes is None:
+            return _test(c, values)
+        if c.op in ("in", "not_in"):  # a few distinct values: plain membership beats np.isin
+            listed = list(c.value)
+            found = np.array([v in listed for v in values], dtype=bool)
+            return (found if c.op == "in" else ~found)[codes]
+        return _test(c, values)[codes]
 
 
 def _test(c: Condition, values: np.ndarray) -> np.ndarray:
@@ -427,14 +464,16 @@ class Exclusions:
 
 
 def apply_rules(
-    customers: pd.DataFrame,
+    customers: pd.DataFrame | Mapping[str, Any],
     churn_probability: np.ndarray,
     catalogue: Catalogue,
-    traits: pd.DataFrame,
+    traits: pd.DataFrame | Mapping[str, Any],
 ) -> Exclusions:
     """Evaluate every action's eligibility, suitability and the contact policy for every
-    customer at once, keeping the first reason that excludes each (customer, action)."""
-    n = len(customers)
+    customer at once, keeping the first reason that excludes each (customer, action).
+    `customers` and `traits`: frames, or dicts of their column arrays."""
+    n = len(churn_probability)
+    customers = _arrays(customers)
     code = np.zeros((n, len(catalogue.actions)), dtype=np.int16)
     reasons: list[str] = []
     kinds: list[str] = []
@@ -442,11 +481,12 @@ def apply_rules(
     def mark(j: int, excluded: np.ndarray, reason: str, kind: str) -> None:
         reasons.append(reason)
         kinds.append(kind)
-        col = code[:, j]
-        col[(col == 0) & excluded] = len(reasons)
+        if excluded.any():
+            col = code[:, j]
+            col[(col == 0) & excluded] = len(reasons)
 
     columns = _Columns(customers, traits, churn_probability)
-    contacts = customers[catalogue.contact_column].to_numpy(dtype=np.float64)
+    contacts = np.asarray(customers[catalogue.contact_column], dtype=np.float64)
     suppressed = contacts >= catalogue.suppress_marketing_at
     for j, a in enumerate(catalogue.actions):
         for rule in a.eligible_if:
@@ -469,22 +509,23 @@ def apply_rules(
 # ---------------------------------------------------------------------------------------------
 
 
-def value_at_risk(customers: pd.DataFrame, settings: Settings) -> np.ndarray:
-    """$ a churner takes away: max(customer_value, 0) × value_horizon_years (not discounted)."""
-    yearly = customer_value(customers, settings).to_numpy(dtype=np.float64)
+def value_at_risk(customers: pd.DataFrame | Mapping[str, Any], settings: Settings) -> np.ndarray:
+    """$ a churner takes away: max(customer_value, 0) × value_horizon_years (not discounted).
+    `customers`: a frame or a dict of its column arrays."""
+    yearly = yearly_value(_arrays(customers), settings)
     return np.maximum(yearly, 0.0) * float(settings.value_horizon_years)
 
 
-def save_rates(catalogue: Catalogue, traits: pd.DataFrame) -> np.ndarray:
+def save_rates(catalogue: Catalogue, traits: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
     """n × actions P(save | action, trait): the highest rate among the customer's traits that
-    the action lists, else its default."""
-    n = len(traits)
+    the action lists, else its default. `traits`: a frame or a dict of boolean arrays."""
+    n = len(traits[TRAITS[0]])
     out = np.empty((n, len(catalogue.actions)), dtype=np.float64)
     for j, a in enumerate(catalogue.actions):
         suited = np.zeros(n, dtype=bool)
         best = np.zeros(n, dtype=np.float64)
         for trait in a.suits:
-            has = traits[trait].to_numpy()
+            has = np.asarray(traits[trait])
             best = np.where(has, np.maximum(best, a.save_rate[trait]), best)
             suited |= has
         out[:, j] = np.where(suited, best, a.save_rate["default"])
@@ -511,41 +552,62 @@ class Evaluation:
     net: np.ndarray  # expected net value, $ (-inf where excluded)
     gross: np.ndarray  # net + cost: expected $ saved
     exclusions: Exclusions
-    traits: pd.DataFrame
+    trait_arrays: Mapping[str, np.ndarray]  # trait → boolean array, n
+
+    @property
+    def traits(self) -> pd.DataFrame:
+        """The customers' traits (see `customer_traits`), index of the customers."""
+        return pd.DataFrame(dict(self.trait_arrays), index=self.index)
 
 
-def _check_aligned(scores: pd.DataFrame, customers: pd.DataFrame) -> None:
-    if len(scores) != len(customers) or not scores.index.equals(customers.index):
+def _score_column(scores: pd.DataFrame | Mapping[str, Any], name: str) -> Any:
+    """One column of `scores` (a frame, or a dict of column arrays) as an array."""
+    if isinstance(scores, pd.DataFrame):
+        return schema.column_arrays(scores, [name])[name]
+    return scores[name]
+
+
+def _check_aligned(scores: pd.DataFrame | Mapping[str, Any], customers: pd.DataFrame) -> None:
+    if isinstance(scores, pd.DataFrame):
+        aligned = len(scores) == len(customers) and scores.index.equals(customers.index)
+    else:  # column arrays in the customers' row order
+        aligned = all(len(v) == len(customers) for v in scores.values())
+    if not aligned:
         raise ValueError("scores and customers must have the same index (one row per customer)")
-    if "churn_probability" not in scores.columns:
+    if "churn_probability" not in scores:
         raise ValueError("scores need the column churn_probability")
-    missing = [c for c in schema.REQUIRED if c not in customers.columns]
+    present = set(customers.columns.tolist())
+    missing = [c for c in schema.REQUIRED if c not in present]
     if missing:
         raise ValueError(f"customers need the column(s) {', '.join(missing)}")
 
 
 def evaluate(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | Mapping[str, Any],
     customers: pd.DataFrame,
     catalogue: Catalogue,
     settings: Settings,
     levers: Mapping[str, float] | None = None,
     reference: Mapping[str, float] | None = None,
+    *,
+    columns: Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Rules and expected net value of every action for every customer (vectorised):
     P(churn) × P(save | action, trait) × value at risk × lever − cost; excluded → -inf;
-    no_action → 0. `reference`: population medians (default: those of `customers`)."""
+    no_action → 0. `reference`: population medians (default: those of `customers`).
+    `columns`: the customers' column arrays, when the caller has read them already."""
     _check_aligned(scores, customers)
     ref = dict(reference) if reference is not None else population_medians(customers)
-    traits = customer_traits(customers, catalogue, ref)
-    p = scores["churn_probability"].to_numpy(dtype=np.float64)
-    var = value_at_risk(customers, settings)
+    cols = _arrays(customers) if columns is None else columns
+    traits = _traits(cols, catalogue, ref)
+    p = np.asarray(_score_column(scores, "churn_probability"), dtype=np.float64)
+    var = value_at_risk(cols, settings)
     save = save_rates(catalogue, traits)
     lever = _levers(catalogue, levers)
     cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
     gross = (p * var)[:, None] * save * lever[None, :]
     net = gross - cost[None, :]
-    excl = apply_rules(customers, p, catalogue, traits)
+    excl = apply_rules(cols, p, catalogue, traits)
     net[~excl.allowed] = -np.inf
     j0 = catalogue.ids.index(NO_ACTION)
     net[:, j0] = 0.0
@@ -557,7 +619,7 @@ def _text(values: np.ndarray, kind: str) -> list[Any]:
     """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", " %", money → "$",
     "610" (a list of pieces for `_join`)."""
     scale = 100.0 if kind == "pct" else 1.0
-    digits = pc.cast(pa.array(np.rint(values * scale).astype(np.int64)), pa.string())
+    digits = pc.cast(pa.array(np.rint(values * scale).astype(np.int64)), pa.large_string())
     if kind == "pct":
         return [digits, " %"]
     if kind == "money":
@@ -573,15 +635,17 @@ def _median_text(value: float, kind: str) -> str:
 
 
 def _join(*parts: Any) -> pa.Array:
-    """Element-wise concatenation of arrow string arrays and plain strings (broadcast)."""
-    return pc.binary_join_element_wise(*parts, "")
+    """Element-wise concatenation of arrow large_string arrays and plain strings (broadcast);
+    large_string throughout, the storage of pandas' "str" dtype, so nothing is cast later."""
+    pieces = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
 
 
 def _reasons(
     chosen: np.ndarray,
     ev: Evaluation,
     catalogue: Catalogue,
-    customers: pd.DataFrame,
+    customers: Mapping[str, Any],
     segment: tuple[pa.Array, np.ndarray],
     reference: Mapping[str, float],
 ) -> pa.Array:
@@ -589,18 +653,16 @@ def _reasons(
     arrow string kernels, looping over actions only: churn risk, the evidence column the action
     targets vs the population median, the segment, and the expected saving."""
     n = len(chosen)
-    rows_all = np.arange(n)
     names, codes = segment  # the few distinct segment names and each customer's code
     pieces: list[pa.Array] = []
     positions: list[np.ndarray] = []
-    for j, a in enumerate(catalogue.actions):
+    for j in np.unique(chosen[chosen >= 0]).tolist():  # the actions chosen, in catalogue order
+        a = catalogue.actions[j]
         rows = np.flatnonzero(chosen == j)
-        if not rows.size:
-            continue
         parts: list[Any] = ["Churn risk ", *_text(ev.p[rows], "pct")]
         if a.evidence is not None:
             col, fmt = a.evidence["column"], a.evidence["format"]
-            vals = customers[col].to_numpy(dtype=np.float64)[rows]
+            vals = np.asarray(customers[col], dtype=np.float64)[rows]
             median = _median_text(reference[col], fmt)
             parts += [f" ({a.evidence['label']} ", *_text(vals, fmt), f" vs median {median})"]
         parts += ["; ", names.take(pa.array(codes[rows]))]
@@ -617,8 +679,12 @@ def _reasons(
             ]
         pieces.append(_join(*parts))
         positions.append(rows)
-    empty = rows_all[chosen < 0]
-    pieces.append(pa.repeat(pa.scalar("", pa.string()), empty.size))
+    if len(positions) == 1 and len(positions[0]) == n:
+        return pieces[0]  # one action for everyone (always so for one customer): in order
+    if not positions:
+        return pa.repeat(pa.scalar("", pa.large_string()), n)  # an empty slot for everyone
+    empty = np.flatnonzero(chosen < 0)
+    pieces.append(pa.repeat(pa.scalar("", pa.large_string()), empty.size))
     positions.append(empty)
     where = np.concatenate(positions)
     inverse = np.empty(n, dtype=np.int64)
@@ -642,40 +708,75 @@ def recommend_actions(
     slots after it are empty ("" and NaN) because anything below it loses money. Index follows
     `customers`. `levers` multiply an action's expected saving (action id → factor, default 1);
     `reference` are population medians (default: those of `customers`)."""
+    columns = recommendation_columns(scores, customers, catalogue, settings, levers, top, reference)
+    return pd.DataFrame(columns, index=customers.index, copy=False)
+
+
+def _top_order(net: np.ndarray, top: int) -> np.ndarray:
+    """`np.argsort(-net, axis=1, kind="stable")[:, :top]`: the `top` best actions per row,
+    ties in catalogue order, found by `top` argmax passes instead of sorting whole rows.
+
+    argmax takes the first of equal values, which is the stable order, and an action already
+    taken is set to -inf so it never wins against a finite value. Rows where a pick is not
+    finite (-inf: excluded actions, whose order among themselves the passes cannot tell
+    from taken ones; NaN) are sorted in full instead."""
+    work = net.copy()
+    rows = np.arange(len(net))
+    order = np.empty((len(net), top), dtype=np.int64)
+    finite = np.ones(len(net), dtype=bool)
+    for k in range(top):
+        order[:, k] = best = np.argmax(work, axis=1)
+        finite &= np.isfinite(work[rows, best])
+        work[rows, best] = -np.inf
+    redo = np.flatnonzero(~finite)
+    if redo.size:
+        order[redo] = np.argsort(-net[redo], axis=1, kind="stable")[:, :top]
+    return order
+
+
+def recommendation_columns(
+    scores: pd.DataFrame | Mapping[str, Any],
+    customers: pd.DataFrame,
+    catalogue: Catalogue,
+    settings: Settings,
+    levers: Mapping[str, float] | None = None,
+    top: int = 3,
+    reference: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """`recommend_actions` as a dict of column arrays, in its column order: for a caller that
+    adds them to a frame of its own (scoring builds one frame, not two). `scores` may also be
+    a dict of column arrays in the customers' row order."""
     ref = dict(reference) if reference is not None else population_medians(customers)
-    ev = evaluate(scores, customers, catalogue, settings, levers, ref)
+    cols = _arrays(customers)
+    ev = evaluate(scores, customers, catalogue, settings, levers, ref, columns=cols)
     n, k_actions = ev.net.shape
     top = min(top, k_actions)
-    # Stable sort on -net; ties keep catalogue order. Only the first `top` columns are needed.
-    order = np.argsort(-ev.net, axis=1, kind="stable")[:, :top]
+    order = _top_order(ev.net, top)
     j0 = catalogue.ids.index(NO_ACTION)
     after_none = np.cumsum(order == j0, axis=1) - (order == j0) > 0
     chosen = np.where(after_none, -1, order)
     rows = np.arange(n)
-    ids = pa.array([*catalogue.ids, ""], type=pa.string())
-    if "segment_name" in scores.columns:
+    ids = pa.array([*catalogue.ids, ""], type=pa.large_string())
+    if "segment_name" in scores:
         # factorised: each reason takes its segment name from a handful of values, not from a
         # column as long as the batch
-        seg_codes, seg_uniques = pd.factorize(
-            scores["segment_name"].astype("str"), use_na_sentinel=False
-        )
-        seg_names = pa.array(np.asarray(seg_uniques, dtype=object), pa.string(), from_pandas=True)
+        names = _score_column(scores, "segment_name")
+        if names.dtype != "str":
+            names = pd.Series(names, copy=False).astype("str").array
+        seg_codes, seg_uniques = schema.factorize(names)
+        seg_names = pa.array(seg_uniques, pa.large_string(), from_pandas=True)
         segment = (seg_names, seg_codes)
     else:
-        segment = (pa.array(["all customers"], type=pa.string()), np.zeros(n, dtype=np.int64))
+        segment = (pa.array(["all customers"], type=pa.large_string()), np.zeros(n, dtype=np.int64))
     out: dict[str, Any] = {}
     for k in range(top):
         c = chosen[:, k]
         value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
-        out[f"action_{k + 1}"] = pd.array(
-            ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))), dtype="str"
-        )
+        out[f"action_{k + 1}"] = text_array(ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))))
         out[f"action_{k + 1}_value"] = value
-        out[f"action_{k + 1}_reason"] = pd.array(
-            _reasons(c, ev, catalogue, customers, segment, ref), dtype="str"
-        )
+        out[f"action_{k + 1}_reason"] = text_array(_reasons(c, ev, catalogue, cols, segment, ref))
     out["value_at_risk"] = ev.var
-    return pd.DataFrame(out, index=customers.index, copy=False)
+    return out
 
 
 def explain_exclusions(

@@ -69,7 +69,29 @@ def customer_value(df: pd.DataFrame, settings: Settings) -> pd.Series:
     + annual fee of the Card_Category − servicing_cost.
 
     It can be negative for an inactive customer with no balance on a fee-free card."""
-    return value_components(df, settings).sum(axis=1).rename("customer_value")
+    cols = schema.column_arrays(df, _VALUE_COLUMNS)
+    return pd.Series(yearly_value(cols, settings), index=df.index, name="customer_value")
+
+
+_VALUE_COLUMNS = ("Total_Trans_Amt", "Total_Revolving_Bal", "Card_Category")
+
+
+def yearly_value(cols: Mapping[str, Any], settings: Settings) -> np.ndarray:
+    """`customer_value` ($ per year) from the column arrays of `_VALUE_COLUMNS` (a dict):
+    array arithmetic only, so that one customer costs microseconds. The parts are added in
+    `value_components`' column order, as its row sum does."""
+    fees = {
+        card: float(getattr(settings, f"annual_fee_{card.lower()}"))
+        for card in schema.CATEGORIES["Card_Category"]
+    }
+    codes, uniques = schema.factorize(cols["Card_Category"])
+    per_card = np.array([fees.get(u, np.nan) for u in uniques], dtype=np.float64)
+    if np.isnan(per_card).any():
+        unknown = sorted({str(u) for u, f in zip(uniques, per_card, strict=True) if np.isnan(f)})
+        raise ValueError(f"Card_Category has no annual fee for: {', '.join(unknown)}")
+    interchange = settings.interchange_rate * np.asarray(cols["Total_Trans_Amt"], dtype=float)
+    interest = settings.interest_margin * np.asarray(cols["Total_Revolving_Bal"], dtype=float)
+    return interchange + interest + per_card[codes] - float(settings.servicing_cost)
 
 
 def value_at_stake(df: pd.DataFrame, settings: Settings) -> dict[str, float]:

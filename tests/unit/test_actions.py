@@ -388,3 +388,13 @@ def test_simulation_beats_no_action_on_a_base_with_risk(
     assert sim["by_age_band"]["customers"].sum() == len(customers)
     again = actions.simulate(make_scores(customers), customers, catalogue, SETTINGS, seed=3)
     pd.testing.assert_frame_equal(summary, again["summary"])
+
+
+def test_top_order_is_the_stable_sort_of_net_value():
+    from nba.actions import _top_order
+
+    rng = np.random.default_rng(4)
+    net = rng.choice([-np.inf, np.nan, 0.0, 1.0, 2.5, -3.0, 7.0], size=(500, 9))
+    for top in (1, 3, 9):
+        want = np.argsort(-net, axis=1, kind="stable")[:, :top]
+        np.testing.assert_array_equal(_top_order(net, top), want)
