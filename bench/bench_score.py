@@ -16,21 +16,17 @@ Figures depend on machine load: other processes on the 2 cores slow everything d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import multiprocessing
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe, timed  # noqa: E402
+from machine import PeakMemory, describe, timed  # noqa: E402
 
 from nba.bundle import load_bundle  # noqa: E402
 from nba.churn import TrainOptions  # noqa: E402
@@ -41,37 +37,6 @@ from nba.scoring import score_file, score_frame  # noqa: E402
 from nba.scoring_dask import score_file_dask  # noqa: E402
 
 GIB = 2**30
-
-
-class PeakMemory:
-    """Largest total RSS of this process and all its descendants, sampled every `every` s."""
-
-    def __init__(self, every: float = 0.2) -> None:
-        self.every, self.peak, self.driver, self._stop = every, 0, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> int:
-        me = psutil.Process()
-        total = me.memory_info().rss
-        self.driver = max(self.driver, total)
-        for child in me.children(recursive=True):
-            with contextlib.suppress(psutil.Error):  # a process that just ended
-                total += child.memory_info().rss
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._sample())
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._sample())
 
 
 def _bundle(path: str | None):
@@ -164,7 +129,7 @@ def bench_big(bundle, rows: int, folder: Path, memory_limit: str) -> None:
     )
     print(
         f"(c) peak memory, process tree (driver + nanny + workers, summed RSS sampled every "
-        f"0.2 s with psutil): {peak.peak / GIB:.2f} GiB (driver alone {peak.driver / GIB:.2f} GiB)"
+        f"0.2 s with psutil): {peak.peak / GIB:.2f} GiB (driver alone {peak.root_peak / GIB:.2f} GiB)"
     )
 
 

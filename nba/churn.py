@@ -20,6 +20,8 @@ search), so LightGBM is chosen for what later stages need: exact TreeSHAP built 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -75,6 +77,9 @@ from nba.features import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: pandas' "str" dtype, resolved once (parsing the name costs more than a one-row column).
+_STR = pd.api.types.pandas_dtype("str")
 
 #: Candidate learners, in the order the comparison table lists them.
 CANDIDATES: tuple[str, ...] = (
@@ -686,11 +691,41 @@ def _compile(booster: lgb.Booster) -> Any:
         model = lleaves.Model(model_file=str(model_file))
         if target.exists():
             model.compile(cache=str(target), raw_score=True)
+            with contextlib.suppress(OSError):
+                os.utime(target)  # "recently used": what `_prune_cache` keeps
         else:  # compile beside the target, then move into place: concurrent workers are safe
             partial = folder / f".{target.name}.{uuid.uuid4().hex}.tmp"
             model.compile(cache=str(partial), raw_score=True)
             os.replace(partial, target)
+            _prune_cache(folder)
     return model
+
+
+#: Compiled models kept in the cache folder: the most recently used ones (one per trained
+#: model and machine, ~1 MB each); older ones are deleted when a new one is written.
+CACHE_KEEP = 20
+_PARTIAL_MAX_AGE = 3600.0  # s: a partial file older than this is left over from a crash
+
+
+def _prune_cache(folder: Path, keep: int = CACHE_KEEP) -> None:
+    """Delete all but the `keep` most recently used compiled models in `folder`, and partial
+    files left by interrupted compilations; files that vanish meanwhile are skipped."""
+    entries = []
+    for path in folder.glob("churn-*.o"):
+        with contextlib.suppress(OSError):
+            entries.append((path.stat().st_mtime, path))
+    entries.sort(reverse=True)
+    stale = [path for _, path in entries[keep:]]
+    now = time.time()
+    for path in folder.glob(".churn-*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > _PARTIAL_MAX_AGE:
+                stale.append(path)
+    for path in stale:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    if stale:
+        logger.info("removed %d old compiled models from %s", len(stale), folder)
 
 
 def compiled_booster(booster: lgb.Booster, probe: np.ndarray) -> Any | None:
@@ -712,6 +747,45 @@ def compiled_booster(booster: lgb.Booster, probe: np.ndarray) -> Any | None:
         model = None
     _COMPILED[booster] = model
     return model
+
+
+@functools.cache
+def _levels(column: str) -> pa.Array:
+    """A categorical feature's levels in code order, as the arrow value set of `_matrix`."""
+    # large_string, as the "str" text it is looked up in: no cast per call
+    return pa.array(list(CATEGORY_DTYPES[column].categories), pa.large_string())
+
+
+_REASON_TEXT: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _reason_text(model: ChurnModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """The fixed text of a fitted model's reasons, built once per model: feature names, the
+    text before each feature's value ("Credit_Limit "), after it (" (median 4549): "), and the
+    category levels of categorical features by feature position. Cached per model and fit."""
+    fitted = (model.feature_names_, model.medians_, model.formats_)
+    cached = _REASON_TEXT.get(model)
+    if cached is not None and all(a is b for a, b in zip(cached[0], fitted, strict=True)):
+        return cached[1]  # built from this very fit (a refit makes new attributes)
+    names = model.feature_names_
+    closers = []
+    for name in names:
+        if name in CATEGORY_DTYPES:
+            closers.append(f" (most common {model.medians_[name]}): ")
+        else:
+            closers.append(f" (median {model.formats_[name] % model.medians_[name]}): ")
+    built = (
+        np.array(names, dtype=object),
+        np.array([f"{name} " for name in names], dtype=object),
+        np.array(closers, dtype=object),
+        {
+            i: np.array(CATEGORY_DTYPES[c].categories, dtype=object)
+            for i, c in enumerate(names)
+            if c in CATEGORY_DTYPES
+        },
+    )
+    _REASON_TEXT[model] = (fitted, built)
+    return built
 
 
 # --- the model --------------------------------------------------------------------------------
@@ -879,25 +953,32 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         """`features_.matrix(X)`; for the raw record with arrow text categories (what
         `validate` returns) the category codes come from one arrow lookup per column instead
-        of Python strings per row (same codes: schema order, -1 → NaN for anything else)."""
+        of Python strings per row (same codes: schema order, -1 → NaN for anything else), and
+        each column is read once as an array (no Series: cheap for one customer)."""
         check_is_fitted(self, "estimator_")
-        fast = (
-            isinstance(X, pd.DataFrame)
-            and not self.features_.engineered
-            and all(c in X.columns for c in FEATURES)
-            and all(isinstance(X[c].array, pd.arrays.ArrowStringArray) for c in CATEGORY_DTYPES)
-        )
-        if not fast:
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == len(self.feature_names_):
+            return X  # already the model input (see `model_matrix`)
+        if not isinstance(X, pd.DataFrame) or self.features_.engineered:
+            return self.features_.matrix(X)
+        try:
+            cols = schema.column_arrays(X, FEATURES)
+        except KeyError:  # a feature is missing: the general path says which
+            return self.features_.matrix(X)
+        if not all(isinstance(cols[c], pd.arrays.ArrowStringArray) for c in CATEGORY_DTYPES):
             return self.features_.matrix(X)
         out = np.empty((len(X), len(FEATURES)))
         for j, c in enumerate(FEATURES):
             if c in CATEGORY_DTYPES:
-                levels = pa.array(list(CATEGORY_DTYPES[c].categories), pa.string())
-                codes = pc.index_in(pa.array(X[c].array), value_set=levels)  # null: unknown
+                codes = pc.index_in(pa.array(cols[c]), value_set=_levels(c))  # null: unknown
                 out[:, j] = codes.to_numpy(zero_copy_only=False).astype(np.float64)
             else:
-                out[:, j] = X[c].to_numpy(dtype=np.float64)
+                out[:, j] = np.asarray(cols[c], dtype=np.float64)
         return out
+
+    def model_matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The model input for customers X (float64, categoricals as codes). Pass it instead of
+        X to `predict_proba` or `reason_columns` to build it once for both."""
+        return self._matrix(X)
 
     def _threads(self, n: int) -> int:
         # Threads cost more than they save on a handful of customers (single-customer latency).
@@ -916,8 +997,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             return compiled.predict(np.ascontiguousarray(M), n_jobs=self._threads(len(M)))
         return booster.predict(M, raw_score=True, num_threads=self._threads(len(M)))
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities (n, 2): columns P(stays), P(churns), calibrated if `calibration_`."""
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Probabilities (n, 2): columns P(stays), P(churns), calibrated if `calibration_`.
+        X: customers, or their `model_matrix`."""
         raw = self.decision_function(X)
         p = apply_calibrator(self.calibrator_, 1.0 / (1.0 + np.exp(-raw)))
         return np.column_stack([1.0 - p, p])
@@ -951,51 +1033,51 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         pass in C++ plus string work on n × top cells (≈ 10,000 customers/s on 2 cores).
         Index: X's.
         """
+        return pd.DataFrame(self.reason_columns(X, top), index=X.index, copy=False)
+
+    def reason_columns(self, X: pd.DataFrame | np.ndarray, top: int = 3) -> dict[str, Any]:
+        """`reasons` as a dict of column arrays (text columns "str"), in its column order;
+        X: customers or their `model_matrix`."""
         M = self._matrix(X)
         C = self._contributions(M)[:, :-1]
         n, k_all = C.shape
         top = int(min(max(top, 1), k_all))
         order = np.argsort(-np.abs(C), axis=1, kind="stable")[:, :top]
         rows = np.arange(n)
-        names = np.array(self.feature_names_, dtype=object)
-        cat_levels = {
-            i: np.array(CATEGORY_DTYPES[c].categories, dtype=object)
-            for i, c in enumerate(self.feature_names_)
-            if c in CATEGORY_DTYPES
-        }
-        out: dict[str, Any] = {}
+        names, openers, closers, cat_levels = _reason_text(self)
+        texts, features, contributions = [], [], []
         for k in range(top):
             idx = order[:, k]
             contrib = C[rows, idx]
             values = M[rows, idx]
             shown = np.empty(n, dtype=object)
-            reference = np.empty(n, dtype=object)
             for f in np.unique(idx):
                 mask = idx == f
-                name = self.feature_names_[f]
                 v = values[mask]
                 missing = np.isnan(v)
                 if f in cat_levels:
                     s = np.full(v.shape, "missing", dtype=object)
                     s[~missing] = cat_levels[f][v[~missing].astype(np.int64)]
-                    reference[mask] = f"(most common {self.medians_[name]})"
                 else:
-                    s = np.char.mod(self.formats_[name], v).astype(object)
+                    s = np.char.mod(self.formats_[self.feature_names_[f]], v).astype(object)
                     s[missing] = "missing"
-                    reference[mask] = f"(median {self.formats_[name] % self.medians_[name]})"
                 shown[mask] = s
             direction = np.where(
                 contrib > 0, "raises risk", np.where(contrib < 0, "lowers risk", "no effect")
             ).astype(object)
-            feat = names[idx]
-            out[f"reason_{k + 1}"] = feat + " " + shown + " " + reference + ": " + direction
-            out[f"reason_{k + 1}_feature"] = feat
-            out[f"reason_{k + 1}_contribution"] = contrib
-        frame = pd.DataFrame(out, index=X.index)
+            # "<feature> " + value + " (median …): " + direction
+            texts.append(openers[idx] + shown + closers[idx] + direction)
+            features.append(names[idx])
+            contributions.append(contrib)
+        # one "str" array for every rank (slices share it): fewer conversions for one customer
+        text = pd.array(np.concatenate(texts), dtype=_STR)
+        feature = pd.array(np.concatenate(features), dtype=_STR)
+        out: dict[str, Any] = {}
         for k in range(top):
-            for col in (f"reason_{k + 1}", f"reason_{k + 1}_feature"):
-                frame[col] = frame[col].astype("str")
-        return frame
+            out[f"reason_{k + 1}"] = text[k * n : (k + 1) * n]
+            out[f"reason_{k + 1}_feature"] = feature[k * n : (k + 1) * n]
+            out[f"reason_{k + 1}_contribution"] = contributions[k]
+        return out
 
     def global_importance(self, X: pd.DataFrame) -> pd.DataFrame:
         """Mean |TreeSHAP value| per feature over the customers in X (log-odds), its share of

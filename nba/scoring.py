@@ -21,6 +21,9 @@ from nba.data import schema
 
 log = logging.getLogger(__name__)
 
+#: pandas' "str" dtype, resolved once (parsing the name costs more than a one-row column).
+_STR = pd.api.types.pandas_dtype("str")
+
 #: Score columns every output has, in this order (the architecture's contract).
 SCORE_COLUMNS = (
     schema.ID,
@@ -47,7 +50,9 @@ def risk_band(probability: np.ndarray, threshold: float) -> np.ndarray:
 def _labels(names: Sequence[str], codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """`names[codes]` as a "str" column, built by arrow from the few names (no Python objects
     per row, which matters on a million customers)."""
-    return pd.array(pa.array(list(names), pa.string()).take(pa.array(codes)), dtype="str")
+    from nba.actions import text_array
+
+    return text_array(pa.array(list(names), pa.large_string()).take(pa.array(codes)))
 
 
 def score_frame(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> pd.DataFrame:
@@ -55,11 +60,18 @@ def score_frame(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> pd.DataFrame
     the bundle's threshold, risk band, segment; `drivers` > 0 adds that many per-customer risk
     drivers (TreeSHAP reasons). Index and row order follow `df`. One code path for a million
     customers and for one (`recommend`)."""
-    p = bundle.churn.predict_proba(df)[:, 1]
+    return pd.DataFrame(score_columns(bundle, df, drivers), index=df.index, copy=False)
+
+
+def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, Any]:
+    """The columns of `score_frame` as a dict of arrays, in its order (the frame is built from
+    them once; `recommend` reads its one row straight from them)."""
+    M = bundle.churn.model_matrix(df)  # built once for the probabilities and the drivers
+    p = bundle.churn.predict_proba(M)[:, 1]
     threshold = float(bundle.churn.threshold_)
     segment = np.asarray(bundle.segmenter.predict(df))
     cols: dict[str, Any] = {
-        schema.ID: df[schema.ID].to_numpy(),
+        schema.ID: np.array(schema.column_arrays(df, [schema.ID])[schema.ID]),
         "churn_probability": p,
         "churn_flag": (p >= threshold).astype(np.int8),
         "risk_band": _labels(RISK_BANDS, _band_codes(p, threshold)),
@@ -67,20 +79,22 @@ def score_frame(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> pd.DataFrame
         "segment_name": _labels(bundle.segmenter.names_, segment),
     }
     if bundle.catalogue:
-        actions = recommend_for(bundle, pd.DataFrame(cols, index=df.index, copy=False), df)
-        cols.update({col: actions[col].array for col in actions.columns})
+        cols.update(recommend_for(bundle, cols, df))
     if drivers:
-        reasons = bundle.churn.reasons(df, top=drivers)
-        cols.update({f"driver_{k}": reasons[f"reason_{k}"].array for k in range(1, drivers + 1)})
-    return pd.DataFrame(cols, index=df.index, copy=False)
+        reasons = bundle.churn.reason_columns(M, top=drivers)
+        cols.update({f"driver_{k}": reasons[f"reason_{k}"] for k in range(1, drivers + 1)})
+    return cols
 
 
-def recommend_for(bundle: Any, scores: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
-    """The top-3 action columns for scored customers, from the bundle's catalogue and the
+def recommend_for(
+    bundle: Any, scores: pd.DataFrame | dict[str, Any], customers: pd.DataFrame
+) -> dict[str, Any]:
+    """The top-3 action columns (arrays) for scored customers (`scores`: a frame or a dict of
+    score column arrays in the customers' order), from the bundle's catalogue and the
     population medians it learnt (so one customer's reasons compare with the whole base)."""
-    from nba.actions import recommend_actions
+    from nba.actions import recommendation_columns
 
-    return recommend_actions(
+    return recommendation_columns(
         scores,
         customers,
         bundle.action_catalogue,
@@ -100,7 +114,7 @@ def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
     result = validate(pd.DataFrame([record]))
     if not result.ok:
         raise DataError(str(result.rejects["reason"].iloc[0]))
-    row = score_frame(bundle, result.clean, drivers=3).iloc[0].to_dict()
+    row = {k: v[0] for k, v in score_columns(bundle, result.clean, drivers=3).items()}
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 

@@ -164,6 +164,34 @@ def test_fast_matrix_equals_the_feature_builder_with_odd_categories(model, test)
     np.testing.assert_array_equal(model._matrix(as_object), fast)
 
 
+def test_model_matrix_gives_the_same_scores_and_reasons_as_the_frame(model, test):
+    few = test.head(50)
+    M = model.model_matrix(few)
+    np.testing.assert_array_equal(model.predict_proba(M), model.predict_proba(few))
+    by_frame = model.reasons(few, top=3)
+    by_matrix = pd.DataFrame(model.reason_columns(M, top=3), index=few.index)
+    pd.testing.assert_frame_equal(by_matrix, by_frame)
+
+
+def test_compiled_cache_keeps_only_the_most_recently_used_models(tmp_path):
+    import os
+
+    for i in range(25):
+        path = tmp_path / f"churn-{i:02d}.o"
+        path.write_bytes(b"x")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    old_partial = tmp_path / ".churn-99.o.abc.tmp"
+    old_partial.write_bytes(b"x")
+    os.utime(old_partial, (1_000_000, 1_000_000))
+    other = tmp_path / "notes.txt"
+    other.write_text("kept")
+    churn._prune_cache(tmp_path, keep=20)
+    kept = sorted(p.name for p in tmp_path.glob("churn-*.o"))
+    assert kept == [f"churn-{i:02d}.o" for i in range(5, 25)]
+    assert not old_partial.exists()
+    assert other.exists()
+
+
 def test_same_seed_same_probabilities_other_seed_others(train, test):
     y = train[schema.TARGET]
     a = ChurnModel(params=QUICK, n_jobs=1, random_state=5).fit(train, y)
@@ -325,3 +353,18 @@ def test_train_churn_fast_returns_a_fitted_model_and_json_metrics():
     assert metrics["params"] == churn.TUNED_PARAMS
     assert set(metrics["cv"]["f1"]) == {"mean", "sd"}
     assert "candidates" not in metrics and "tuning" not in metrics
+
+
+def test_reason_text_follows_a_new_fit(model, test):
+    import copy
+
+    m = copy.deepcopy(model)
+    few = test.head(5)
+    first = m.reasons(few, top=1)
+    name = first["reason_1_feature"].iloc[0]
+    new = 12345 if name not in churn.CATEGORY_DTYPES else "Zzz"
+    m.medians_ = {**m.medians_, name: new}  # what a refit does: new fitted attributes
+    m.formats_ = {**m.formats_, name: "%.0f" if not isinstance(new, str) else "%s"}
+    again = m.reasons(few, top=1)["reason_1"].iloc[0]
+    assert ("median 12345" in again) or ("most common Zzz" in again)
+    assert again != first["reason_1"].iloc[0]
