@@ -58,6 +58,8 @@ CHROMIUM_ARGS = (
 )
 #: Seconds Voila may take to build the page (the app loads the bundle and scores the base).
 EXECUTOR_TIMEOUT = 180
+#: Seconds Voila waits for a cell's outputs after it finished (the app's widget).
+IOPUB_TIMEOUT = 60
 #: What a Voila kernel writes to the server's log once the page is built (readiness).
 READY_LINE = "nba app: page built"
 #: Rows of the scored table shown on the page (the download has all of them).
@@ -902,6 +904,9 @@ def voila_command(
         "--preheat_kernel=True",
         "--pool_size=1",
         f"--VoilaExecutor.timeout={EXECUTOR_TIMEOUT}",
+        # Under load (many sessions starting at once) the widget's display message can arrive
+        # after nbclient's default 4 s wait for IOPub, and Voila then drops it: an empty page.
+        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
     ]
 
 

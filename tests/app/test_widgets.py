@@ -239,6 +239,7 @@ def test_serving_keeps_voilas_safe_defaults_and_a_preheated_kernel(tmp_path):
     assert "--Voila.ip=127.0.0.1" in cmd and "--port=8866" in cmd
     assert "--preheat_kernel=True" in cmd and "--show_tracebacks=False" in cmd
     assert "--strip_sources=True" in cmd and "VoilaExecutor.timeout" in cmd
+    assert "--VoilaExecutor.iopub_timeout=60" in cmd  # no empty page under load
     assert "cull" not in cmd  # Voila 0.5: never combined with preheating
     with pytest.raises(NbaError, match="No bundle at"):
         app_environment(tmp_path / "none.bundle")
