@@ -30,26 +30,17 @@ from nba.data.io import load  # noqa: E402
 GIB = 2**30
 
 
-def _wait_for_pool(server: Server, built: int, timeout: float = 180) -> None:
-    """Wait until `built` pages have been built: the preheated kernel is ready again."""
-    deadline = time.monotonic() + timeout
-    while server.pages_built() < built:
-        if time.monotonic() > deadline:
-            raise SystemExit("the kernel pool did not refill in time")
-        time.sleep(0.2)
-
-
 def page_interactive(browser, server: Server, pages: int) -> list[float]:
     times = []
     for i in range(pages):
-        _wait_for_pool(server, i + 1)
+        server.wait_for_pages(i + 1)
         page = browser.new_page()
         start = time.perf_counter()
         page.goto(server.url, wait_until="commit")
         page.get_by_role("button", name="Look up").wait_for(timeout=120_000)
         times.append(time.perf_counter() - start)
         page.close()
-    _wait_for_pool(server, pages + 1)
+    server.wait_for_pages(pages + 1)
     return times
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from nba import config
 from nba.data import schema
-from nba.errors import NbaError
+from nba.errors import DataError, NbaError
 
 log = logging.getLogger(__name__)
 
@@ -315,10 +315,10 @@ class App(w.VBox):
         return w.FloatText(value=value, step=step, **common)
 
     def _customer_tab(self) -> w.Widget:
-        some_id = int(self.base.scores.index[0]) if len(self.base.scores) else 0
+        self.example_id = int(self.base.scores.index[0]) if len(self.base.scores) else 0
         self.lookup_id = w.Text(
             description="CLIENTNUM",
-            placeholder=f"e.g. {some_id}",
+            placeholder=f"e.g. {self.example_id}",
             continuous_update=False,
             style={"description_width": "90px"},
             layout=w.Layout(width="300px"),
@@ -431,8 +431,10 @@ class App(w.VBox):
             message.value = ""
         self.form_message.value = ""
         record = self.form_record()
-        problems = field_problems(record)
-        if problems:
+        try:  # recommend validates: one check, and its sentence is the message
+            self.show_customer(record, "Entered customer")
+        except DataError as exc:
+            problems = field_problems(str(exc))
             for name, text in problems.items():
                 if name:
                     self.field_messages[name].value = _message(text)
@@ -442,7 +444,6 @@ class App(w.VBox):
                 " ".join(t for t in (f"Please correct: {names}." if names else "", other) if t)
             )
             return
-        self.show_customer(record, "Entered customer")
         self.form_message.value = _message("Scored.", "ok")
 
     def reset_form(self) -> None:
@@ -463,8 +464,7 @@ class App(w.VBox):
         raw = str(text).strip()
         if not raw.isdigit():
             self.lookup_message.value = _message(
-                f"CLIENTNUM must be a whole number such as {self.lookup_id.placeholder[5:]}; "
-                f"got '{raw}'."
+                f"CLIENTNUM must be a whole number such as {self.example_id}; got '{raw}'."
             )
             return
         key = int(raw)
@@ -827,16 +827,12 @@ class App(w.VBox):
         )
 
 
-def field_problems(record: dict[str, Any]) -> dict[str, str]:
-    """Each form field the validator rejects, with its sentence; the derived columns' problems
-    (balance above the limit) are shown beside the revolving balance, the field a person sets."""
-    from nba.data.validate import validate
-
-    result = validate(pd.DataFrame([{schema.ID: 1, **record}]))
-    if result.ok:
-        return {}
+def field_problems(reason: str) -> dict[str, str]:
+    """The validator's reason for a rejected record ("; "-separated sentences, each starting
+    with its column) split by form field; the derived columns' problems (balance above the
+    limit) go beside the revolving balance, the field a person sets; others under the form."""
     out: dict[str, str] = {}
-    for sentence in str(result.rejects["reason"].iloc[0]).split("; "):
+    for sentence in reason.split("; "):
         name = sentence.split(" ", 1)[0]
         if name in DERIVED:
             name = "Total_Revolving_Bal"
@@ -969,37 +965,38 @@ class Server:
 
     def __enter__(self) -> Server:
         import subprocess
-        import time
-        import urllib.request
 
         env = app_environment(self.bundle, self.data)
         with open(self.log_file, "wb") as out:  # the child keeps its own handle
             self.process = subprocess.Popen(
                 voila_command(self.port), env=env, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise NbaError(f"Voila exited with status {self.process.returncode} at start.")
-            try:
-                with urllib.request.urlopen(
-                    self.url + "voila/static/voila.js", timeout=5
-                ) as response:
-                    if response.status == 200 and self._pool_ready():
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.__exit__()
-        raise NbaError(f"Voila did not answer on {self.url} within {self.ready_timeout:.0f} s.")
+        try:
+            self.wait_for_pages(1)  # a built page means the server answers too
+        except NbaError:
+            self.__exit__()
+            raise
+        return self
 
     def pages_built(self) -> int:
         """How many kernels have finished building the page so far (from the server's log)."""
         return self.log_file.read_bytes().count(READY_LINE.encode())
 
-    def _pool_ready(self) -> bool:
-        """True once the preheated kernel has built the page."""
-        return self.pages_built() >= 1
+    def wait_for_pages(self, n: int) -> None:
+        """Wait until `n` kernels have built the page (after a visit, `n` + 1 means the preheated
+        kernel is ready again); one sentence if Voila exits or `ready_timeout` passes."""
+        import time
+
+        deadline = time.monotonic() + self.ready_timeout
+        while self.pages_built() < n:
+            if self.process.poll() is not None:
+                raise NbaError(f"Voila exited with status {self.process.returncode}.")
+            if time.monotonic() > deadline:
+                raise NbaError(
+                    f"Voila on {self.url} had built {self.pages_built()} of {n} pages after "
+                    f"{self.ready_timeout:.0f} s."
+                )
+            time.sleep(0.2)
 
     def __exit__(self, *exc: object) -> None:
         import subprocess
