@@ -255,19 +255,31 @@ def _within_bounds(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     return ok
 
 
+def _open_to_buy_gap(open_to_buy: Any, limit: Any, balance: Any) -> Any:
+    """|open to buy − (limit − balance)| (currency units), for arrays or Series alike."""
+    return np.abs(open_to_buy - (limit - balance))
+
+
+def _utilization_gap(ratio: Any, limit: Any, balance: Any) -> Any:
+    """|utilisation − balance / limit| (ratio points), for arrays or Series alike."""
+    return np.abs(ratio - balance / limit)
+
+
 def _open_to_buy_ok(df: pd.DataFrame) -> pd.Series:
     cols = ("Credit_Limit", "Total_Revolving_Bal", "Avg_Open_To_Buy")
-    gap = (df["Avg_Open_To_Buy"] - (df["Credit_Limit"] - df["Total_Revolving_Bal"])).abs()
+    gap = _open_to_buy_gap(df["Avg_Open_To_Buy"], df["Credit_Limit"], df["Total_Revolving_Bal"])
     return ~(_within_bounds(df, cols) & (gap > schema.OPEN_TO_BUY_TOLERANCE))
 
 
 def _utilization_ok(df: pd.DataFrame) -> pd.Series:
     cols = ("Credit_Limit", "Total_Revolving_Bal", "Avg_Utilization_Ratio")
-    gap = (df["Avg_Utilization_Ratio"] - df["Total_Revolving_Bal"] / df["Credit_Limit"]).abs()
+    ratio, limit = df["Avg_Utilization_Ratio"], df["Credit_Limit"]
+    gap = _utilization_gap(ratio, limit, df["Total_Revolving_Bal"])
     return ~(_within_bounds(df, cols) & (gap > schema.UTILIZATION_TOLERANCE))
 
 
-def _is_whole(s: pd.Series) -> pd.Series:
+def _is_whole(s: Any) -> Any:
+    """True where a number has no fractional part (Series or array)."""
     return s == np.floor(s)
 
 
@@ -337,7 +349,7 @@ def _suspect(typed: Typed, has_target: bool) -> np.ndarray:
         lo, hi = schema.BOUNDS[c]
         ok = inside[c] = (v >= lo) & (v <= hi)  # False for NaN, as pandera's in_range
         if c in _WHOLE:
-            ok = ok & (v == np.floor(v))
+            ok = ok & _is_whole(v)
         bad |= ~ok
     labels = dict(schema.CATEGORIES)
     if has_target:
@@ -349,9 +361,9 @@ def _suspect(typed: Typed, has_target: bool) -> np.ndarray:
     limit, balance = values["Credit_Limit"], values["Total_Revolving_Bal"]
     sane = inside["Credit_Limit"] & inside["Total_Revolving_Bal"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.abs(values["Avg_Open_To_Buy"] - (limit - balance))
+        gap = _open_to_buy_gap(values["Avg_Open_To_Buy"], limit, balance)
         bad |= sane & inside["Avg_Open_To_Buy"] & (gap > schema.OPEN_TO_BUY_TOLERANCE)
-        gap = np.abs(values["Avg_Utilization_Ratio"] - balance / limit)
+        gap = _utilization_gap(values["Avg_Utilization_Ratio"], limit, balance)
         bad |= sane & inside["Avg_Utilization_Ratio"] & (gap > schema.UTILIZATION_TOLERANCE)
     if n > 1:
         bad |= pd.Series(values[schema.ID], copy=False).duplicated(keep=False).to_numpy(bool)
