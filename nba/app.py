@@ -36,6 +36,7 @@ import pandas as pd
 from nba import config
 from nba.data import schema
 from nba.errors import DataError, NbaError
+from nba.report import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +153,6 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write a cache file so that a concurrent reader sees all of it or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _table_html(df: pd.DataFrame, max_height: str = "420px") -> str:
@@ -638,7 +630,7 @@ class App(w.VBox):
             else:
                 self._charts[segment] = _png(self.bundle.segmenter.profile_chart(segment))
                 if cached is not None:
-                    _write_atomic(cached, self._charts[segment])
+                    atomic_write_bytes(cached, self._charts[segment])
         return self._charts[segment]
 
     # ------------------------------------------------------------------ batch tab
@@ -866,7 +858,7 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
         else:
             path = Path(bundle or bundle_path())
             loaded = load_bundle(path)
-            cache = Path(tempfile.gettempdir()) / "nba-app-charts" / sha256(path)[:16]
+            cache = config.cache_dir() / "app-charts" / sha256(path)[:16]
         app = App(loaded, load_base(loaded, data), cache)
         if os.environ.get("VOILA_APP_PORT"):  # inside Voila: say so in the server's log
             print(f"{READY_LINE} in {time.perf_counter() - start:.1f} s", file=sys.__stderr__)

@@ -12,7 +12,6 @@ tampering.
 from __future__ import annotations
 
 import logging
-import os
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from nba.errors import NbaError
-from nba.report import library_versions
+from nba.report import atomic_write_bytes, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +132,7 @@ def dump_trusted(obj: Any, path: str | Path) -> Path:
         raise BundleError(
             f"{path.name} would hold types the loader does not trust: {', '.join(sorted(untrusted))}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     log.info("wrote %s (%d bytes)", path, len(data))
     return path
 

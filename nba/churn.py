@@ -64,7 +64,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from nba.config import Settings
+from nba.config import Settings, cache_dir
 from nba.data import schema
 from nba.evaluation import metric_set
 from nba.features import (
@@ -661,14 +661,6 @@ COMPILED_TOLERANCE = 1e-9
 _COMPILED: weakref.WeakKeyDictionary[lgb.Booster, Any] = weakref.WeakKeyDictionary()
 
 
-def _cache_dir() -> Path:
-    """Where compiled boosters are kept between processes: $NBA_CACHE, else the user cache."""
-    env = os.environ.get("NBA_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nba"
-
-
 def _compile(booster: lgb.Booster) -> Any:
     """The booster as native code with lleaves (the same trees and thresholds, compiled by
     LLVM: ~4x faster than LightGBM's own predict on one core). Compiling takes about a second,
@@ -682,7 +674,7 @@ def _compile(booster: lgb.Booster) -> Any:
     cpu = f"{llvm.get_host_cpu_name()} {llvm.get_host_cpu_features().flatten()}"
     machine = f"lleaves {version('lleaves')} llvmlite {version('llvmlite')} {cpu}"
     key = hashlib.sha256(f"{machine}\n{text}".encode()).hexdigest()[:32]
-    folder = _cache_dir()
+    folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"churn-{key}.o"
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,6 +36,16 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 RAW_FILE = RAW_DIR / "BankChurners.csv"
 DATA_ENV = "NBA_DATA"
 
+
+def cache_dir() -> Path:
+    """Where nba keeps what it can rebuild (compiled models, the app's charts) between
+    processes: $NBA_CACHE, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache) / nba."""
+    env = os.environ.get("NBA_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nba"
+
+
 #: Rows in the default synthetic dataset: the size of the full public Kaggle dataset.
 SYNTHETIC_ROWS = 10_127
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +26,18 @@ FIGURES = "figures"
 METRICS = "metrics"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` so that readers see the old file or the whole new one, never a part: a
+    uniquely named temporary file beside it (concurrent writers do not share it), then one
+    rename."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -64,7 +72,7 @@ def library_versions(names: tuple[str, ...]) -> dict[str, str]:
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     text = json.dumps(_jsonable(payload), indent=2, sort_keys=False) + "\n"
-    return _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    return atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 def write_metrics(name: str, metrics: dict[str, Any], settings: Settings) -> Path:
@@ -118,7 +126,7 @@ def save_split(ids_train: Any, ids_test: Any, settings: Settings) -> Path:
         ],
         ignore_index=True,
     )
-    return _atomic_write_bytes(settings.path("split_file"), frame.to_csv(index=False).encode())
+    return atomic_write_bytes(settings.path("split_file"), frame.to_csv(index=False).encode())
 
 
 def load_split(df: Any, settings: Settings) -> tuple[Any, Any]:
@@ -211,4 +219,4 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
 
 
 def write_text(path: Path, text: str) -> Path:
-    return _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    return atomic_write_bytes(Path(path), text.encode("utf-8"))
