@@ -35,11 +35,11 @@ TRUSTED_TYPES = (
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
-    "nba.churn.ChurnModel",
+    "nba.churn.model.ChurnModel",
     "nba.config.Settings",
     "nba.features.FeatureBuilder",
-    "nba.segments.NeedsFeatures",
-    "nba.segments.Segmenter",
+    "nba.segments.model.Segmenter",
+    "nba.segments.space.NeedsFeatures",
 )
 
 

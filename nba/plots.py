@@ -8,15 +8,19 @@ shown nor saved here: callers display them and save them with `nba.report.save_f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, StrMethodFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, StrMethodFormatter
 
 from nba.data import schema
+from nba.segments.profile import PROFILE_FEATURES, Profile
+from nba.segments.selection import MIN_SILHOUETTE, MIN_STABILITY
+from nba.segments.space import REVOLVER
 
 CURRENCY = "$"  # the Kaggle file's amounts and income bands are in US dollars
 
@@ -913,4 +917,172 @@ def policy_comparison(summary: pd.DataFrame) -> Figure:
     right.set_xlabel("customers given an action (count)")
     right.margins(x=0.2)
     fig.tight_layout()
+    return fig
+
+
+# --- stage 2: segments (notebook 05, the app's profile charts) ---------------------------------
+
+
+def segment_profile(p: Profile, s: int, name: str) -> Figure:
+    """Bar chart of segment `s`'s standardised feature means against the base (0); each bar
+    is annotated with the segment's median and the base median in the feature's unit."""
+    z = p.z[s]
+    labels = [lab for _, lab, _ in PROFILE_FEATURES]
+    order = np.arange(len(z))[::-1]  # first profile column at the top
+    fig = Figure(figsize=(9, 5.8), layout="constrained")
+    ax = fig.add_subplot()
+    colors = np.where(z[order] >= 0, "#2a7ab9", "#d9822b")
+    ax.barh(np.arange(len(z)), z[order], color=colors)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(np.arange(len(z)), [labels[j] for j in order])
+    lim = max(1.5, float(np.nanmax(np.abs(z))) * 1.25 + 1.5)  # room for the bar labels
+    ax.set_xlim(-lim, lim)
+    for y, j in enumerate(order):
+        fmt = PROFILE_FEATURES[j][2]
+        if PROFILE_FEATURES[j][0] == REVOLVER:
+            note = f"{p.mean[s, j]:.0%} vs {p.base_mean[j]:.0%}"
+        else:
+            note = f"{fmt.format(p.median[s, j])} vs {fmt.format(p.base_median[j])}"
+        ax.text(
+            z[j] + (0.03 * lim if z[j] >= 0 else -0.03 * lim),
+            y,
+            note,
+            va="center",
+            ha="left" if z[j] >= 0 else "right",
+            fontsize=8,
+            parse_math=False,  # "$" is a currency sign here, not mathtext
+        )
+    for tick in ax.get_yticklabels():
+        tick.set_parse_math(False)
+    churn = (
+        f", churn {p.churn[s]:.1%} (base {p.base_churn:.1%})" if math.isfinite(p.churn[s]) else ""
+    )
+    ax.set_title(
+        f"Segment {s}: {name}\n{p.size[s]:,} customers ({p.share[s]:.0%}){churn}\n"
+        "bar labels: segment median vs base median",
+        fontsize=10,
+    )
+    ax.set_xlabel("Segment mean − base mean (base standard deviations)")
+    ax.set_ylabel("Feature (unit)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def segment_k_choice(table: pd.DataFrame, feature_set: str, transform: str) -> Figure:
+    """Elbow (inertia), silhouette and bootstrap ARI against k for one candidate."""
+    t = table[(table["feature_set"] == feature_set) & (table["transform"] == transform)]
+    t = t.sort_values("k")
+    fig = Figure(figsize=(11, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3)
+    specs = (
+        ("inertia", "Inertia (sum of squared distances, scaled units²)", None),
+        ("silhouette", "Silhouette (−1 to 1)", MIN_SILHOUETTE),
+        ("stability_ari", "Bootstrap ARI (0 to 1)", MIN_STABILITY),
+    )
+    for ax, (col, label, floor) in zip(axes, specs, strict=True):
+        ax.plot(t["k"], t[col], marker="o")
+        if floor is not None:
+            ax.axhline(floor, color="grey", linestyle="--", linewidth=1, label=f"floor {floor}")
+            ax.legend(loc="lower left", fontsize=8)
+        ax.set_xlabel("Number of segments k (count)")
+        ax.set_ylabel(label)
+        ax.set_xticks(t["k"])
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Choosing k for {feature_set} ({transform} transform), training data")
+    return fig
+
+
+def segmentation_comparison(
+    table: pd.DataFrame, feature_set: str, transform: str, subtitle: str = ""
+) -> Figure:
+    """Every design of a `nba.segments.compare_segmentations` table against k, in four panels: the elbow
+    (inertia ÷ inertia at the smallest k, so designs of different sizes share an axis),
+    silhouette, Calinski–Harabasz (log scale) and bootstrap ARI; floors dashed, the design
+    (`feature_set`, `transform`) drawn thick and black."""
+    fig = Figure(figsize=(11, 8.4), layout="constrained")
+    axes = fig.subplots(2, 2).ravel()
+    specs = (
+        ("inertia", "Inertia ÷ inertia at the smallest k (ratio)", None, "Elbow"),
+        ("silhouette", "Silhouette in the design's own space (−1 to 1)", MIN_SILHOUETTE, None),
+        ("calinski_harabasz", "Calinski–Harabasz (ratio, log scale)", None, None),
+        ("stability_ari", "Bootstrap ARI, mean over resamples (0 to 1)", MIN_STABILITY, None),
+    )
+    colors = [f"C{i}" for i in range(10)]
+    designs = list(dict.fromkeys(zip(table["feature_set"], table["transform"], strict=True)))
+    for ax, (col, label, floor, _) in zip(axes, specs, strict=True):
+        others = iter(colors)
+        for f, tr in designs:
+            t = table[(table["feature_set"] == f) & (table["transform"] == tr)].sort_values("k")
+            y = t[col] / t[col].iloc[0] if col == "inertia" else t[col]
+            chosen = (f, tr) == (feature_set, transform)
+            ax.plot(
+                t["k"],
+                y,
+                marker="o",
+                markersize=5 if chosen else 3,
+                linewidth=2.8 if chosen else 1.2,
+                color="black" if chosen else next(others),
+                alpha=1.0 if chosen else 0.8,
+                label=f"{f} / {tr}" + (" (chosen)" if chosen else ""),
+                zorder=3 if chosen else 2,
+            )
+        if floor is not None:
+            ax.axhline(floor, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"floor {floor}",
+                (0, floor),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, -11),
+                textcoords="offset points",
+                fontsize=8,
+                color="grey",
+            )
+        if col == "calinski_harabasz":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.set_xlabel("Number of segments k (count)")
+        ax.set_ylabel(label)
+        ax.set_xticks(sorted(table["k"].unique()))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8.5, frameon=False)
+    fig.suptitle(
+        "Candidate segmentations by number of segments: elbow, separation and stability"
+        + (f"\n{subtitle}" if subtitle else "")
+    )
+    return fig
+
+
+def segment_churn(segments: pd.DataFrame, base_rate: float) -> Figure:
+    """Churn rate (%) of every segment on the training and on the held-out customers, from
+    `nba.segments.segment_metrics(...)["segments"]` as a frame (`name`, `size_test`, `churn_rate_train`,
+    `churn_rate_test`); riskiest at the top, the held-out base rate dashed."""
+    t = segments.sort_values("churn_rate_test")
+    y = np.arange(len(t))
+    fig = Figure(figsize=(9, 1.0 + 0.75 * len(t)), layout="constrained")
+    ax = fig.add_subplot()
+    h = 0.38
+    ax.barh(y + h / 2, 100 * t["churn_rate_train"], h, color="#9ecae1", label="training split")
+    bars = ax.barh(y - h / 2, 100 * t["churn_rate_test"], h, color="#2a7ab9", label="held out")
+    ax.bar_label(bars, [f"{v:.1%}" for v in t["churn_rate_test"]], padding=3, fontsize=8)
+    ax.axvline(100 * base_rate, color="grey", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"all held-out customers {base_rate:.1%}",
+        (100 * base_rate, 1),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, -10),
+        textcoords="offset points",
+        fontsize=8,
+        color="grey",
+    )
+    labels = [f"{n}\n({s:,} held out)" for n, s in zip(t["name"], t["size_test"], strict=True)]
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, 100 * max(t["churn_rate_test"].max(), t["churn_rate_train"].max()) * 1.18)
+    ax.set_xlabel("Churn rate (% of the segment's customers)")
+    ax.set_ylabel("Segment (held-out customers)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Churn rate by segment: training vs held-out customers")
     return fig

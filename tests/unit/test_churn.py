@@ -17,7 +17,7 @@ from nba.churn import ChurnModel, TrainOptions
 from nba.config import Settings
 from nba.data import schema, synth
 from nba.data.validate import validate
-from nba.features import ENGINEERED, FEATURES
+from nba.features import CATEGORY_DTYPES, ENGINEERED, FEATURES
 
 #: Small, quick LightGBM settings for unit tests (bagging on, so the seed matters).
 QUICK = {
@@ -185,7 +185,7 @@ def test_compiled_cache_keeps_only_the_most_recently_used_models(tmp_path):
     os.utime(old_partial, (1_000_000, 1_000_000))
     other = tmp_path / "notes.txt"
     other.write_text("kept")
-    churn._prune_cache(tmp_path, keep=20)
+    churn.prune_cache(tmp_path, keep=20)
     kept = sorted(p.name for p in tmp_path.glob("churn-*.o"))
     assert kept == [f"churn-{i:02d}.o" for i in range(5, 25)]
     assert not old_partial.exists()
@@ -362,7 +362,7 @@ def test_reason_text_follows_a_new_fit(model, test):
     few = test.head(5)
     first = m.reasons(few, top=1)
     name = first["reason_1_feature"].iloc[0]
-    new = 12345 if name not in churn.CATEGORY_DTYPES else "Zzz"
+    new = 12345 if name not in CATEGORY_DTYPES else "Zzz"
     m.medians_ = {**m.medians_, name: new}  # what a refit does: new fitted attributes
     m.formats_ = {**m.formats_, name: "%.0f" if not isinstance(new, str) else "%s"}
     again = m.reasons(few, top=1)["reason_1"].iloc[0]

@@ -15,6 +15,7 @@ from nba import segments as sg
 from nba.config import Settings
 from nba.data import schema, synth
 from nba.data.validate import validate
+from nba.segments import space
 
 ROWS = 3000
 
@@ -348,16 +349,16 @@ def test_direct_nearest_centre_equals_kmeans_predict():
     segmenter = sg.Segmenter(Settings()).fit(clean)
     other = validate(synth.generate(2000, 18)).clean
     expected = segmenter.pipeline_.predict(other)  # scikit-learn's own KMeans.predict
-    np.testing.assert_array_equal(sg._predict(segmenter.pipeline_, other), expected)
+    np.testing.assert_array_equal(sg.predict_pipeline(segmenter.pipeline_, other), expected)
 
 
 def test_predict_equals_the_pipeline_and_kmeans_for_small_and_large_batches(fitted, monkeypatch):
     big = validate(synth.generate(12_000, 21)).clean
     want = fitted.label_map_[fitted.pipeline_.predict(big)]  # scikit-learn's own path
-    np.testing.assert_array_equal(sg._space(fitted.pipeline_, big), fitted.transform(big))
-    assert len(big) >= sg._ONE_THREAD_FROM  # the one-BLAS-thread branch
+    np.testing.assert_array_equal(sg.pipeline_space(fitted.pipeline_, big), fitted.transform(big))
+    assert len(big) >= space._ONE_THREAD_FROM  # the one-BLAS-thread branch
     np.testing.assert_array_equal(fitted.predict(big), want)
-    monkeypatch.setattr(sg, "_ONE_THREAD_FROM", 10**9)  # the small-batch branch, same rows
+    monkeypatch.setattr(space, "_ONE_THREAD_FROM", 10**9)  # the small-batch branch, same rows
     np.testing.assert_array_equal(fitted.predict(big), want)
     one = big.iloc[[7]]
     np.testing.assert_array_equal(fitted.predict(one), want[[7]])

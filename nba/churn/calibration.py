@@ -1,0 +1,184 @@
+"""How the churn model turns scores into decisions: the calibration map and the threshold rule.
+
+Both are chosen inside `ChurnModel.fit` on out-of-fold probabilities of the training data, so
+they ship with the model. Out-of-fold probabilities are already calibrated on the development
+data (ECE ≈ 0.006), so no calibration map is applied unless `calibration_report` says
+otherwise; the threshold maximises F1 of the attrited class unless the cost rule is asked for.
+`reliability_table` and `calibration_metrics` are also what notebooks 04 and 07 report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.model_selection import StratifiedKFold
+
+CALIBRATIONS = ("none", "sigmoid", "isotonic")
+THRESHOLD_RULES = ("f1", "cost")
+
+#: "auto" calibration switches away from raw probabilities only when the cross-fitted Brier
+#: score improves by at least this share: a tiny gain is not worth a ranking-changing step.
+CALIBRATION_MIN_GAIN = 0.02
+
+# --- threshold --------------------------------------------------------------------------------
+
+
+def _cutoffs(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct scores (descending) and the TP / FP counts when flagging p ≥ each score."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]  # last index of each score
+    tp = np.cumsum(ys)[last]
+    fp = (last + 1) - tp
+    return ps[last], tp.astype(np.float64), fp.astype(np.float64)
+
+
+def choose_threshold(
+    y: np.ndarray | pd.Series,
+    p: np.ndarray | pd.Series,
+    rule: str = "f1",
+    *,
+    cost_fp: float | None = None,
+    value_missed: float | None = None,
+) -> float:
+    """The probability cut-off (flag when p ≥ threshold) chosen on out-of-fold scores.
+
+    rule "f1": maximise F1 of the attrited class (ties: the highest cut-off, fewest flags).
+    rule "cost": minimise cost_fp × false positives + value_missed × missed churners, both in
+    the same money unit per customer (e.g. the cost of an unneeded retention offer, and the
+    value lost when a churner is not contacted).
+    The cut-off is placed halfway between the chosen score and the next lower one, so small
+    score changes do not flip the decision for the customers on the edge.
+    """
+    y = np.asarray(y).astype(np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1 or len(y) == 0:
+        raise ValueError("y and p must be 1-d arrays of the same, non-zero length")
+    scores, tp, fp = _cutoffs(y, p)
+    positives = float(y.sum())
+    if rule == "f1":
+        if positives == 0:
+            raise ValueError("F1 needs at least one attrited customer")
+        objective = 2 * tp / (2 * tp + fp + (positives - tp))  # maximise
+        i = int(np.argmax(objective))
+    elif rule == "cost":
+        if cost_fp is None or value_missed is None or cost_fp < 0 or value_missed < 0:
+            raise ValueError("the cost rule needs cost_fp ≥ 0 and value_missed ≥ 0")
+        cost = cost_fp * fp + value_missed * (positives - tp)
+        # flagging nobody is also an option: cost = value_missed × all churners
+        if value_missed * positives <= cost.min():
+            return float(np.nextafter(scores[0], np.inf))
+        i = int(np.argmin(cost))
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}; choose from {THRESHOLD_RULES}")
+    if i + 1 < len(scores):
+        return float((scores[i] + scores[i + 1]) / 2)
+    return float(scores[i])
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+_EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _EPS, 1 - _EPS)
+    return np.log(p / (1 - p))
+
+
+def reliability_table(
+    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, n_bins: int = 10
+) -> pd.DataFrame:
+    """Customers binned by predicted probability (equal-width bins over [0, 1]): per bin the
+    mean predicted probability, the observed churn rate and the count (empty bins dropped).
+    A calibrated model has observed ≈ predicted in every bin."""
+    y = np.asarray(y).astype(np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    keep = count > 0
+    sum_p = np.bincount(bins, weights=p, minlength=n_bins)
+    sum_y = np.bincount(bins, weights=y, minlength=n_bins)
+    return pd.DataFrame(
+        {
+            "bin_low": np.arange(n_bins)[keep] / n_bins,
+            "bin_high": (np.arange(n_bins)[keep] + 1) / n_bins,
+            "mean_predicted": sum_p[keep] / count[keep],
+            "observed_rate": sum_y[keep] / count[keep],
+            "count": count[keep],
+        }
+    )
+
+
+def calibration_metrics(
+    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, n_bins: int = 10
+) -> dict[str, float]:
+    """Brier score (mean squared error of the probability), ECE (expected calibration error:
+    count-weighted mean |observed − predicted| over `n_bins` equal-width bins, in probability
+    points) and log loss. Lower is better for all three."""
+    y = np.asarray(y).astype(np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    table = reliability_table(y, p, n_bins)
+    ece = float(
+        (table["count"] * (table["observed_rate"] - table["mean_predicted"]).abs()).sum() / len(y)
+    )
+    return {
+        "brier": float(brier_score_loss(y, p)),
+        "ece": ece,
+        "log_loss": float(log_loss(y, np.clip(p, _EPS, 1 - _EPS), labels=[0, 1])),
+    }
+
+
+def fit_calibrator(
+    method: str, y: np.ndarray, p: np.ndarray
+) -> LogisticRegression | IsotonicRegression | None:
+    """A calibration map fitted on out-of-fold probabilities: "sigmoid" (Platt: a logistic
+    regression on the log-odds), "isotonic" (monotone step function) or "none" (None)."""
+    if method == "none":
+        return None
+    if method == "sigmoid":
+        return LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
+    if method == "isotonic":
+        return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
+    raise ValueError(f"unknown calibration {method!r}; choose from {CALIBRATIONS}")
+
+
+def apply_calibrator(
+    calibrator: LogisticRegression | IsotonicRegression | None, p: np.ndarray
+) -> np.ndarray:
+    """Calibrated probabilities from raw ones with a map from `fit_calibrator`."""
+    if calibrator is None:
+        return p
+    if isinstance(calibrator, LogisticRegression):
+        return calibrator.predict_proba(_logit(p)[:, None])[:, 1]
+    return calibrator.predict(p)
+
+
+def calibration_report(
+    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, seed: int, folds: int = 5
+) -> pd.DataFrame:
+    """Brier, ECE and log loss of out-of-fold probabilities `p` as they are ("none") and after
+    sigmoid or isotonic calibration. The calibration maps are cross-fitted (fitted on the other
+    folds of p, applied to this one), so the comparison is honest. Index: method."""
+    y = np.asarray(y).astype(np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    rows = {}
+    for method in CALIBRATIONS:
+        q = np.empty_like(p)
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
+            q[b] = apply_calibrator(fit_calibrator(method, y[a], p[a]), p[b])
+        rows[method] = calibration_metrics(y, q)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
+def choose_calibration(report: pd.DataFrame) -> str:
+    """ "none" unless sigmoid or isotonic lowers the cross-fitted Brier score by at least
+    `CALIBRATION_MIN_GAIN` (relative); then the better of the two."""
+    base = report.loc["none", "brier"]
+    best = report["brier"].idxmin()
+    if best != "none" and report.loc[best, "brier"] <= base * (1 - CALIBRATION_MIN_GAIN):
+        return str(best)
+    return "none"
