@@ -118,7 +118,8 @@ def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 
-def _rejects_path(output: Path, rejects: Path | None) -> Path:
+def rejects_path(output: Path, rejects: Path | None) -> Path:
+    """Where the rejected rows go: `rejects` if given, else `<output>.rejects.csv`."""
     if rejects is not None:
         return Path(rejects)
     name = output.name[: -len(".parquet")] if output.name.endswith(".parquet") else output.stem
@@ -146,7 +147,7 @@ def score_file(
     write_table(scored, output)
     rejects_out = None
     if len(checked.rejects):
-        rejects_out = write_table(checked.rejects, _rejects_path(output, rejects))
+        rejects_out = write_table(checked.rejects, rejects_path(output, rejects))
     result = ScoreResult(checked.n_in, len(scored), len(checked.rejects), output, rejects_out)
     assert result.scored + result.rejected == result.rows_in
     return result

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -40,21 +39,27 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from nba.data import schema
-from nba.data.io import (
-    _kind,
-    _one_line,
-    _peek,
-    _read_parquet_check,
-    check_delimiter,
-    is_parquet,
+from nba.data.io import check_delimiter, is_parquet
+from nba.data.io import check_parquet_path as _read_parquet_check
+from nba.data.io import head_bytes as _peek
+from nba.data.io import one_line as _one_line
+from nba.data.io import table_kind as _kind
+from nba.data.validate import (
+    DUPLICATE,
+    REASON,
+    ROW,
+    check_columns,
+    clean_column_names,
+    duplicate_message,
+    join_reasons,
+    show_values,
+    validate,
 )
-from nba.data.validate import REASON, ROW, _show, check_columns, clean_column_names, validate
 from nba.errors import DataError
-from nba.scoring import ScoreResult, _rejects_path, score_frame
+from nba.scoring import ScoreResult, score_frame
+from nba.scoring import rejects_path as _rejects_path
 
 log = logging.getLogger(__name__)
-
-_DUP = re.compile(rf"^({re.escape(schema.ID)} .*? duplicates row )(\d+)")
 
 
 # --- whole-file checks ------------------------------------------------------------------------
@@ -161,34 +166,51 @@ def _global_dups(ids: list[np.ndarray]) -> list[_Dups]:
 
 
 def _with_global_dups(
-    raw: pd.DataFrame, clean: pd.DataFrame, rejects: pd.DataFrame, dups: _Dups, offset: int
+    raw: pd.DataFrame,
+    clean: pd.DataFrame,
+    rejects: pd.DataFrame,
+    dups: _Dups,
+    offset: int,
+    issues: pd.DataFrame,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shift reject rows to global numbers and reject every id seen earlier in the whole input
-    with the pandas engine's reason (the duplicate message comes first, as `validate` orders)."""
+    with the pandas engine's reason (the duplicate message comes first, as `validate` orders).
+    Reasons are rebuilt from `validate`'s issues (row, rule, message), never parsed."""
     rejects = rejects.copy()
     local_rows = rejects[ROW].to_numpy(dtype=np.int64) - 1
-    reasons = rejects[REASON].astype(str).tolist()
     first = dict(zip(dups.local.tolist(), dups.first_row.tolist(), strict=True))
-    for i, local in enumerate(local_rows.tolist()):
-        m = _DUP.match(reasons[i])
-        if m:  # validate's own duplicate message: first occurrence in this partition
-            reasons[i] = f"{m[1]}{first.get(local, int(m[2]) + offset)}{reasons[i][m.end() :]}"
-    rejects[ROW] = local_rows + 1 + offset
-    rejects[REASON] = pd.Series(reasons, index=rejects.index, dtype="str")
-
-    already = set(local_rows.tolist())
     typed_ids = pd.to_numeric(raw[schema.ID], errors="coerce")
-    extra_local, extra_reason = [], []
-    for local, row in zip(dups.local.tolist(), dups.first_row.tolist(), strict=True):
-        shown = _show(raw[schema.ID].iloc[[local]], typed_ids.iloc[[local]])[0]
-        message = f"{schema.ID} {shown} duplicates row {row}"
-        if local in already:
-            i = int(np.flatnonzero(local_rows == local)[0])
-            if not _DUP.match(reasons[i]):
-                rejects.iloc[i, rejects.columns.get_loc(REASON)] = f"{message}; {reasons[i]}"
-        else:
-            extra_local.append(local)
-            extra_reason.append(message)
+
+    def duplicate(local: int, row: int) -> str:
+        shown = show_values(raw[schema.ID].iloc[[local]], typed_ids.iloc[[local]])[0]
+        return duplicate_message(shown, row)
+
+    messages: dict[int, list[str]] = {}
+    has_duplicate: set[int] = set()
+    for row, rule, message, first_row in zip(
+        issues["row"].tolist(),
+        issues["rule"].tolist(),
+        issues["message"].tolist(),
+        issues["first_row"].tolist(),
+        strict=True,
+    ):
+        local = row - 1
+        if rule == DUPLICATE:  # validate's own: first occurrence in this partition
+            message = duplicate(local, first.get(local, first_row + offset))
+            has_duplicate.add(local)
+        messages.setdefault(local, []).append(message)
+    for local, row in first.items():  # ids seen in an earlier partition
+        if local not in has_duplicate:
+            messages.setdefault(local, []).insert(0, duplicate(local, row))
+    already = set(local_rows.tolist())
+    rejects[ROW] = local_rows + 1 + offset
+    rejects[REASON] = pd.Series(
+        [join_reasons(messages[local]) for local in local_rows.tolist()],
+        index=rejects.index,
+        dtype="str",
+    )
+    extra_local = [local for local in dups.local.tolist() if local not in already]
+    extra_reason = [join_reasons(messages[local]) for local in extra_local]
     if not extra_local:
         return clean, rejects
 
@@ -235,7 +257,9 @@ def _score_part(
     if n_in == 0:
         return {"i": i, "rows_in": 0, "scored": 0, "rejected": 0, "first_reason": None}
     checked = validate(raw)
-    clean, rejects = _with_global_dups(raw, checked.clean, checked.rejects, dups, offset)
+    clean, rejects = _with_global_dups(
+        raw, checked.clean, checked.rejects, dups, offset, checked.issues
+    )
     scored = score_frame(bundle, clean) if len(clean) else clean.iloc[:0]
     if len(clean):
         _write_part(scored, Path(out_dir), i, out_kind)

@@ -24,7 +24,6 @@ import pandas as pd
 import pyarrow
 import pyarrow.csv
 import pyarrow.parquet
-from pandas._libs.parsers import STR_NA_VALUES
 
 from nba.data import schema
 from nba.data.validate import (
@@ -43,7 +42,7 @@ _SNIFF_BYTES = 64 * 1024
 _OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "pipes (|)"}
 
 
-def _kind(path: Path) -> str:
+def table_kind(path: Path) -> str:
     """'csv' or 'parquet' from the file name; a directory is a Parquet dataset."""
     name = path.name.lower()
     if name.endswith(CSV_SUFFIXES):
@@ -71,16 +70,16 @@ def count_rows(path: str | os.PathLike[str]) -> int:
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if is_parquet(path):
-        _read_parquet_check(path)
+        check_parquet_path(path)
         try:
             return int(pyarrow.parquet.ParquetDataset(path).read(columns=[]).num_rows)
         except (pyarrow.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"{path} could not be read as Parquet: {_one_line(err)}") from None
-    _kind(path)
+            raise DataError(f"{path} could not be read as Parquet: {one_line(err)}") from None
+    table_kind(path)
     return len(_read_csv(path, usecols=[0]))
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
     """An exception's message squeezed onto one line."""
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -100,7 +99,7 @@ def read_table(
         raise DataError(f"{path} does not exist")
     if path.is_dir():
         df = _read_parquet(path)
-    elif _kind(path) == "csv":
+    elif table_kind(path) == "csv":
         df = _read_csv(path)
     else:
         df = _read_parquet(path)
@@ -113,7 +112,7 @@ def read_table(
     return df
 
 
-def _peek(path: Path) -> bytes:
+def head_bytes(path: Path) -> bytes:
     """The first bytes of the file's content (decompressed for .gz)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -138,11 +137,11 @@ def check_delimiter(text: str, path: Path) -> list[str]:
 
 def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
     try:
-        head = _peek(path)
+        head = head_bytes(path)
     except PermissionError:
         raise DataError(f"{path} is not readable (permission denied)") from None
     except (OSError, EOFError, zlib.error) as err:
-        raise DataError(f"{path} could not be read: {_one_line(err)}") from None
+        raise DataError(f"{path} could not be read: {one_line(err)}") from None
     if not head.strip():
         raise DataError(f"{path} is empty")
 
@@ -165,17 +164,52 @@ def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
         detail = (
             f"line {m[2]} has {m[3]} fields where the header has {m[1]} (check quoting)"
             if m
-            else _one_line(err)
+            else one_line(err)
         )
         raise DataError(f"{path} is not a well-formed CSV file: {detail}") from None
     except PermissionError:
         raise DataError(f"{path} is not readable (permission denied)") from None
     except (OSError, EOFError, zlib.error, ValueError) as err:
-        raise DataError(f"{path} could not be read as CSV: {_one_line(err)}") from None
+        raise DataError(f"{path} could not be read as CSV: {one_line(err)}") from None
 
 
-#: What `pd.read_csv` reads as missing, so that the arrow reader agrees with it value for value.
-_NA_TEXT = sorted(STR_NA_VALUES)
+#: pandas' default missing-value texts as its documentation lists them (`read_csv`, `na_values`),
+#: for a pandas that no longer exposes the list; `na_text` prefers pandas' own.
+NA_TEXT_DOCUMENTED = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+
+
+def na_text() -> list[str]:
+    """What `pd.read_csv` reads as missing, so that the arrow reader agrees with it value for
+    value. The one use of a private pandas name here (`pandas._libs.parsers.STR_NA_VALUES`):
+    pandas has no public accessor for its default list; without it, the documented list."""
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES
+    except ImportError:  # a pandas that moved it: the list its documentation gives
+        return sorted(NA_TEXT_DOCUMENTED)
+    return sorted(STR_NA_VALUES)
+
+
+_NA_TEXT = na_text()
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the "str" dtype pd.read_csv(dtype=str) gives
 
 
@@ -208,7 +242,8 @@ def _read_csv_arrow(path: Path, head: str) -> pd.DataFrame | None:
     return table.to_pandas(types_mapper={pyarrow.large_string(): _TEXT}.get)
 
 
-def _read_parquet_check(path: Path) -> None:
+def check_parquet_path(path: Path) -> None:
+    """A Parquet input that is an empty file or a folder without files is one sentence."""
     if path.is_dir() and not any(p.is_file() for p in path.rglob("*")):
         raise DataError(f"{path} is a directory without any Parquet files")
     if path.is_file() and path.stat().st_size == 0:
@@ -216,7 +251,7 @@ def _read_parquet_check(path: Path) -> None:
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
-    _read_parquet_check(path)
+    check_parquet_path(path)
     what = "a directory of Parquet files" if path.is_dir() else "a Parquet file"
     try:
         return pd.read_parquet(path)
@@ -225,7 +260,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     except (pyarrow.ArrowException, OSError, ValueError, TypeError) as err:
         if "magic bytes" in str(err):
             raise DataError(f"{path} is not a Parquet file (no Parquet footer found)") from None
-        raise DataError(f"{path} could not be read as {what}: {_one_line(err)}") from None
+        raise DataError(f"{path} could not be read as {what}: {one_line(err)}") from None
 
 
 def validate_file(path: str | os.PathLike[str]) -> ValidationResult:
@@ -278,7 +313,7 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     os.replace, so a reader never sees half a file. Missing parent directories are created.
     """
     path = Path(path)
-    kind = _kind(path)
+    kind = table_kind(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:

@@ -37,10 +37,59 @@ _WHOLE = (schema.ID, *schema.INTEGERS)
 #: Columns coerced to numbers (the id plus every numeric feature).
 _NUMBERS = (schema.ID, *schema.NUMERIC)
 
-_OPEN_TO_BUY_CHECK = "open_to_buy_identity"
-_UTILIZATION_CHECK = "utilization_identity"
+#: Rules an issue can name (`Issue.rule`, the `rule` column of `ValidationResult.issues`):
+#: what other components read instead of the sentence, which is for people.
+MISSING = "missing"
+NOT_A_NUMBER = "not_a_number"
+DUPLICATE = "duplicate"
+NOT_ALLOWED = "not_allowed"
+BELOW_MINIMUM = "below_minimum"
+ABOVE_MAXIMUM = "above_maximum"
+NOT_WHOLE = "not_whole"
+OPEN_TO_BUY_IDENTITY = "open_to_buy_identity"
+UTILIZATION_IDENTITY = "utilization_identity"
+#: Columns of `ValidationResult.issues`.
+ISSUE_COLUMNS = ("row", "column", "rule", "message", "first_row")
+#: How a rejected row's messages are joined into its `reason`.
+REASON_SEPARATOR = "; "
+
+_OPEN_TO_BUY_CHECK = OPEN_TO_BUY_IDENTITY
+_UTILIZATION_CHECK = UTILIZATION_IDENTITY
 _WHOLE_CHECK = "whole_number"
 _SHOW_MAX = 40  # characters of a raw value quoted in a reason
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One broken rule in one row: `row` (1-based position among the input's data rows),
+    `column`, `rule` (one of the rule names above, or a pandera check's name), `message` (the
+    sentence for people) and, for a duplicate, `first_row` (where the id first appears; else 0).
+    """
+
+    row: int
+    column: str
+    rule: str
+    message: str
+    first_row: int = 0
+
+
+class RecordError(DataError):
+    """A single customer record is invalid: the message joins the sentences for people;
+    `issues` holds the same problems as `Issue` records (column, rule) for programs."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        super().__init__(join_reasons(i.message for i in self.issues))
+
+
+def join_reasons(messages: Iterable[str]) -> str:
+    """A rejected row's `reason`: its messages, in the order `validate` reports them."""
+    return REASON_SEPARATOR.join(messages)
+
+
+def duplicate_message(shown: str, first_row: int) -> str:
+    """The sentence for an id seen in an earlier row (`shown` as `show_values` writes it)."""
+    return f"{schema.ID} {shown} duplicates row {first_row}"
 
 
 @dataclass(frozen=True)
@@ -53,17 +102,25 @@ class ValidationResult:
               (1-based position among the input's data rows) and `reason`.
     problems: one line per rule broken, with counts, e.g. "12 rows: Gender not one of F, M".
     n_in:     number of input rows (= len(clean) + len(rejects)).
+    issues:   every broken rule as a record, one row each: `ISSUE_COLUMNS` (row, column, rule,
+              message, first_row; see `Issue`), sorted by row in the order of the `reason`.
     """
 
     clean: pd.DataFrame
     rejects: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     n_in: int = 0
+    issues: pd.DataFrame = field(default_factory=lambda: _public_issues(_no_issues()))
 
     @property
     def ok(self) -> bool:
         """True when no row was rejected."""
         return len(self.rejects) == 0
+
+    def issues_in(self, row: int) -> list[Issue]:
+        """The issues of one input row (1-based, as in `rejects["row"]`), in reason order."""
+        part = self.issues[self.issues["row"] == row]
+        return [Issue(*values) for values in part.itertuples(index=False, name=None)]
 
 
 def format_names(names: Sequence[str], limit: int = 5) -> str:
@@ -129,7 +186,9 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
     # The promise every caller relies on: no row disappears.
     assert len(clean) + len(rejects) == n_in, (len(clean), len(rejects), n_in)
     logger.info("validated %d rows: %d clean, %d rejected", n_in, len(clean), len(rejects))
-    return ValidationResult(clean=clean, rejects=rejects, problems=problems, n_in=n_in)
+    return ValidationResult(
+        clean=clean, rejects=rejects, problems=problems, n_in=n_in, issues=_public_issues(issues)
+    )
 
 
 # --- coercion -------------------------------------------------------------------------------
@@ -405,7 +464,7 @@ def _quote(v: object) -> str:
     return repr(text)
 
 
-def _show(raw_values: pd.Series, typed_values: pd.Series) -> list[str]:
+def show_values(raw_values: pd.Series, typed_values: pd.Series) -> list[str]:
     """How a numeric value is written in a reason: its raw text when it was text, else the number."""
     out = []
     for r, t in zip(raw_values.tolist(), typed_values.tolist(), strict=True):
@@ -434,7 +493,7 @@ def _is_na(v: object) -> bool:
 
 @functools.cache
 def _empty_issues() -> pd.DataFrame:
-    return _issue(np.array([], dtype=np.int64), 0, "", [])
+    return _issue(np.array([], dtype=np.int64), 0, "", "", "", [])
 
 
 def _no_issues() -> pd.DataFrame:
@@ -442,9 +501,53 @@ def _no_issues() -> pd.DataFrame:
     return _empty_issues().copy(deep=False)
 
 
-def _issue(idx: np.ndarray, order: int, rule: str, messages: list[str]) -> pd.DataFrame:
+def _issue(
+    idx: np.ndarray,
+    order: int,
+    column: str,
+    rule: str,
+    problem: str,
+    messages: list[str],
+    first_row: Any = 0,
+) -> pd.DataFrame:
+    """Issues of one rule: row positions `idx`, their `order` within a reason, the column and
+    rule (for programs), `problem` (the summary line's text) and one message per row."""
     return pd.DataFrame(
-        {"index": idx.astype(np.int64), "order": order, "rule": rule, "message": messages}
+        {
+            "index": idx.astype(np.int64),
+            "order": order,
+            "column": column,
+            "rule": rule,
+            "problem": problem,
+            "message": messages,
+            "first_row": np.broadcast_to(np.asarray(first_row, dtype=np.int64), idx.shape),
+        }
+    )
+
+
+@functools.cache
+def _empty_public_issues() -> pd.DataFrame:
+    return _issue_records(_empty_issues())
+
+
+def _public_issues(issues: pd.DataFrame) -> pd.DataFrame:
+    """The internal issues frame as `ValidationResult.issues` (built once when empty)."""
+    if not len(issues):
+        return _empty_public_issues().copy(deep=False)
+    return _issue_records(issues)
+
+
+def _issue_records(issues: pd.DataFrame) -> pd.DataFrame:
+    """`ISSUE_COLUMNS` from the internal issues frame, rows 1-based."""
+    return pd.DataFrame(
+        {
+            "row": issues["index"].to_numpy(dtype=np.int64) + 1,
+            "column": issues["column"].astype("str"),
+            "rule": issues["rule"].astype("str"),
+            "message": issues["message"].astype("str"),
+            "first_row": issues["first_row"].to_numpy(dtype=np.int64),
+        },
+        index=pd.RangeIndex(len(issues)),
     )
 
 
@@ -461,13 +564,15 @@ def _column_issues(
         out = []
         if blank.any():
             msg = f"{col} is missing"
-            out.append(_issue(idx[blank], order, msg, [msg] * int(blank.sum())))
+            out.append(_issue(idx[blank], order, col, MISSING, msg, [msg] * int(blank.sum())))
         if (~blank).any():
             texts = [_quote(v) for v in raw_v[~blank].tolist()]
             out.append(
                 _issue(
                     idx[~blank],
                     order + 1,
+                    col,
+                    NOT_A_NUMBER,
                     f"{col} is not a number",
                     [f"{col} {t} is not a number" for t in texts],
                 )
@@ -479,13 +584,16 @@ def _column_issues(
         firsts = ids[~ids.duplicated(keep="first")]
         first_row = pd.Series(firsts.index.to_numpy() + 1, index=firsts.to_numpy())
         rows = first_row.reindex(typed_v.to_numpy()).to_numpy()
-        shown = _show(raw_v, typed_v)
+        shown = show_values(raw_v, typed_v)
         return [
             _issue(
                 idx,
                 order + 2,
+                col,
+                DUPLICATE,
                 f"{col} duplicates an earlier row",
-                [f"{col} {s} duplicates row {r}" for s, r in zip(shown, rows, strict=True)],
+                [duplicate_message(s, r) for s, r in zip(shown, rows, strict=True)],
+                rows,
             )
         ]
 
@@ -496,6 +604,8 @@ def _column_issues(
             _issue(
                 idx,
                 order + 2,
+                col,
+                NOT_ALLOWED,
                 f"{col} not one of {names}",
                 [f"{col} {_quote(v)} is not one of {names}" for v in raw_v.tolist()],
             )
@@ -504,11 +614,11 @@ def _column_issues(
     if check.startswith("in_range"):
         lo, hi = schema.BOUNDS[col]
         values = typed_v.to_numpy()
-        shown = np.array(_show(raw_v, typed_v), dtype=object)
+        shown = np.array(show_values(raw_v, typed_v), dtype=object)
         out = []
-        for mask, word, bound, step in (
-            (values < lo, "minimum", lo, 3),
-            (~(values < lo), "maximum", hi, 4),  # NaN never reaches a range check
+        for mask, word, bound, step, rule in (
+            (values < lo, "minimum", lo, 3, BELOW_MINIMUM),
+            (~(values < lo), "maximum", hi, 4, ABOVE_MAXIMUM),  # NaN never reaches a range check
         ):
             if mask.any():
                 side = "below" if word == "minimum" else "above"
@@ -517,6 +627,8 @@ def _column_issues(
                     _issue(
                         idx[mask],
                         order + step,
+                        col,
+                        rule,
                         f"{col} {side} the {word} {b}",
                         [f"{col} {s} is {side} the {word} {b}" for s in shown[mask]],
                     )
@@ -528,8 +640,10 @@ def _column_issues(
             _issue(
                 idx,
                 order + 5,
+                col,
+                NOT_WHOLE,
                 f"{col} is not a whole number",
-                [f"{col} {s} is not a whole number" for s in _show(raw_v, typed_v)],
+                [f"{col} {s} is not a whole number" for s in show_values(raw_v, typed_v)],
             )
         ]
 
@@ -538,6 +652,8 @@ def _column_issues(
         _issue(
             idx,
             order + 9,
+            col,
+            check,
             f"{col} fails {check}",
             [f"{col} {_quote(v)} fails {check}" for v in raw_v.tolist()],
         )
@@ -557,7 +673,7 @@ def _identity_issues(check: str, idx: np.ndarray, typed: pd.DataFrame) -> pd.Dat
             f"{_fmt_number(round(e, 2))} (tolerance {tol})"
             for v, e in zip(t["Avg_Open_To_Buy"].tolist(), expected.tolist(), strict=True)
         ]
-        return _issue(idx, base, rule, messages)
+        return _issue(idx, base, "Avg_Open_To_Buy", OPEN_TO_BUY_IDENTITY, rule, messages)
     tol = _fmt_number(schema.UTILIZATION_TOLERANCE)
     expected = balance / limit
     rule = f"Avg_Utilization_Ratio is not Total_Revolving_Bal / Credit_Limit (tolerance {tol})"
@@ -566,11 +682,11 @@ def _identity_issues(check: str, idx: np.ndarray, typed: pd.DataFrame) -> pd.Dat
         f"{_fmt_number(round(e, 4))} (tolerance {tol})"
         for v, e in zip(t["Avg_Utilization_Ratio"].tolist(), expected.tolist(), strict=True)
     ]
-    return _issue(idx, base + 1, rule, messages)
+    return _issue(idx, base + 1, "Avg_Utilization_Ratio", UTILIZATION_IDENTITY, rule, messages)
 
 
 def _issues(raw: pd.DataFrame, typed: Typed, has_target: bool, rows: np.ndarray) -> pd.DataFrame:
-    """Every (row, rule, message) found among the row positions `rows`, from pandera's failure
+    """Every (row, column, rule, message) found among the row positions `rows`, from pandera's failure
     cases, sorted by row. `raw` and `typed` are whole (RangeIndex), so the index pandera
     reports is a row position and messages can refer to any row (a duplicate's first)."""
     if not len(rows):
@@ -640,7 +756,7 @@ def _rejects(raw: pd.DataFrame, issues: pd.DataFrame) -> tuple[pd.DataFrame, lis
         key=operator.itemgetter(0),
     ):
         idx_list.append(i)
-        reasons.append("; ".join(m for _, m in group))
+        reasons.append(join_reasons(m for _, m in group))
     idx = np.array(idx_list, dtype=np.int64)
     rejects = (raw.take(idx) if len(idx) else raw.iloc[:0]).reset_index(drop=True)
     if ROW in rejects.columns or REASON in rejects.columns:
@@ -649,6 +765,6 @@ def _rejects(raw: pd.DataFrame, issues: pd.DataFrame) -> tuple[pd.DataFrame, lis
     rejects.insert(0, ROW, idx + 1)
     rejects[REASON] = pd.Series(reasons, dtype="str")
 
-    counts = issues.groupby(["order", "rule"], sort=True)["index"].nunique()
-    problems = [f"{n} {'row' if n == 1 else 'rows'}: {rule}" for (_, rule), n in counts.items()]
+    counts = issues.groupby(["order", "problem"], sort=True)["index"].nunique()
+    problems = [f"{n} {'row' if n == 1 else 'rows'}: {text}" for (_, text), n in counts.items()]
     return rejects, problems
