@@ -19,10 +19,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the browser the app is tested with: one definition, beside the browser test
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
 
+from chromium import launch  # noqa: E402
 from machine import PeakMemory, describe  # noqa: E402
 
-from nba.app import CHROMIUM, CHROMIUM_ARGS, Server, percent  # noqa: E402
+from nba.app import Server, percent  # noqa: E402
 from nba.bundle import load_bundle  # noqa: E402
 from nba.data import schema  # noqa: E402
 from nba.data.io import load  # noqa: E402
@@ -113,7 +116,7 @@ def main() -> None:
         PeakMemory(server.process.pid) as memory,
         sync_playwright() as p,
     ):
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        browser = launch(p)
         times = page_interactive(browser, server, args.pages)
         print(
             f"(a) page interactive after navigation, preheated kernel: median "

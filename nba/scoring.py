@@ -106,14 +106,15 @@ def recommend_for(
 def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
     """One customer (a dict of BankChurners fields) → one score row as a plain dict, with its
     three main risk drivers: `score_frame(..., drivers=3)` on the one-row frame `validate`
-    returns. Invalid values raise `DataError` naming the field and the rule in one sentence."""
-    from nba.data.validate import validate
-    from nba.errors import DataError
+    returns. Invalid values raise `RecordError` (a `DataError`): its message names each field
+    and rule broken in one sentence (the reason a batch's rejects file would give), its
+    `issues` are the same problems as records (column, rule) for programs such as the app."""
+    from nba.data.validate import RecordError, validate
 
     record = {schema.ID: 1, **customer}  # a hand-entered customer needs no id
     result = validate(pd.DataFrame([record]))
     if not result.ok:
-        raise DataError(str(result.rejects["reason"].iloc[0]))
+        raise RecordError(result.issues_in(1))
     row = {k: v[0] for k, v in score_columns(bundle, result.clean, drivers=3).items()}
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 

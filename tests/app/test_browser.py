@@ -11,9 +11,10 @@ import os
 import re
 
 import pytest
+from chromium import CHROMIUM, launch
 
 from nba import config
-from nba.app import CHROMIUM, CHROMIUM_ARGS, Server, percent
+from nba.app import Server, percent
 from nba.data import schema, synth
 from nba.data.io import load
 
@@ -39,7 +40,7 @@ def browser():
     if not CHROMIUM.is_file():
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        launched = launch(p)
         yield launched
         launched.close()
 

@@ -10,21 +10,21 @@
 - **Segments**: sizes, churn rates and profiles of all segments.
 - **Model**: the model card, threshold and value assumptions.
 
-All work happens in `nba` (bundle, validation, scoring); this module only lays it out. Every
-callback shows problems as a message next to the field or table, never a traceback.
+All work happens in `nba` (bundle, validation, scoring); this module lays it out with the
+HTML of `nba.app.views`. Every callback shows problems as a message next to the field or table,
+never a traceback; an invalid form is explained field by field from the validator's issues
+(column, rule), never by reading its sentences. Serving the page: `nba.app.server`.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import html
-import io
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,35 +34,26 @@ import numpy as np
 import pandas as pd
 
 from nba import config
+from nba.app.server import READY_LINE, bundle_path
+from nba.app.views import (
+    banner_html,
+    card_html,
+    escape,
+    message,
+    money,
+    number,
+    png,
+    table_html,
+)
 from nba.data import schema
-from nba.errors import DataError, NbaError
+from nba.data.validate import Issue, RecordError
+from nba.errors import NbaError
 from nba.report import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-BUNDLE_ENV = "NBA_BUNDLE"
-DEFAULT_BUNDLE = config.MODELS_DIR / "nba.bundle"
-
 #: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
 UPLOAD_LIMIT = 2 * 2**20
-#: The browser the app is tested with (Debian's Chromium; never `playwright install`) and the
-#: flags it needs in a sandbox without internet.
-CHROMIUM = Path(os.environ.get("NBA_CHROMIUM", "/usr/lib/chromium/chromium"))
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-#: Seconds Voila may take to build the page (the app loads the bundle and scores the base).
-EXECUTOR_TIMEOUT = 180
-#: Seconds Voila waits for a cell's outputs after it finished (the app's widget).
-IOPUB_TIMEOUT = 60
-#: What a Voila kernel writes to the server's log once the page is built (readiness).
-READY_LINE = "nba app: page built"
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -104,14 +95,8 @@ WHAT_IF = (
     "Total_Relationship_Count",
     "Total_Revolving_Bal",
 )
-BAND_COLOURS = {"low": "#2e7d32", "medium": "#ef6c00", "high": "#c62828"}
 _STYLE = {"description_width": "190px"}
 _FIELD_WIDTH = "400px"
-
-
-def bundle_path() -> Path:
-    """The bundle the app serves: `NBA_BUNDLE` if set, else models/nba.bundle."""
-    return Path(os.environ.get(BUNDLE_ENV) or DEFAULT_BUNDLE)
 
 
 def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, float]:
@@ -122,70 +107,6 @@ def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, f
         "Avg_Open_To_Buy": float(credit_limit - revolving_balance),
         "Avg_Utilization_Ratio": round(ratio, 3),
     }
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def percent(p: float) -> str:
-    """A probability for people: one decimal, and "< 0.1%" rather than a misleading 0.0%."""
-    if p < 0.001:
-        return "< 0.1%"
-    if p > 0.999:
-        return "> 99.9%"
-    return f"{p:.1%}"
-
-
-def _number(value: float) -> str:
-    """10000000 → "10,000,000", 0.5 → "0.5"."""
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
-
-
-def _money(value: float) -> str:
-    return "—" if value is None or not np.isfinite(value) else f"${value:,.0f}"
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def _table_html(df: pd.DataFrame, max_height: str = "420px") -> str:
-    body = df.to_html(index=False, escape=True, border=0, classes="nba-table", na_rep="")
-    return (
-        f'<div style="max-height:{max_height};overflow:auto;font-size:12px">'
-        "<style>.nba-table{border-collapse:collapse}.nba-table td,.nba-table th"
-        "{padding:2px 8px;border-bottom:1px solid #ddd;text-align:left}</style>"
-        f"{body}</div>"
-    )
-
-
-def _message(text: str, kind: str = "error") -> str:
-    colour = {"error": "#c62828", "ok": "#2e7d32", "info": "#555"}[kind]
-    return f'<span class="nba-{kind}" style="color:{colour}">{_e(text)}</span>'
-
-
-def banner_html(source: dict[str, Any], what: str) -> str:
-    """One line naming the data behind `what`; a loud red block when it is synthetic."""
-    sha = str(source.get("sha256", ""))[:12]
-    rows = source.get("rows", 0)
-    where = f"{_e(source.get('path', '?'))}, {rows:,} rows, sha256 {sha}…"
-    if source.get("synthetic"):
-        return (
-            '<div class="nba-banner nba-synthetic" style="background:#c62828;color:white;'
-            'padding:8px 12px;font-weight:bold;border-radius:4px;margin:2px 0">'
-            f"⚠ SYNTHETIC DATA — {_e(what)} generated customers, not real ones: figures show "
-            f"the method, not the bank. ({where})</div>"
-        )
-    return (
-        '<div class="nba-banner nba-real" style="background:#e8f5e9;padding:6px 12px;'
-        f'border-radius:4px;margin:2px 0">Real data — {_e(what)} {where}</div>'
-    )
 
 
 def _guard(report: Callable[[str], None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -300,7 +221,7 @@ class App(w.VBox):
             return w.Dropdown(options=list(schema.CATEGORIES[name]), value=value, **common)
         # The range is shown (tooltip) and checked by the validator, not clamped silently.
         lo, hi = schema.BOUNDS[name]
-        common["tooltip"] = f"{label}: {_number(lo)} to {_number(hi)}"
+        common["tooltip"] = f"{label}: {number(lo)} to {number(hi)}"
         if name in schema.INTEGERS:
             return w.IntText(value=value, **common)
         step = 100.0 if name == "Credit_Limit" else 0.01
@@ -397,7 +318,7 @@ class App(w.VBox):
         d = derived_fields(limit, balance)
         self.derived.value = (
             f"<span style='color:#555'>{LABELS['Avg_Open_To_Buy']}: "
-            f"{_money(d['Avg_Open_To_Buy'])} · {LABELS['Avg_Utilization_Ratio']}: "
+            f"{money(d['Avg_Open_To_Buy'])} · {LABELS['Avg_Utilization_Ratio']}: "
             f"{d['Avg_Utilization_Ratio']:.1%} (computed from limit and balance)</span>"
         )
 
@@ -412,31 +333,31 @@ class App(w.VBox):
         return record
 
     def _report_form(self, text: str) -> None:
-        self.form_message.value = _message(text)
+        self.form_message.value = message(text)
 
     def score_form(self) -> None:
         """Score the customer in the form; each invalid field gets its message beside it."""
         _guard(self._report_form)(self._score_form)()
 
     def _score_form(self) -> None:
-        for message in self.field_messages.values():
-            message.value = ""
+        for widget in self.field_messages.values():
+            widget.value = ""
         self.form_message.value = ""
         record = self.form_record()
-        try:  # recommend validates: one check, and its sentence is the message
+        try:  # recommend validates: one check, and its issues say which field is wrong
             self.show_customer(record, "Entered customer")
-        except DataError as exc:
-            problems = field_problems(str(exc))
+        except RecordError as exc:
+            problems = field_problems(exc.issues)
             for name, text in problems.items():
                 if name:
-                    self.field_messages[name].value = _message(text)
+                    self.field_messages[name].value = message(text)
             names = ", ".join(LABELS[n] for n in problems if n)
             other = problems.get("", "")
-            self.form_message.value = _message(
+            self.form_message.value = message(
                 " ".join(t for t in (f"Please correct: {names}." if names else "", other) if t)
             )
             return
-        self.form_message.value = _message("Scored.", "ok")
+        self.form_message.value = message("Scored.", "ok")
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
@@ -445,7 +366,7 @@ class App(w.VBox):
         self.form_message.value = ""
 
     def _report_lookup(self, text: str) -> None:
-        self.lookup_message.value = _message(text)
+        self.lookup_message.value = message(text)
 
     def lookup(self, text: Any) -> None:
         """Find a customer by CLIENTNUM, fill the form with its record and show its card."""
@@ -455,13 +376,13 @@ class App(w.VBox):
         self.lookup_message.value = ""
         raw = str(text).strip()
         if not raw.isdigit():
-            self.lookup_message.value = _message(
+            self.lookup_message.value = message(
                 f"CLIENTNUM must be a whole number such as {self.example_id}; got '{raw}'."
             )
             return
         key = int(raw)
         if key not in self.base.customers.index:
-            self.lookup_message.value = _message(
+            self.lookup_message.value = message(
                 f"No customer {key} among the {len(self.base.customers):,} customers of "
                 f"{Path(self.base.source.get('path', '?')).name}."
             )
@@ -476,7 +397,7 @@ class App(w.VBox):
         if schema.TARGET in row.index and pd.notna(row[schema.TARGET]):
             outcome = "left (attrited)" if int(row[schema.TARGET]) == 1 else "stayed (existing)"
         self.show_customer(record, f"Customer {key}", outcome)
-        self.lookup_message.value = _message(f"Found customer {key}.", "ok")
+        self.lookup_message.value = message(f"Found customer {key}.", "ok")
 
     def show_customer(
         self, record: dict[str, Any], label: str, outcome: str | None = None
@@ -520,7 +441,7 @@ class App(w.VBox):
             self._render(self.baseline)
 
     def _report_what_if(self, text: str) -> None:
-        self.what_if_message.value = _message(text)
+        self.what_if_message.value = message(text)
 
     def what_if_record(self) -> dict[str, Any]:
         """The card's customer with the slider values in place (derived columns recomputed)."""
@@ -554,69 +475,18 @@ class App(w.VBox):
         ]
 
     def _render(self, scored: dict[str, Any]) -> None:
-        p = float(scored["churn_probability"])
-        threshold = self.bundle.threshold
-        band = scored["risk_band"]
-        colour = BAND_COLOURS.get(band, "#555")
-        parts = [f"<h3 style='margin:4px 0'>{_e(self.label)}</h3>"]
-        changes = self._changes()
-        if changes and self.baseline is not None:
-            before = float(self.baseline["churn_probability"])
-            parts.append(
-                "<p class='nba-what-if' style='background:#fff8e1;padding:4px'>"
-                f"<b>What-if</b> ({_e('; '.join(changes))}): churn probability "
-                f"{_e(percent(before))} → <b>{_e(percent(p))}</b> ({(p - before) * 100:+.1f} points)</p>"
-            )
-        parts.append(
-            "<div><span style='font-size:15px'>Churn probability "
-            f"<b class='nba-probability'>{_e(percent(p))}</b></span> "
-            f"<span class='nba-band' style='background:{colour};color:white;padding:2px 8px;"
-            f"border-radius:10px;margin-left:6px'>{_e(band)} risk</span></div>"
-            "<div style='position:relative;background:#eee;height:14px;width:100%;"
-            "max-width:460px;margin:4px 0;border-radius:3px'>"
-            f"<div class='nba-gauge' style='background:{colour};height:14px;width:{p * 100:.1f}%;"
-            "border-radius:3px'></div>"
-            f"<div title='threshold' style='position:absolute;left:{threshold * 100:.1f}%;top:-3px;"
-            "height:20px;border-left:2px solid black'></div></div>"
-            f"<small>Flagged at or above the model's threshold {threshold:.1%} (black line)."
-            "</small>"
-        )
-        if self.outcome:
-            parts.append(f"<p><small>In the data this customer {_e(self.outcome)}.</small></p>")
         segment = int(scored["segment"])
-        description = self.bundle.segmenter.descriptions_[segment]
-        parts.append(
-            f"<h4 style='margin:8px 0 2px 0'>Segment: <span class='nba-segment'>"
-            f"{_e(scored['segment_name'])}</span></h4><p style='margin:0'>{_e(description)}</p>"
+        changes = self._changes()
+        self.result.value = card_html(
+            scored,
+            label=self.label,
+            threshold=self.bundle.threshold,
+            description=self.bundle.segmenter.descriptions_[segment],
+            action_names={a: self.catalogue.action(a).name for a in self.catalogue.ids},
+            changes=changes,
+            before=float(self.baseline["churn_probability"]) if self.baseline else None,
+            outcome=self.outcome,
         )
-        parts.append("<h4 style='margin:8px 0 2px 0'>Next best actions</h4>")
-        rows = []
-        for k in (1, 2, 3):
-            action = scored.get(f"action_{k}") or ""
-            if not action:
-                continue
-            name = self.catalogue.action(action).name if action in self.catalogue.ids else action
-            rows.append(
-                f"<tr><td>{k}</td><td class='nba-action' style='white-space:nowrap'>{_e(name)}</td>"
-                f"<td style='text-align:right;white-space:nowrap'>"
-                f"{_money(scored[f'action_{k}_value'])}</td>"
-                f"<td>{_e(scored[f'action_{k}_reason'])}</td></tr>"
-            )
-        parts.append(
-            "<table class='nba-actions' style='border-collapse:collapse;font-size:13px'>"
-            "<tr><th>#</th><th>action</th><th>expected net value</th><th>why</th></tr>"
-            + "".join(rows)
-            + "</table>"
-            f"<small>Value at risk if this customer leaves: "
-            f"{_money(float(scored.get('value_at_risk', np.nan)))}.</small>"
-        )
-        drivers = [scored[k] for k in ("driver_1", "driver_2", "driver_3") if scored.get(k)]
-        parts.append(
-            "<h4 style='margin:8px 0 2px 0'>Main risk drivers</h4><ol class='nba-drivers'>"
-            + "".join(f"<li>{_e(d)}</li>" for d in drivers)
-            + "</ol>"
-        )
-        self.result.value = "<div class='nba-card'>" + "".join(parts) + "</div>"
         self.segment_chart.value = self.chart(segment)
 
     def chart(self, segment: int) -> bytes:
@@ -628,7 +498,7 @@ class App(w.VBox):
             if cached is not None and cached.is_file():
                 self._charts[segment] = cached.read_bytes()
             else:
-                self._charts[segment] = _png(self.bundle.segmenter.profile_chart(segment))
+                self._charts[segment] = png(self.bundle.segmenter.profile_chart(segment))
                 if cached is not None:
                     atomic_write_bytes(cached, self._charts[segment])
         return self._charts[segment]
@@ -669,7 +539,7 @@ class App(w.VBox):
         self.upload.value = ()  # so that uploading the same file again scores it again
 
     def _report_upload(self, text: str) -> None:
-        self.upload_message.value = _message(text)
+        self.upload_message.value = message(text)
 
     def score_upload(self, name: str, content: bytes) -> None:
         """Score an uploaded CSV: summary, scored table, rejected rows with reasons, download."""
@@ -690,13 +560,13 @@ class App(w.VBox):
         self.batch_scores = self.batch_rejects = None
         safe = Path(name).name or "upload.csv"
         if len(content) > UPLOAD_LIMIT:
-            self.upload_message.value = _message(
+            self.upload_message.value = message(
                 f"{safe} is {len(content) / 2**20:.1f} MB; the app takes CSV files up to "
                 f"{UPLOAD_LIMIT / 2**20:.0f} MB. Score bigger files with `nba score`."
             )
             return
         if not safe.lower().endswith(".csv"):
-            self.upload_message.value = _message(f"{safe} is not a .csv file.")
+            self.upload_message.value = message(f"{safe} is not a .csv file.")
             return
         with tempfile.TemporaryDirectory(prefix="nba-upload-") as folder:
             path = Path(folder) / safe
@@ -712,27 +582,27 @@ class App(w.VBox):
         self.batch_scores, self.batch_rejects = scores, rejects
         summary = f"{checked.n_in:,} rows in {safe}: {scored:,} scored, {len(rejects):,} rejected."
         self.batch_summary.value = (
-            f"<p class='nba-batch-summary'><b>{_e(summary)}</b></p>"
+            f"<p class='nba-batch-summary'><b>{escape(summary)}</b></p>"
             if scored
-            else _message(summary + " Nothing could be scored: see the reasons below.")
+            else message(summary + " Nothing could be scored: see the reasons below.")
         )
         if scores is not None:
             shown = scores.head(SHOWN_ROWS)
             more = f" (first {SHOWN_ROWS} of {scored:,})" if scored > SHOWN_ROWS else ""
-            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + _table_html(shown)
+            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + table_html(shown)
             data = base64.b64encode(scores.to_csv(index=False).encode()).decode()
             out_name = f"{Path(safe).stem}.scores.csv"
             self.download.value = (
-                f"<a class='nba-download' download='{_e(out_name)}' "
+                f"<a class='nba-download' download='{escape(out_name)}' "
                 f"href='data:text/csv;base64,{data}' style='font-weight:bold'>"
-                f"⬇ Download {_e(out_name)} ({scored:,} rows)</a>"
+                f"⬇ Download {escape(out_name)} ({scored:,} rows)</a>"
             )
         if len(rejects):
             first = [c for c in ("row", schema.ID, "reason") if c in rejects.columns]
             rest = [c for c in rejects.columns if c not in first and c not in schema.LEAKAGE]
             self.rejects_table.value = (
                 f"<h4 class='nba-rejects'>Rejected rows ({len(rejects):,}): not scored, with "
-                "the reason</h4>" + _table_html(rejects[first + rest], max_height="260px")
+                "the reason</h4>" + table_html(rejects[first + rest], max_height="260px")
             )
 
     # ------------------------------------------------------------------ segments tab
@@ -759,10 +629,10 @@ class App(w.VBox):
                 ),
             }
         )
-        self.segments_table = w.HTML(_table_html(shown))
+        self.segments_table = w.HTML(table_html(shown))
         panels = []
         for s in table["segment"]:
-            text = w.HTML(f"<p>{_e(seg.descriptions_[int(s)])}</p>")
+            text = w.HTML(f"<p>{escape(seg.descriptions_[int(s)])}</p>")
             panels.append(w.VBox([text, w.Image(value=self.chart(int(s)), format="png")]))
         accordion = w.Accordion(children=panels)
         for i, name in enumerate(table["name"]):
@@ -813,19 +683,20 @@ class App(w.VBox):
         return w.VBox(
             [
                 self.model_card,
-                w.HTML("<h3>Value assumptions</h3>" + _table_html(assumptions)),
-                w.HTML("<h3>Action catalogue</h3>" + _table_html(actions)),
+                w.HTML("<h3>Value assumptions</h3>" + table_html(assumptions)),
+                w.HTML("<h3>Action catalogue</h3>" + table_html(actions)),
             ]
         )
 
 
-def field_problems(reason: str) -> dict[str, str]:
-    """The validator's reason for a rejected record ("; "-separated sentences, each starting
-    with its column) split by form field; the derived columns' problems (balance above the
-    limit) go beside the revolving balance, the field a person sets; others under the form."""
+def field_problems(issues: Iterable[Issue]) -> dict[str, str]:
+    """The validator's issues with a record, by form field (from each issue's column): the
+    derived columns' problems (balance above the limit) go beside the revolving balance, the
+    field a person sets, as one sentence; issues of columns that are not form fields go under
+    the form (key ""). Each field's messages are joined in the validator's order."""
     out: dict[str, str] = {}
-    for sentence in reason.split("; "):
-        name = sentence.split(" ", 1)[0]
+    for issue in issues:
+        name, sentence = issue.column, issue.message
         if name in DERIVED:
             name = "Total_Revolving_Bal"
             sentence = "Revolving balance must be between 0 and the credit limit."
@@ -835,6 +706,10 @@ def field_problems(reason: str) -> dict[str, str]:
             name = ""  # not a form field: shown under the form
         out[name] = f"{out[name]} {sentence}" if name in out else sentence
     return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _plain(value: Any) -> Any:
@@ -866,146 +741,7 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
     except NbaError as exc:
         return w.HTML(
             "<div class='nba-banner' style='background:#c62828;color:white;padding:10px'>"
-            f"<b>The app cannot start:</b> {_e(exc)}<br>Run <code>make run</code> (it trains "
+            f"<b>The app cannot start:</b> {escape(exc)}<br>Run <code>make run</code> (it trains "
             "a bundle through the pipeline) or <code>nba train --out models/nba.bundle</code>."
             "</div>"
         )
-
-
-def voila_command(
-    port: int = 8866, host: str = "127.0.0.1", notebook: Path | None = None
-) -> list[str]:
-    """The Voila command that serves the app: Voila's safe defaults kept (sources stripped, no
-    tracebacks), a time limit on building the page, and one preheated kernel (the notebook is
-    executed before anyone asks, so the first page is quick). Kernel culling is left off: Voila
-    0.5 must not combine it with preheating."""
-    return [
-        sys.executable,
-        "-m",
-        "voila",
-        str(notebook or config.ROOT / "app.ipynb"),
-        f"--port={port}",
-        f"--Voila.ip={host}",
-        "--no-browser",
-        "--strip_sources=True",
-        "--show_tracebacks=False",
-        "--preheat_kernel=True",
-        "--pool_size=1",
-        f"--VoilaExecutor.timeout={EXECUTOR_TIMEOUT}",
-        # Under load (many sessions starting at once) the widget's display message can arrive
-        # after nbclient's default 4 s wait for IOPub, and Voila then drops it: an empty page.
-        f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT}",
-    ]
-
-
-def app_environment(
-    bundle: str | Path | None = None, data: str | Path | None = None
-) -> dict[str, str]:
-    """The server's environment (its kernels inherit it): which bundle and data to use."""
-    env = dict(os.environ)
-    path = Path(bundle) if bundle else bundle_path()
-    if not path.is_file():
-        raise NbaError(
-            f"No bundle at {path}: run `make run` (trains one through the pipeline) or "
-            f"`nba train --out {path}`."
-        )
-    env[BUNDLE_ENV] = str(path.resolve())
-    if data:
-        if not Path(data).is_file():
-            raise NbaError(f"The data file {data} given with --data does not exist.")
-        env[config.DATA_ENV] = str(Path(data).resolve())
-    return env
-
-
-def serve(
-    port: int = 8866,
-    host: str = "127.0.0.1",
-    bundle: str | Path | None = None,
-    data: str | Path | None = None,
-) -> int:
-    """Serve the app with Voila until interrupted; returns Voila's exit status."""
-    import subprocess
-
-    env = app_environment(bundle, data)
-    print(f"Serving the nba app on http://{host}:{port}/ with {env[BUNDLE_ENV]} (Ctrl-C stops)")
-    return subprocess.call(voila_command(port, host), env=env)
-
-
-class Server:
-    """A Voila server for the app on a free local port, for tests and benchmarks: started on
-    entry (waits until the page answers and the preheated kernel is ready), stopped on exit."""
-
-    def __init__(
-        self,
-        bundle: str | Path,
-        data: str | Path | None = None,
-        port: int | None = None,
-        log_file: str | Path | None = None,
-        ready_timeout: float = 180.0,
-    ) -> None:
-        self.bundle, self.data, self.ready_timeout = bundle, data, ready_timeout
-        self.port = port or free_port()
-        if log_file is None:
-            handle, log_file = tempfile.mkstemp(prefix="nba-voila-", suffix=".log")
-            os.close(handle)
-        self.log_file = Path(log_file)
-        self.process: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
-
-    def __enter__(self) -> Server:
-        import subprocess
-
-        env = app_environment(self.bundle, self.data)
-        with open(self.log_file, "wb") as out:  # the child keeps its own handle
-            self.process = subprocess.Popen(
-                voila_command(self.port), env=env, stdout=out, stderr=subprocess.STDOUT
-            )
-        try:
-            self.wait_for_pages(1)  # a built page means the server answers too
-        except NbaError:
-            self.__exit__()
-            raise
-        return self
-
-    def pages_built(self) -> int:
-        """How many kernels have finished building the page so far (from the server's log)."""
-        return self.log_file.read_bytes().count(READY_LINE.encode())
-
-    def wait_for_pages(self, n: int) -> None:
-        """Wait until `n` kernels have built the page (after a visit, `n` + 1 means the preheated
-        kernel is ready again); one sentence if Voila exits or `ready_timeout` passes."""
-        import time
-
-        deadline = time.monotonic() + self.ready_timeout
-        while self.pages_built() < n:
-            if self.process.poll() is not None:
-                raise NbaError(f"Voila exited with status {self.process.returncode}.")
-            if time.monotonic() > deadline:
-                raise NbaError(
-                    f"Voila on {self.url} had built {self.pages_built()} of {n} pages after "
-                    f"{self.ready_timeout:.0f} s."
-                )
-            time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        import subprocess
-
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now, on 127.0.0.1."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
