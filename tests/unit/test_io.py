@@ -348,3 +348,24 @@ def test_fast_csv_reader_leaves_odd_files_to_pandas(tmp_path, text):
     pd.testing.assert_frame_equal(
         read_table(path, required=()), pd.read_csv(path, dtype=str, encoding="utf-8-sig")
     )
+
+
+def test_missing_value_text_without_the_private_pandas_list(monkeypatch, tmp_path, customers):
+    """`na_text` reads pandas' private default list; a pandas without it gets the documented
+    list, which is the same list (so the arrow reader and pandas agree either way)."""
+    import builtins
+
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from nba.data import io
+
+    assert io.na_text() == sorted(STR_NA_VALUES)
+    real_import = builtins.__import__
+
+    def no_private_pandas(name, *args, **kwargs):
+        if name.startswith("pandas._libs"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_private_pandas)
+    assert io.na_text() == sorted(io.NA_TEXT_DOCUMENTED) == sorted(STR_NA_VALUES)

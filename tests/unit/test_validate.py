@@ -367,3 +367,84 @@ def test_canonical_categories_keep_their_text_and_others_are_rebuilt(raw):
     assert result.clean.loc[0, "Gender"] == "M"
     assert result.clean["Gender"].dtype == "str"
     assert result.clean["Card_Category"].tolist() == raw["Card_Category"].tolist()
+
+
+# --- structured issues ----------------------------------------------------------------------
+
+
+def test_issues_are_records_whose_messages_make_the_reasons(raw):
+    from nba.data.validate import (
+        ABOVE_MAXIMUM,
+        DUPLICATE,
+        ISSUE_COLUMNS,
+        MISSING,
+        NOT_A_NUMBER,
+        NOT_ALLOWED,
+        NOT_WHOLE,
+        OPEN_TO_BUY_IDENTITY,
+        join_reasons,
+    )
+
+    raw.loc[0, "Customer_Age"] = "300"
+    raw.loc[0, "Gender"] = "X"
+    raw.loc[0, "Credit_Limit"] = "abc"
+    raw.loc[1, "Dependent_count"] = ""
+    raw.loc[2, "Total_Trans_Ct"] = "10.5"
+    raw.loc[3, "Avg_Open_To_Buy"] = "5"
+    raw.loc[9, schema.ID] = raw.loc[4, schema.ID]
+    result = validate(raw)
+    issues = result.issues
+    assert tuple(issues.columns) == ISSUE_COLUMNS
+    got = list(zip(issues["row"], issues["column"], issues["rule"], strict=True))
+    assert got == [
+        (1, "Customer_Age", ABOVE_MAXIMUM),
+        (1, "Gender", NOT_ALLOWED),
+        (1, "Credit_Limit", NOT_A_NUMBER),
+        (2, "Dependent_count", MISSING),
+        (3, "Total_Trans_Ct", NOT_WHOLE),
+        (4, "Avg_Open_To_Buy", OPEN_TO_BUY_IDENTITY),
+        (10, schema.ID, DUPLICATE),
+    ]
+    assert issues.loc[issues["rule"] == DUPLICATE, "first_row"].tolist() == [5]
+    assert (issues.loc[issues["rule"] != DUPLICATE, "first_row"] == 0).all()
+    # the reasons people read are exactly the issues' messages, joined in order
+    for row, reason in zip(result.rejects[ROW], result.rejects[REASON], strict=True):
+        assert reason == join_reasons(issues.loc[issues["row"] == row, "message"])
+    assert [i.rule for i in result.issues_in(1)] == [ABOVE_MAXIMUM, NOT_ALLOWED, NOT_A_NUMBER]
+    assert result.issues_in(6) == []
+
+
+def test_a_clean_batch_has_no_issues_and_callers_cannot_spoil_the_next(raw):
+    from nba.data.validate import ISSUE_COLUMNS
+
+    result = validate(raw)
+    assert result.issues.empty and tuple(result.issues.columns) == ISSUE_COLUMNS
+    result.issues["extra"] = []
+    assert "extra" not in validate(raw).issues.columns
+
+
+def test_record_error_carries_the_issues_and_the_joined_sentence(raw):
+    from nba.data.validate import RecordError
+
+    raw.loc[0, "Customer_Age"] = "300"
+    raw.loc[0, "Gender"] = "X"
+    result = validate(raw.head(1))
+    err = RecordError(result.issues_in(1))
+    assert isinstance(err, DataError)
+    assert str(err) == result.rejects[REASON].iloc[0]
+    assert [i.column for i in err.issues] == ["Customer_Age", "Gender"]
+
+
+def test_column_arrays_without_the_private_pandas_reader(monkeypatch):
+    """`schema.column_arrays` reads the block manager through `DataFrame._get_column_array`
+    (private pandas); without it (another pandas) it falls back to `df[name]`, same values."""
+    df = pd.DataFrame(
+        {"a": [1, 2], "b": pd.array(["x", None], dtype="str"), "c": [0.5, np.nan]}, index=[7, 9]
+    )
+    fast = schema.column_arrays(df, ["c", "a", "b"])
+    monkeypatch.delattr(pd.DataFrame, "_get_column_array")
+    slow = schema.column_arrays(df, ["c", "a", "b"])
+    assert list(slow) == list(fast) == ["c", "a", "b"]
+    for name in fast:
+        assert type(slow[name]) is type(fast[name])
+        pd.testing.assert_series_equal(pd.Series(slow[name]), pd.Series(fast[name]))
