@@ -2,9 +2,12 @@
 
 At training, `reference_profile` records what the model saw: per-feature bin shares (quantile
 bin edges for numeric features, category shares for categoricals), the churn-probability
-distribution, the segment mix, the action mix (when the score frame has `action_1`) and the
-share of `Unknown` per categorical. `compare` measures a new batch against it and gives every
-item a status, ok / watch / act, from the thresholds in `params/monitor.yaml`.
+distribution, the segment mix, the action mix (when the score frame has `action_1`), the
+share of `Unknown` per categorical and the training range of every numeric column (what the
+score's `out_of_range` column compares customers with). `compare` measures a new batch against
+it and gives every item a status, ok / watch / act, from the thresholds in
+`params/monitor.yaml`; one item is the share of scored rows outside the training range, the
+customers for whom the model extrapolates.
 
 Population stability index (PSI), used for features, score, segment mix and action mix::
 
@@ -32,6 +35,7 @@ import pandas as pd
 
 from nba.data import schema
 from nba.errors import DataError, NbaError
+from nba.scoring import OUT_OF_RANGE, TRAINING_RANGE, training_range
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class Thresholds:
     unknown_increase_act: float = 0.10
     rejected_rate_watch: float = 0.01  # share of batch rows rejected by validation
     rejected_rate_act: float = 0.05
+    out_of_range_watch: float = 0.01  # share of scored rows outside the training range
+    out_of_range_act: float = 0.05
     roc_auc_drop_watch: float = 0.03  # points below the bundle's held-out figure
     roc_auc_drop_act: float = 0.06
     f1_drop_watch: float = 0.05
@@ -184,6 +190,7 @@ def reference_profile(
     }
     if ACTION in scores.columns:
         reference["actions"] = _mix(scores[ACTION].fillna("none"))
+    reference[TRAINING_RANGE] = training_range(clean)
     return reference
 
 
@@ -252,6 +259,28 @@ def _mix_item(kind: str, ref: Mapping[str, Any], batch: pd.Series, t: Thresholds
     return item
 
 
+def out_of_range_item(flags: pd.Series, t: Thresholds) -> dict[str, Any]:
+    """The share of scored rows with any value outside the training range (`out_of_range`
+    not empty), judged by `t`, with the columns most often outside in the detail."""
+    text = flags.fillna("").astype(str)
+    outside = text != ""
+    share = float(outside.mean()) if len(text) else 0.0
+    counts = text[outside].str.split(", ").explode().value_counts()
+    top = ", ".join(f"{c} {n:,}" for c, n in counts.head(3).items())
+    detail = f"{int(outside.sum()):,} of {len(text):,} scored rows" + (
+        f"; most often {top}" if top else ""
+    )
+    state = status(share, t.out_of_range_watch, t.out_of_range_act)
+    return _item(
+        "out_of_range",
+        "rows outside the training range",
+        "share of scored rows",
+        share,
+        state,
+        detail,
+    )
+
+
 def compare(
     reference: Mapping[str, Any],
     clean: pd.DataFrame,
@@ -290,6 +319,13 @@ def compare(
         state = status(rise, t.unknown_increase_watch, t.unknown_increase_act)
         detail = f"{share:.1%} in batch vs {ref_share:.1%} in reference"
         items.append(_item("unknown_rate", col, "increase in Unknown share", rise, state, detail))
+
+    if TRAINING_RANGE not in reference:
+        notes.append("the bundle records no training range: out-of-range share not measured")
+    elif OUT_OF_RANGE not in scores.columns:
+        notes.append(f"the batch's scores have no {OUT_OF_RANGE} column")
+    else:
+        items.append(out_of_range_item(scores[OUT_OF_RANGE], t))
 
     rows_in = len(clean) + rows_rejected
     rate = rows_rejected / rows_in if rows_in else 0.0

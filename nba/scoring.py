@@ -3,12 +3,17 @@
 `score_frame` is the engine (pure: a bundle and a clean frame → a frame). `score_file` is the
 edge the `nba score` command uses: read, validate (bad rows go to rejects with a reason, never
 lost), score, write.
+
+Every score row says in `out_of_range` which of the customer's values lie outside the range
+the models learnt from (`training_range`, recorded in the bundle's reference at training):
+such a customer is plausible (validation's hard bounds let it through) but the score
+extrapolates, and an analyst should know.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,44 @@ SCORE_COLUMNS = (
     "segment_name",
 )
 RISK_BANDS = ("low", "medium", "high")
+#: The score column naming the columns outside the training range ("" when none).
+OUT_OF_RANGE = "out_of_range"
+#: Key of the training range in `bundle.reference`.
+TRAINING_RANGE = "training_range"
+
+
+def training_range(clean: pd.DataFrame) -> dict[str, list[float]]:
+    """[min, max] of every numeric column of the customer record over `clean`, the customers
+    the models learn from: what `out_of_range` compares new customers with (plain floats, for
+    the bundle)."""
+    arrays = schema.column_arrays(clean, schema.NUMERIC)
+    return {
+        c: [float(np.nanmin(np.asarray(a, dtype=np.float64))), float(np.nanmax(a))]
+        for c, a in arrays.items()
+    }
+
+
+def out_of_range(
+    values: np.ndarray, names: Sequence[str], ranges: Mapping[str, Sequence[float]] | None
+) -> pd.api.extensions.ExtensionArray:
+    """Per customer, the columns whose value lies outside `ranges` (column → [min, max], from
+    `training_range`), joined with ", " in `names` order; "" when none (or no ranges known).
+    `values`: customers × `names` as float64, e.g. the churn model's input matrix, so that
+    the check is one vectorised comparison for a million customers as for one."""
+    n = len(values)
+    known = [j for j, c in enumerate(names) if ranges and c in ranges]
+    if not known:
+        return _labels(("",), np.zeros(n, dtype=np.int64))
+    lo = np.array([ranges[names[j]][0] for j in known], dtype=np.float64)
+    hi = np.array([ranges[names[j]][1] for j in known], dtype=np.float64)
+    x = values[:, known]
+    outside = (x < lo) | (x > hi)  # NaN compares False: a missing value is not "outside"
+    if not outside.any():
+        return _labels(("",), np.zeros(n, dtype=np.int64))
+    codes = outside.astype(np.int64) @ (np.int64(1) << np.arange(len(known), dtype=np.int64))
+    uniques, inverse = np.unique(codes, return_inverse=True)
+    text = [", ".join(names[known[b]] for b in range(len(known)) if u >> b & 1) for u in uniques]
+    return _labels(text, inverse)
 
 
 def _band_codes(probability: np.ndarray, threshold: float) -> np.ndarray:
@@ -77,6 +120,9 @@ def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, 
         "risk_band": _labels(RISK_BANDS, _band_codes(p, threshold)),
         "segment": segment,
         "segment_name": _labels(bundle.segmenter.names_, segment),
+        OUT_OF_RANGE: out_of_range(
+            M, bundle.churn.feature_names_, bundle.reference.get(TRAINING_RANGE)
+        ),
     }
     if bundle.catalogue:
         cols.update(recommend_for(bundle, cols, df))

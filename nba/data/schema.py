@@ -122,24 +122,45 @@ KAGGLE_EXTRA = (TARGET_RAW, *LEAKAGE)
 #: The 23 columns of the Kaggle file, in Kaggle's order.
 KAGGLE_COLUMNS = (ID, TARGET_RAW, *REQUIRED[1:], *LEAKAGE)
 
-#: Plausibility bounds (inclusive) for a real card customer. They are deliberately wider than
-#: the development data (a model must not reject a customer for being unusual), but they
-#: catch absurd values: negative amounts, ages of 300, utilisation above 100 %.
+#: Hard plausibility bounds (inclusive): values no real card customer can have. A row outside
+#: them is rejected with the rule it breaks. They are deliberately far wider than the
+#: development data (8,101 customers, e.g. 10–139 transactions and $510–$18,484 of spend a
+#: year): an unusual but possible customer is scored, and flagged in the score's
+#: `out_of_range` column when the model never saw such values (`nba.scoring.training_range`).
 BOUNDS: dict[str, tuple[float, float]] = {
+    # a positive whole number that a float64 holds exactly (below 2**53 ≈ 9.0e15)
     ID: (1, 10**15),
+    # card holders are adults; 110 is beyond all but a handful of documented lifespans
     "Customer_Age": (18, 110),
+    # people who depend on the holder: the largest households have ~15; 20 is beyond any
     "Dependent_count": (0, 20),
+    # 60 years as a customer: an account opened at 18 by someone now 78
     "Months_on_book": (0, 720),
-    "Total_Relationship_Count": (1, 50),
+    # products held with the bank: a retail bank's whole catalogue (accounts, cards, loans,
+    # savings, insurance) is about 20 products; the development data has 1–6
+    "Total_Relationship_Count": (1, 20),
+    # inactive months among the last 12: 0–12 by definition
     "Months_Inactive_12_mon": (0, 12),
+    # contacts in 12 months: one every day of the year; more is a logging fault, not a customer
     "Contacts_Count_12_mon": (0, 365),
-    "Credit_Limit": (1, 10_000_000),
-    "Total_Revolving_Bal": (0, 10_000_000),
-    "Avg_Open_To_Buy": (0, 10_000_000),
+    # consumer card limits top out at a few hundred thousand dollars; $1 M leaves room for
+    # private-banking cards (development data: $1,438–$34,516)
+    "Credit_Limit": (1, 1_000_000),
+    # a balance cannot exceed the limit (the identities check the pair row by row)
+    "Total_Revolving_Bal": (0, 1_000_000),
+    # the limit minus the balance: at most the limit
+    "Avg_Open_To_Buy": (0, 1_000_000),
+    # Q4 ÷ Q1 spend: 100-fold needs an almost empty Q1 (possible); beyond, an input fault
     "Total_Amt_Chng_Q4_Q1": (0, 100),
-    "Total_Trans_Amt": (0, 100_000_000),
-    "Total_Trans_Ct": (0, 100_000),
+    # a year's spend: the largest limit above spent and repaid at every monthly statement is
+    # $12 M (~$33,000 a day); the old bound of $100 M a year was no customer's
+    "Total_Trans_Amt": (0, 12_000_000),
+    # a year's transactions: 10,000 is 27 a day, every day; heavy real users make a few a day
+    # (the old bound, 100,000, was 274 a day)
+    "Total_Trans_Ct": (0, 10_000),
+    # Q4 ÷ Q1 transactions: as for spend
     "Total_Ct_Chng_Q4_Q1": (0, 100),
+    # balance ÷ limit: 0–1 by definition (the balance cannot exceed the limit)
     "Avg_Utilization_Ratio": (0, 1),
 }
 

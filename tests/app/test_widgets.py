@@ -150,6 +150,35 @@ def test_bad_form_values_get_a_message_beside_the_field(app):
     assert all(m.value == "" for m in app.field_messages.values())
 
 
+def test_a_customer_beyond_the_training_range_is_scored_and_the_card_says_so(app, app_bundle):
+    app.reset_form()
+    app.score_button.click()
+    assert "Outside the range" not in _text(app.result.value)
+    oldest = app_bundle.reference["training_range"]["Customer_Age"][1]
+    app.fields["Customer_Age"].value = int(oldest) + 4  # plausible, never seen in training
+    app.score_button.click()
+    assert "Scored" in _text(app.form_message.value)
+    assert app.current["out_of_range"] == "Customer_Age"
+    assert "Outside the range the model learnt from: Customer_Age" in _text(app.result.value)
+    app.reset_form()
+
+
+def test_field_problems_read_the_issues_column_and_rule():
+    from nba.app import field_problems
+    from nba.data.validate import ABOVE_MAXIMUM, Issue
+
+    issues = [
+        Issue(1, "Customer_Age", ABOVE_MAXIMUM, "Customer_Age 300 is above the maximum 110"),
+        Issue(1, "Avg_Open_To_Buy", "open_to_buy_identity", "Avg_Open_To_Buy 5 is not …"),
+        Issue(1, "Avg_Utilization_Ratio", "utilization_identity", "Avg_Utilization_Ratio …"),
+        Issue(1, "Attrition_Flag", "not_allowed", "Attrition_Flag 'x' is not one of …"),
+    ]
+    got = field_problems(issues)
+    assert got["Customer_Age"] == "Customer_Age 300 is above the maximum 110"
+    assert got["Total_Revolving_Bal"] == "Revolving balance must be between 0 and the credit limit."
+    assert got[""] == "Attrition_Flag 'x' is not one of …"
+
+
 def test_derived_fields_satisfy_the_validator():
     rng = np.random.default_rng(3)
     for _ in range(200):

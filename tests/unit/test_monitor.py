@@ -278,3 +278,44 @@ def test_cli_all_rows_invalid_or_missing_bundle_exits_2(trained, tmp_path, capsy
         == 2
     )
     assert "No bundle" in capsys.readouterr().err
+
+
+# --- plausible but outside the training range -------------------------------------------------
+
+
+def test_the_reference_keeps_the_training_range(bundle):
+    ranges = bundle.reference["training_range"]
+    train = synth.generate(3000, 11)  # the customers the fixture's bundle learnt from
+    for col in schema.NUMERIC:
+        assert ranges[col] == [float(train[col].min()), float(train[col].max())]
+
+
+def test_undrifted_batch_is_almost_all_inside_the_training_range(undrifted):
+    item = next(i for i in undrifted.items if i["kind"] == "out_of_range")
+    assert item["status"] == "ok"
+    assert item["value"] < monitor.Thresholds().out_of_range_watch
+
+
+def test_share_outside_the_training_range_is_judged_and_explained(bundle):
+    ranges = bundle.reference["training_range"]
+    raw = synth.generate(1000, 9)
+    raw.loc[:59, "Customer_Age"] = ranges["Customer_Age"][1] + 3  # 6 %: plausible, unseen
+    raw.loc[:4, "Total_Trans_Ct"] = ranges["Total_Trans_Ct"][1] + 50
+    result = monitor.monitor_frame(bundle, raw)
+    assert result.rows_rejected == 0  # scored, not rejected
+    item = next(i for i in result.items if i["kind"] == "out_of_range")
+    assert item["value"] >= 0.06 and item["status"] == "act"
+    assert "most often Customer_Age 60" in item["detail"]
+    smaller = monitor.monitor_frame(
+        bundle, raw.assign(Customer_Age=raw["Customer_Age"].clip(upper=ranges["Customer_Age"][1]))
+    )
+    item = next(i for i in smaller.items if i["kind"] == "out_of_range")
+    assert item["status"] in ("ok", "watch") and item["value"] < 0.02
+
+
+def test_a_reference_without_a_training_range_says_so(bundle, undrifted):
+    reference = {k: v for k, v in bundle.reference.items() if k != "training_range"}
+    clean = validate(synth.generate(200, 3)).clean
+    result = monitor.compare(reference, clean, bundle.score(clean))
+    assert not [i for i in result.items if i["kind"] == "out_of_range"]
+    assert any("no training range" in n for n in result.notes)

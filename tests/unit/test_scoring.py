@@ -227,3 +227,61 @@ def test_dask_engine_reads_a_csv_with_bom_and_padded_header(bundle, tmp_path):
         read_table(tmp_path / "o.parquet", required=()),
         read_table(tmp_path / "p.parquet", required=()),
     )
+
+
+# --- plausibility: outside the training range is scored and marked ---------------------------
+
+
+def test_out_of_range_names_the_columns_outside_the_training_range():
+    from nba.scoring import out_of_range
+
+    names = ["a", "b", "c"]
+    ranges = {"a": [0.0, 10.0], "b": [5.0, 6.0]}  # no range for c: never marked
+    values = np.array(
+        [[1.0, 5.5, 1e9], [11.0, 5.5, 0.0], [-1.0, 7.0, 0.0], [np.nan, 6.0, 0.0], [10.0, 5.0, 0]]
+    )
+    got = out_of_range(values, names, ranges)
+    assert list(got) == ["", "a", "a, b", "", ""]
+    assert str(got.dtype) == "str"
+    assert list(out_of_range(values, names, None)) == [""] * 5
+    assert list(out_of_range(values[:0], names, ranges)) == []
+
+
+def test_the_bundle_records_the_training_range_and_every_face_marks_it(bundle, tmp_path):
+    from nba.scoring import OUT_OF_RANGE, TRAINING_RANGE
+
+    ranges = bundle.reference[TRAINING_RANGE]
+    assert set(ranges) == set(schema.NUMERIC)
+    assert all(lo <= hi for lo, hi in ranges.values())
+    record = _records(1, 3)[0]
+    assert recommend(bundle, record)[OUT_OF_RANGE] == ""
+    # plausible (inside the hard bounds) but beyond anything the model learnt from
+    older = {**record, "Customer_Age": ranges["Customer_Age"][1] + 5}
+    busy = {**older, "Total_Trans_Ct": ranges["Total_Trans_Ct"][1] + 100}
+    assert recommend(bundle, older)[OUT_OF_RANGE] == "Customer_Age"
+    assert recommend(bundle, busy)[OUT_OF_RANGE] == "Customer_Age, Total_Trans_Ct"
+    # the batch: bundle.score and `nba score` (score_file) carry the same column
+    frame = pd.DataFrame([record, {**busy, schema.ID: 99}])
+    scored = bundle.score(validate(frame).clean)
+    assert scored[OUT_OF_RANGE].tolist() == ["", "Customer_Age, Total_Trans_Ct"]
+    path = tmp_path / "two.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "two.scores.csv"
+    score_file(bundle, path, out)
+    written = read_table(out, required=())
+    assert written[OUT_OF_RANGE].fillna("").tolist() == ["", "Customer_Age, Total_Trans_Ct"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("Total_Trans_Ct", 100_000, "Total_Trans_Ct 100000 is above the maximum 10000"),
+        ("Total_Trans_Amt", 100_000_000, "Total_Trans_Amt 100000000 is above the maximum"),
+        ("Total_Relationship_Count", 40, "Total_Relationship_Count 40 is above the maximum 20"),
+    ],
+)
+def test_implausible_values_are_rejected_with_the_bound(bundle, field, value, words):
+    record = _records(1, 3)[0]
+    record[field] = value
+    with pytest.raises(DataError, match=words):
+        recommend(bundle, record)

@@ -124,7 +124,7 @@ def test_out_of_bounds(raw):
     check_accounting(result, raw)
     assert reason_of(result, 1) == "Customer_Age 300 is above the maximum 110"
     assert reason_of(result, 2) == "Total_Trans_Amt -5 is below the minimum 0"
-    assert reason_of(result, 3).startswith("Credit_Limit 1e12 is above the maximum 10000000")
+    assert reason_of(result, 3).startswith("Credit_Limit 1e12 is above the maximum 1000000")
 
 
 def test_unknown_category(raw):
@@ -448,3 +448,19 @@ def test_column_arrays_without_the_private_pandas_reader(monkeypatch):
     for name in fast:
         assert type(slow[name]) is type(fast[name])
         pd.testing.assert_series_equal(pd.Series(slow[name]), pd.Series(fast[name]))
+
+
+def test_values_no_customer_can_have_are_rejected_and_unusual_ones_pass(raw):
+    raw.loc[0, "Total_Trans_Ct"] = "100000"  # 274 transactions a day, every day
+    raw.loc[1, "Total_Trans_Amt"] = "100000000"  # $100 M of spend in a year on one card
+    raw.loc[2, "Total_Relationship_Count"] = "21"
+    raw.loc[3, "Total_Trans_Ct"] = "600"  # far above the development data's 139, but possible
+    raw.loc[4, "Total_Trans_Amt"] = "250000"  # a quarter of a million a year: possible
+    result = validate(raw)
+    check_accounting(result, raw)
+    assert reason_of(result, 1) == "Total_Trans_Ct 100000 is above the maximum 10000"
+    assert reason_of(result, 2) == "Total_Trans_Amt 100000000 is above the maximum 12000000"
+    assert reason_of(result, 3) == "Total_Relationship_Count 21 is above the maximum 20"
+    assert sorted(result.rejects[ROW]) == [1, 2, 3]
+    for col, (lo, hi) in schema.BOUNDS.items():
+        assert lo < hi, col
