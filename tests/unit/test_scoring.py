@@ -232,19 +232,29 @@ def test_dask_engine_reads_a_csv_with_bom_and_padded_header(bundle, tmp_path):
 # --- plausibility: outside the training range is scored and marked ---------------------------
 
 
-def test_out_of_range_names_the_columns_outside_the_training_range():
-    from nba.scoring import out_of_range
+def test_out_of_range_names_the_columns_outside_the_training_range(monkeypatch):
+    from nba import scoring
+    from nba.scoring import out_of_range, training_range
 
-    names = ["a", "b", "c"]
-    ranges = {"a": [0.0, 10.0], "b": [5.0, 6.0]}  # no range for c: never marked
-    values = np.array(
-        [[1.0, 5.5, 1e9], [11.0, 5.5, 0.0], [-1.0, 7.0, 0.0], [np.nan, 6.0, 0.0], [10.0, 5.0, 0]]
-    )
-    got = out_of_range(values, names, ranges)
-    assert list(got) == ["", "a", "a, b", "", ""]
-    assert str(got.dtype) == "str"
-    assert list(out_of_range(values, names, None)) == [""] * 5
-    assert list(out_of_range(values[:0], names, ranges)) == []
+    clean = validate(synth.generate(200, 4)).clean
+    ranges = training_range(clean)
+    assert list(out_of_range(clean, ranges)) == [""] * len(clean)  # its own range: inside
+    edited = clean.head(5).copy()
+    edited.loc[1, "Customer_Age"] = ranges["Customer_Age"][1] + 1
+    edited.loc[2, "Customer_Age"] = ranges["Customer_Age"][0] - 1
+    edited.loc[2, "Total_Trans_Amt"] = ranges["Total_Trans_Amt"][1] + 1
+    edited.loc[3, "Credit_Limit"] = np.nan  # missing is not outside
+    want = ["", "Customer_Age", "Customer_Age, Total_Trans_Amt", "", ""]
+    got = out_of_range(edited, ranges)  # columns compared one by one
+    assert list(got) == want and str(got.dtype) == "str"
+    names = list(schema.NUMERIC)[::-1]  # any column order: text follows the schema's
+    matrix = edited[names].to_numpy(dtype=np.float64)
+    assert list(out_of_range(edited, ranges, matrix, names)) == want  # the small-batch path
+    monkeypatch.setattr(scoring, "_COLUMNS_FROM", 0)  # a "large" batch: columns, min/max first
+    assert list(out_of_range(edited, ranges, matrix, names)) == want
+    assert list(out_of_range(edited, None)) == [""] * 5
+    assert list(out_of_range(edited, {"Customer_Age": [0, 200]})) == [""] * 5
+    assert list(out_of_range(edited.iloc[:0], ranges)) == []
 
 
 def test_the_bundle_records_the_training_range_and_every_face_marks_it(bundle, tmp_path):
