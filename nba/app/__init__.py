@@ -19,7 +19,7 @@ from nba.app.server import (
     serve,
     voila_command,
 )
-from nba.app.views import banner_html, card_html, percent
+from nba.app.views import BAND_COLOURS, banner_html, card_html, percent
 from nba.app.widgets import (
     DERIVED,
     FIELD_GROUPS,
@@ -36,6 +36,7 @@ from nba.app.widgets import (
 )
 
 __all__ = [
+    "BAND_COLOURS",
     "BUNDLE_ENV",
     "DEFAULT_BUNDLE",
     "DERIVED",

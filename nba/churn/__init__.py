@@ -47,6 +47,7 @@ from nba.churn.selection import (
     train_churn,
     tune,
 )
+from nba.features import ENGINEERED, KEPT_ENGINEERED  # the model's engineered-feature defaults
 
 __all__ = [
     "BASELINE",
@@ -56,6 +57,8 @@ __all__ = [
     "CANDIDATES",
     "CHOSEN",
     "COMPILED_TOLERANCE",
+    "ENGINEERED",
+    "KEPT_ENGINEERED",
     "LGBM_FIXED",
     "SCORING",
     "SEARCH_SPACE",

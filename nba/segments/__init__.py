@@ -10,8 +10,8 @@
 
 Figures are in `nba.plots` (`segment_profile`, `segment_k_choice`, `segmentation_comparison`,
 `segment_churn`); the names notebook 05 knows them by (`plot_selection`, `plot_comparison`,
-`plot_segment_churn`) are served from there on first use, so that importing the shipped model
-does not import matplotlib. Every public name of the modules is importable from here.
+`plot_segment_churn`, `profile_chart`) are served from there on first use, so that importing
+the shipped model does not import matplotlib. Every public name of the modules is importable from here.
 """
 
 from typing import Any
@@ -93,6 +93,7 @@ _FIGURES = {
     "plot_selection": "segment_k_choice",
     "plot_comparison": "segmentation_comparison",
     "plot_segment_churn": "segment_churn",
+    "profile_chart": "segment_profile",
 }
 
 
@@ -157,6 +158,7 @@ __all__ = [
     "pipeline_space",
     "plot_comparison",
     "plot_segment_churn",
+    "profile_chart",
     "plot_selection",
     "predict_pipeline",
     "profile_caption",
