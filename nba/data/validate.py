@@ -110,7 +110,13 @@ class ValidationResult:
     rejects: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     n_in: int = 0
-    issues: pd.DataFrame = field(default_factory=lambda: _public_issues(_no_issues()))
+    #: validate's working issues frame; `issues` builds the records from it when asked for
+    found: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def issues(self) -> pd.DataFrame:
+        """Every broken rule as a record (see the class docstring); built on first use."""
+        return _public_issues(_no_issues() if self.found is None else self.found)
 
     @property
     def ok(self) -> bool:
@@ -119,7 +125,8 @@ class ValidationResult:
 
     def issues_in(self, row: int) -> list[Issue]:
         """The issues of one input row (1-based, as in `rejects["row"]`), in reason order."""
-        part = self.issues[self.issues["row"] == row]
+        issues = self.issues
+        part = issues[issues["row"] == row]
         return [Issue(*values) for values in part.itertuples(index=False, name=None)]
 
 
@@ -187,7 +194,7 @@ def validate(raw: pd.DataFrame) -> ValidationResult:
     assert len(clean) + len(rejects) == n_in, (len(clean), len(rejects), n_in)
     logger.info("validated %d rows: %d clean, %d rejected", n_in, len(clean), len(rejects))
     return ValidationResult(
-        clean=clean, rejects=rejects, problems=problems, n_in=n_in, issues=_public_issues(issues)
+        clean=clean, rejects=rejects, problems=problems, n_in=n_in, found=issues
     )
 
 
