@@ -173,9 +173,11 @@ def _read_csv(path: Path, usecols: list[int] | None = None) -> pd.DataFrame:
         raise DataError(f"{path} could not be read as CSV: {one_line(err)}") from None
 
 
-#: pandas' default missing-value texts as its documentation lists them (`read_csv`, `na_values`),
-#: for a pandas that no longer exposes the list; `na_text` prefers pandas' own.
-NA_TEXT_DOCUMENTED = (
+#: What `pd.read_csv` reads as missing by default (its `na_values` documentation), so that the
+#: arrow reader agrees with it value for value. Written out rather than read from pandas'
+#: private `pandas._libs.parsers.STR_NA_VALUES`; tests/unit/test_io.py checks that pandas
+#: still treats exactly these texts as missing.
+NA_TEXT = (
     "",
     "#N/A",
     "#N/A N/A",
@@ -196,20 +198,7 @@ NA_TEXT_DOCUMENTED = (
     "nan",
     "null",
 )
-
-
-def na_text() -> list[str]:
-    """What `pd.read_csv` reads as missing, so that the arrow reader agrees with it value for
-    value. The one use of a private pandas name here (`pandas._libs.parsers.STR_NA_VALUES`):
-    pandas has no public accessor for its default list; without it, the documented list."""
-    try:
-        from pandas._libs.parsers import STR_NA_VALUES
-    except ImportError:  # a pandas that moved it: the list its documentation gives
-        return sorted(NA_TEXT_DOCUMENTED)
-    return sorted(STR_NA_VALUES)
-
-
-_NA_TEXT = na_text()
+_NA_TEXT = sorted(NA_TEXT)
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)  # the "str" dtype pd.read_csv(dtype=str) gives
 
 

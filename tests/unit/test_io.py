@@ -350,22 +350,15 @@ def test_fast_csv_reader_leaves_odd_files_to_pandas(tmp_path, text):
     )
 
 
-def test_missing_value_text_without_the_private_pandas_list(monkeypatch, tmp_path, customers):
-    """`na_text` reads pandas' private default list; a pandas without it gets the documented
-    list, which is the same list (so the arrow reader and pandas agree either way)."""
-    import builtins
+def test_the_missing_value_texts_are_what_pandas_reads_as_missing(tmp_path):
+    """The arrow reader's missing texts (`NA_TEXT`) are pandas' defaults: each is missing for
+    `pd.read_csv`, and a text just outside the list is not."""
+    from nba.data.io import NA_TEXT, _read_csv_arrow
 
-    from pandas._libs.parsers import STR_NA_VALUES
-
-    from nba.data import io
-
-    assert io.na_text() == sorted(STR_NA_VALUES)
-    real_import = builtins.__import__
-
-    def no_private_pandas(name, *args, **kwargs):
-        if name.startswith("pandas._libs"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_private_pandas)
-    assert io.na_text() == sorted(io.NA_TEXT_DOCUMENTED) == sorted(STR_NA_VALUES)
+    path = tmp_path / "na.csv"
+    values = [t for t in NA_TEXT if t] + ["n.a.", "NONE", "-"]
+    text = "a,b\n" + "".join(f'"{v}",1\n' for v in values)
+    path.write_text(text)
+    by_pandas = pd.read_csv(path, dtype=str)
+    assert by_pandas["a"].isna().tolist() == [v in NA_TEXT for v in values]
+    pd.testing.assert_frame_equal(_read_csv_arrow(path, text), by_pandas)  # the arrow reader
