@@ -2,7 +2,8 @@
 
 Under `make test` the notebooks were just executed by nbval (prepared by
 tests/notebooks/prepare_for_nbval.py with params/ci.yaml) and NBA_NOTEBOOK_REPORTS names their
-reports folder; run on its own, this module runs `nba pipeline` with params/ci.yaml instead.
+reports folder; run on its own, this folder runs `nba pipeline` with params/ci.yaml instead
+(the `reports` fixture of tests/notebooks/conftest.py).
 Bands, not exact floats: the same assertions hold on the real file and on the synthetic default.
 """
 
@@ -18,20 +19,7 @@ import pytest
 from nba import config, pipeline
 from nba.value import success_criteria
 
-ENV = "NBA_NOTEBOOK_REPORTS"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def reports(tmp_path_factory) -> Path:
-    given = os.environ.get(ENV)
-    if given:
-        folder = Path(given).resolve()
-        assert (folder / "metrics").is_dir(), f"{ENV}={given} but the notebooks wrote no metrics"
-        return folder
-    folder = tmp_path_factory.mktemp("reports")
-    pipeline.run(params_file=config.PARAMS_DIR / "ci.yaml", reports_dir=folder, progress=False)
-    return folder
 
 
 def _metrics(reports: Path, name: str) -> dict:
