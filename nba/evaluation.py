@@ -165,6 +165,40 @@ def _lead_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
     return {"pr_auc": float(average_precision_score(y, p)), "f1": float(f1)}
 
 
+def _resample_weights(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) counts: how often each customer is drawn in each stratified resample (the
+    same draws as `bootstrap_intervals`: churners, then stayers, with replacement)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    weights = np.empty((n_boot, len(y)))
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        weights[b] = np.bincount(idx, minlength=len(y))
+    return weights
+
+
+def _weighted_lead_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """PR-AUC (average precision, as scikit-learn computes it) and F1 at `threshold` of every
+    resample at once, a resample being a row of customer counts: one sort for all of them."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys, w = p[order], y[order].astype(np.float64), weights[:, order]
+    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]  # last index of each score
+    tp = np.cumsum(w * ys, axis=1)[:, last]
+    fp = np.cumsum(w * (1 - ys), axis=1)[:, last]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = tp / tp[:, -1:]
+    step = np.diff(recall, axis=1, prepend=0.0)
+    flag = (p >= threshold).astype(np.float64)
+    yf = y.astype(np.float64)
+    tp1, fp1 = weights @ (yf * flag), weights @ ((1 - yf) * flag)
+    fn1 = weights @ (yf * (1 - flag))
+    f1 = np.where(tp1 > 0, 2 * tp1 / (2 * tp1 + fp1 + fn1), 0.0)
+    return {"pr_auc": (step * precision).sum(axis=1), "f1": f1}
+
+
 def lead_key(metric: str, baseline: str) -> str:
     """The name of one lead in the metrics and the success criteria: `pr_auc_lead_vs_lightgbm`."""
     return f"{metric}_lead_vs_{baseline}"
@@ -197,6 +231,8 @@ def baseline_comparison(
     from nba.churn import calibration_metrics, choose_threshold, make_candidate
     from nba.data import schema
 
+    if n_boot < 1:
+        raise ValueError("the paired bootstrap needs n_boot >= 1 resample")
     seed = model.random_state if seed is None else seed
     y_train = train[schema.TARGET].to_numpy().astype(int)
     y = test[schema.TARGET].to_numpy().astype(int)
@@ -217,20 +253,13 @@ def baseline_comparison(
         )
         probs[name] = clone(learner).fit(train, y_train).predict_proba(test)[:, 1]
     point = {m: _lead_metrics(y, p, thresholds[m]) for m, p in probs.items()}
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    draws: dict[str, list[dict[str, float]]] = {m: [] for m in probs}
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        for m, p in probs.items():
-            draws[m].append(_lead_metrics(y[idx], p[idx], thresholds[m]))
+    weights = _resample_weights(y, n_boot, seed)
+    draws = {m: _weighted_lead_metrics(y, p, thresholds[m], weights) for m, p in probs.items()}
     tail = (1 - level) / 2
     leads, measured = [], {}
     for name in baselines:
         for metric in LEAD_METRICS:
-            diff = np.array(
-                [a[metric] - b[metric] for a, b in zip(draws["chosen"], draws[name], strict=True)]
-            )
+            diff = draws["chosen"][metric] - draws[name][metric]
             lead = point["chosen"][metric] - point[name][metric]
             low, high = float(np.quantile(diff, tail)), float(np.quantile(diff, 1 - tail))
             leads.append(
