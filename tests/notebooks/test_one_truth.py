@@ -130,15 +130,16 @@ def test_segment_names_and_churn_rates_are_the_same_everywhere(reports, bundle, 
     names = list(bundle.segmenter.names_)
     assert segments["names"] == names
     assert [s["name"] for s in bundle.metadata["metrics"]["segments"]["segments"]] == names
-    assert [s["segment"] for s in evaluation["segments"]] == names
+    assert [s["name"] for s in evaluation["segments"]] == names
     promised = bundle.metadata["metrics"]["segments"]["segments"]
     assert promised == segments["segments"]  # train and held-out rates, sizes, names
     for row, shown in zip(promised, evaluation["segments"], strict=True):
-        assert round(shown["churn rate"], 4) == row["churn_rate_test"]
+        assert shown["churn_rate_test"] == row["churn_rate_test"]
+    assert evaluation["segments_churn_ratio"] == segments["churn_ratio"]
     profiles = bundle.segmenter.profiles_
     for row, test_row in zip(profiles.itertuples(), promised, strict=True):
         train_rate, test_rate = f"{row.churn_rate:.1%}", f"{test_row['churn_rate_test']:.1%}"
-        assert f"{test_row['churn_rate_train']:.1%}" == train_rate
+        assert test_row["churn_rate_train"] == round(row.churn_rate, 4)  # the JSON's 4 decimals
         card_row = f"{row.segment} {row.name} {row.share:.1%} {train_rate} {test_rate}"
         _shows(faces, ("model card", "app Model tab"), card_row)
         listed = f"{row.name} {row.size:,} {row.share:.1%} {train_rate}"
