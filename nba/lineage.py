@@ -10,7 +10,7 @@ very models the notebooks evaluated, and `churn_record`, `segment_record` and `a
 compute every figure the bundle promises with the same functions the notebooks show them with.
 
 Without a record, `nba train` uses the committed default choice, `default_choices()`: the
-recorded study results in `nba.churn` (`TUNED_PARAMS`, `KEPT_ENGINEERED`) and `nba.segments`
+recorded study results in `nba.churn.TUNED_PARAMS`, `nba.features.KEPT_ENGINEERED` and `nba.segments`
 (`DEFAULT_FEATURE_SET`, `DEFAULT_TRANSFORM`, `DEFAULT_K`); the bundle's metadata says which.
 """
 
@@ -45,8 +45,9 @@ SEGMENT_KEYS = ("feature_set", "transform", "k")
 #: Where a record made by the notebooks comes from, and the committed default's origin.
 NOTEBOOKS = "notebooks 04_modeling_churn and 05_modeling_segments"
 DEFAULT_ORIGIN = (
-    "committed default (nba.lineage.default_choices: nba.churn.TUNED_PARAMS and "
-    "KEPT_ENGINEERED, nba.segments.DEFAULT_FEATURE_SET, DEFAULT_TRANSFORM and DEFAULT_K)"
+    "committed default (nba.lineage.default_choices: nba.churn.TUNED_PARAMS, "
+    "nba.features.KEPT_ENGINEERED, nba.segments.DEFAULT_FEATURE_SET, DEFAULT_TRANSFORM and "
+    "DEFAULT_K)"
 )
 #: Bootstrap refits behind the segments' stability (ARI), in notebook 05 and in every bundle.
 SEGMENT_BOOT = 20
@@ -67,7 +68,8 @@ def _plain(value: Any) -> Any:
 def default_choices() -> dict[str, Any]:
     """The committed default choice: what the full study chose on the development data (see
     `nba.churn` and `nba.segments`); the threshold is chosen by its rule when fitted."""
-    from nba.churn import CHOSEN, KEPT_ENGINEERED, TUNED_PARAMS
+    from nba.churn import CHOSEN, TUNED_PARAMS
+    from nba.features import KEPT_ENGINEERED
     from nba.segments import DEFAULT_FEATURE_SET, DEFAULT_K, DEFAULT_TRANSFORM
 
     return {
