@@ -10,8 +10,9 @@ very models the notebooks evaluated, and `churn_record`, `segment_record` and `a
 compute every figure the bundle promises with the same functions the notebooks show them with.
 
 Without a record, `nba train` uses the committed default choice, `default_choices()`: the
-recorded study results in `nba.churn.TUNED_PARAMS`, `nba.features.KEPT_ENGINEERED` and `nba.segments`
-(`DEFAULT_FEATURE_SET`, `DEFAULT_TRANSFORM`, `DEFAULT_K`); the bundle's metadata says which.
+recorded study results in `nba.churn.TUNED_PARAMS`, `nba.features.KEPT_ENGINEERED` and
+`nba.segments` (`DEFAULT_FEATURE_SET`, `DEFAULT_TRANSFORM`, `DEFAULT_K`); the bundle's metadata
+says which.
 """
 
 from __future__ import annotations
