@@ -141,7 +141,7 @@ def _pipeline(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nba import report
+    from nba import lineage
     from nba.bundle import save_bundle
     from nba.churn import TrainOptions
     from nba.data.discover import discover
@@ -149,6 +149,7 @@ def _train(args: argparse.Namespace) -> int:
     from nba.train import train
 
     settings = config.Settings()
+    choices = lineage.read_choices(args.choices) if args.choices else None
     source = discover(args.data, settings)
     print(source.banner, file=sys.stderr)
     df, rejects = load_with_rejects(source.path)
@@ -158,17 +159,17 @@ def _train(args: argparse.Namespace) -> int:
             f"(see `nba data validate {source.path}`)",
             file=sys.stderr,
         )
-    options = TrainOptions() if args.full else TrainOptions.fast()
-    bundle, metrics = train(df, source, settings, options)
+    options = TrainOptions() if args.full else None
+    bundle, metrics = train(df, source, settings, options, refit=args.refit, choices=choices)
     path = save_bundle(bundle, Path(args.out))
-    report.write_metrics("churn", metrics["churn"], settings)
-    report.write_metrics("segments", metrics["segments"], settings)
     churn = bundle.metadata["metrics"]["churn"]
     seg = bundle.metadata["metrics"]["segments"]
+    print(f"Choices: {bundle.metadata['lineage']['origin']}", file=sys.stderr)
     print(
         f"Bundle written to {path}: churn ROC-AUC {churn['roc_auc']:.4f}, PR-AUC "
-        f"{churn['pr_auc']:.4f}, F1 {churn['f1']:.4f} (held-out); {seg['k']} segments, "
-        f"silhouette {seg['silhouette']:.3f}; trained in {metrics['train_seconds']:.0f} s"
+        f"{churn['pr_auc']:.4f}, F1 {churn['f1']:.4f} (held-out), threshold "
+        f"{churn['threshold']:.3f}; {seg['k']} segments, silhouette {seg['silhouette']:.3f}; "
+        f"trained in {metrics['train_seconds']:.0f} s"
     )
     return EXIT_OK
 
@@ -263,9 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", help="labelled data file (overrides NBA_DATA and data/raw/)")
     tr.add_argument("--out", required=True, help="bundle file to write, e.g. models/nba.bundle")
     tr.add_argument(
+        "--choices",
+        help="lineage record of notebooks 04-05 (reports/artifacts/choices.json after `nba "
+        "pipeline`); without it, the committed default choice (nba.lineage.default_choices)",
+    )
+    tr.add_argument(
         "--full",
         action="store_true",
-        help="re-run the candidate comparison, feature selection and search (minutes)",
+        help="re-run stage 1's candidate comparison, feature selection and search (minutes) "
+        "instead of using a recorded choice",
+    )
+    tr.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit the chosen configuration on every customer after evaluation (the metadata "
+        "then labels the promised metrics as the evaluated configuration's)",
     )
     tr.set_defaults(func=_train)
 

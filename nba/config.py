@@ -6,6 +6,7 @@ Importing this module does no work: no directories are made, nothing is read.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class Settings:
     split_file: str = "artifacts/split.csv"  # held-out split (ids), relative to reports_dir
     churn_model_file: str = "artifacts/churn_model.skops"  # stage 1 fitted on the training split
     segmenter_file: str = "artifacts/segmenter.skops"  # stage 2 fitted on the training split
+    choices_file: str = "artifacts/choices.json"  # the lineage record notebooks 04-05 write
 
     # Value assumptions (yearly, in the card's currency); rationale in params/default.yaml.
     interchange_rate: float = 0.018  # issuer's share of card spend
@@ -87,6 +89,15 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> Settings:
+        """Settings from a notebook's parameters (e.g. `Settings.from_parameters(locals())`):
+        every name that is a field is taken, cast to the field's type; anything else (modules,
+        other variables) is ignored; fields not given keep their defaults."""
+        known = {f.name for f in fields(cls)}
+        given = {k: v for k, v in parameters.items() if k in known}
+        return cls().with_overrides(**given)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with some fields changed; unknown names are an error, values are cast to the

@@ -146,3 +146,149 @@ def recall_gap(slices: pd.DataFrame, min_customers: int = 30) -> pd.DataFrame:
     agg = big.groupby("attribute")["recall"].agg(["min", "max"])
     agg["gap"] = agg["max"] - agg["min"]
     return agg.reset_index()
+
+
+# --- stage-1 targets, restated (issue 12) -----------------------------------------------------
+
+#: Default learners the churn model must stay ahead of, on the same split and in the same run.
+BASELINE_LEARNERS = ("lightgbm", "hist_gradient_boosting")
+#: Highest held-out expected calibration error (probability points) the churn model may have.
+ECE_MAX = 0.01
+#: The comparison's metrics: ranking of the rare class, and F1 at each model's own threshold.
+LEAD_METRICS = ("pr_auc", "f1")
+
+
+def _lead_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    flag = p >= threshold
+    tp = float((flag & (y == 1)).sum())
+    f1 = 2 * tp / (flag.sum() + y.sum()) if (flag.sum() + y.sum()) else 0.0
+    return {"pr_auc": float(average_precision_score(y, p)), "f1": float(f1)}
+
+
+def _resample_weights(y: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) counts: how often each customer is drawn in each stratified resample (the
+    same draws as `bootstrap_intervals`: churners, then stayers, with replacement)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    weights = np.empty((n_boot, len(y)))
+    for b in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        weights[b] = np.bincount(idx, minlength=len(y))
+    return weights
+
+
+def _weighted_lead_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float, weights: np.ndarray
+) -> dict[str, np.ndarray]:
+    """PR-AUC (average precision, as scikit-learn computes it) and F1 at `threshold` of every
+    resample at once, a resample being a row of customer counts: one sort for all of them."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys, w = p[order], y[order].astype(np.float64), weights[:, order]
+    last = np.r_[np.flatnonzero(np.diff(ps) != 0), len(ps) - 1]  # last index of each score
+    tp = np.cumsum(w * ys, axis=1)[:, last]
+    fp = np.cumsum(w * (1 - ys), axis=1)[:, last]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = tp / tp[:, -1:]
+    step = np.diff(recall, axis=1, prepend=0.0)
+    flag = (p >= threshold).astype(np.float64)
+    yf = y.astype(np.float64)
+    tp1, fp1 = weights @ (yf * flag), weights @ ((1 - yf) * flag)
+    fn1 = weights @ (yf * (1 - flag))
+    f1 = np.where(tp1 > 0, 2 * tp1 / (2 * tp1 + fp1 + fn1), 0.0)
+    return {"pr_auc": (step * precision).sum(axis=1), "f1": f1}
+
+
+def lead_key(metric: str, baseline: str) -> str:
+    """The name of one lead in the metrics and the success criteria: `pr_auc_lead_vs_lightgbm`."""
+    return f"{metric}_lead_vs_{baseline}"
+
+
+def baseline_comparison(
+    model,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    n_boot: int = 200,
+    seed: int | None = None,
+    baselines: tuple[str, ...] = BASELINE_LEARNERS,
+    n_jobs: int = 2,
+    level: float = 0.95,
+) -> dict:
+    """The restated stage-1 target on one split, in one run: is the fitted churn `model` ahead
+    of each default learner in `baselines` (library defaults, seeded, trained on the same
+    `train` customers) on the same held-out `test` customers — PR-AUC, and F1 at each model's
+    own threshold, chosen by the model's rule on out-of-fold predictions of `train` with the
+    model's folds — and is its held-out expected calibration error at most `ECE_MAX`?
+
+    Leads (model − baseline) come with paired bootstrap intervals: the same resampled
+    customers (stratified by class) score every model. Returns a JSON-able dict: `models`
+    (each model's figures and threshold), `leads` (one record per baseline and metric, `ahead`
+    when the lead is above 0, `clear` when the whole interval is), `ece`, `met`, and the
+    criteria's measured values under `lead_key` names."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from nba.churn import calibration_metrics, choose_threshold, make_candidate
+    from nba.data import schema
+
+    if n_boot < 1:
+        raise ValueError("the paired bootstrap needs n_boot >= 1 resample")
+    seed = model.random_state if seed is None else seed
+    y_train = train[schema.TARGET].to_numpy().astype(int)
+    y = test[schema.TARGET].to_numpy().astype(int)
+    folds = StratifiedKFold(model.cv_folds, shuffle=True, random_state=model.random_state)
+    probs = {"chosen": model.predict_proba(test)[:, 1]}
+    thresholds = {"chosen": float(model.threshold_)}
+    for name in baselines:
+        learner = make_candidate(name, model.random_state)
+        oof = cross_val_predict(
+            learner, train, y_train, cv=folds, method="predict_proba", n_jobs=n_jobs
+        )[:, 1]
+        thresholds[name] = choose_threshold(
+            y_train,
+            oof,
+            model.threshold_rule,
+            cost_fp=model.cost_fp,
+            value_missed=model.value_missed,
+        )
+        probs[name] = clone(learner).fit(train, y_train).predict_proba(test)[:, 1]
+    point = {m: _lead_metrics(y, p, thresholds[m]) for m, p in probs.items()}
+    weights = _resample_weights(y, n_boot, seed)
+    draws = {m: _weighted_lead_metrics(y, p, thresholds[m], weights) for m, p in probs.items()}
+    tail = (1 - level) / 2
+    leads, measured = [], {}
+    for name in baselines:
+        for metric in LEAD_METRICS:
+            diff = draws["chosen"][metric] - draws[name][metric]
+            lead = point["chosen"][metric] - point[name][metric]
+            low, high = float(np.quantile(diff, tail)), float(np.quantile(diff, 1 - tail))
+            leads.append(
+                {
+                    "baseline": name,
+                    "metric": metric,
+                    "chosen": point["chosen"][metric],
+                    "baseline_value": point[name][metric],
+                    "lead": float(lead),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "ahead": bool(lead > 0),
+                    "clear": bool(low > 0),
+                }
+            )
+            measured[lead_key(metric, name)] = float(lead)
+    ece = calibration_metrics(y, probs["chosen"])["ece"]
+    return {
+        "models": {m: {**point[m], "threshold": thresholds[m]} for m in probs},
+        "leads": leads,
+        "ece": float(ece),
+        "ece_max": ECE_MAX,
+        "ece_met": bool(ece <= ECE_MAX),
+        "met": bool(all(r["ahead"] for r in leads) and ece <= ECE_MAX),
+        "measured": {**measured, "ece": float(ece)},
+        "threshold_rule": model.threshold_rule,
+        "folds": int(model.cv_folds),
+        "n_boot": int(n_boot),
+        "level": level,
+        "n_train": len(train),
+        "n_test": len(test),
+    }

@@ -151,11 +151,96 @@ def load_split(df: Any, settings: Settings) -> tuple[Any, Any]:
     return train, test
 
 
+def _money(amount: float) -> str:
+    """Dollars for markdown read by Jupyter and by the app: the `$` escaped (no maths)."""
+    return f"{'-' if amount < 0 else ''}\\${abs(amount):,.0f}"
+
+
+def _lineage_lines(metadata: dict[str, Any]) -> list[str]:
+    lineage = metadata.get("lineage") or {}
+    metrics = metadata["metrics"]
+    if not lineage:
+        return []
+    where = f" (`{lineage['file']}`)" if lineage.get("file") else ""
+    return [
+        f"- Built from the choices of the {lineage.get('origin', 'unknown origin')}{where}; "
+        f"it holds {metrics.get('models', 'the evaluated models')}.",
+    ]
+
+
+def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
+    from nba.value import check_criteria
+
+    seg = metrics["segments"]
+    measured = {
+        "churn": metrics["churn"],
+        "segments": {**seg, "churn_ratio_high_low": seg.get("churn_ratio")},
+        "actions": metrics.get("actions", {}),
+    }
+    lines = ["| stage | metric | measured | target | status |", "|---|---|---|---|---|"]
+    for row in check_criteria(measured).itertuples():
+        if row.status == "not measured":
+            shown = "—"
+        elif row.stage == "actions":
+            shown = _money(row.measured)
+        else:
+            shown = (
+                f"{row.measured:.0f}" if float(row.measured).is_integer() else f"{row.measured:.4f}"
+            )
+        lines.append(
+            f"| {row.stage} | {row.metric} | {shown} | {row.comparison} {row.target:g} | "
+            f"{row.status} |"
+        )
+    return lines
+
+
+def _stage1_lines(stage1: dict[str, Any]) -> list[str]:
+    if not stage1:
+        return []
+    lines = [
+        "",
+        "## Stage 1 against default learners (same held-out customers, same run)",
+        "| model | PR-AUC | F1 | threshold |",
+        "|---|---|---|---|",
+    ]
+    for name, row in stage1["models"].items():
+        lines.append(f"| {name} | {row['pr_auc']:.4f} | {row['f1']:.4f} | {row['threshold']:.3f} |")
+    lines += [
+        "",
+        f"Leads of the chosen model, with paired bootstrap {stage1['level']:.0%} intervals "
+        f"({stage1['n_boot']} resamples):",
+        "",
+        "| against | metric | lead | interval |",
+        "|---|---|---|---|",
+    ]
+    for r in stage1["leads"]:
+        lines.append(
+            f"| {r['baseline']} | {r['metric']} | {r['lead']:+.4f} | "
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] |"
+        )
+    return lines
+
+
+def _actions_lines(actions: dict[str, Any]) -> list[str]:
+    if not actions:
+        return []
+    return [
+        "",
+        "## Next best actions (simulated on every customer of the data)",
+        f"- Expected net value {_money(actions['expected_net_value'])} from contacting "
+        f"{actions['customers_contacted']:,} of {actions['customers']:,} customers at a cost of "
+        f"{_money(actions['cost'])}.",
+        f"- Gain over doing nothing {_money(actions['net_value_uplift_vs_no_action'])}; over one "
+        f"retention offer to every flagged customer "
+        f"{_money(actions['net_value_uplift_vs_churn_score_one_offer'])}; over a random "
+        f"allowed action {_money(actions['net_value_uplift_vs_random_action'])}.",
+    ]
+
+
 def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str:
     """The model card as Markdown, from a bundle's metadata and its segment profiles: what the
-    model is for, the data it learnt from (loudly if synthetic), what it promises, its limits."""
-    from nba.value import success_criteria
-
+    model is for, the data it learnt from (loudly if synthetic), which choices it was built from,
+    what it promises (every figure read from the metadata, none recomputed), its limits."""
     data, metrics = metadata["data"], metadata["metrics"]
     churn, seg = metrics["churn"], metrics["segments"]
     lines = ["# Model card — nba next best action", ""]
@@ -168,8 +253,11 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
     lines += [
         "## Model details",
         f"- Bundle format {metadata['format_version']}, created {metadata['created']} (UTC).",
-        f"- Stage 1 churn model: {churn.get('model', 'LightGBM')} with threshold {threshold:.3f} "
-        "(customers at or above it are flagged).",
+        *_lineage_lines(metadata),
+        f"- Stage 1 churn model: {churn.get('model', 'LightGBM')}, calibration "
+        f"{churn.get('calibration', '—')}, threshold {threshold:.3f} by the "
+        f"{churn.get('threshold_rule', '—')} rule: customers with a churn probability at or above "
+        f"{threshold:.1%} are flagged.",
         f"- Stage 2 segmentation: {seg['k']} segments.",
         "- Libraries: "
         + ", ".join(f"{k} {v}" for k, v in sorted(metadata["libraries"].items()))
@@ -186,26 +274,37 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
         f"- Evaluation: {metrics.get('evaluation', '')}",
         "",
         "## Metrics (held-out customers)",
-        "| stage | metric | value | target | status |",
+        "| metric | value |",
+        "|---|---|",
+        *(
+            f"| {m} | {churn[m]:.4f} |"
+            for m in ("roc_auc", "pr_auc", "f1", "precision", "recall", "ece")
+            if m in churn
+        ),
+        *(
+            f"| {m} | {seg[m]:.4f} |"
+            for m in ("silhouette", "stability_ari", "churn_ratio")
+            if seg.get(m) is not None
+        ),
+        "",
+        "## Success criteria",
+        *_criteria_lines(metrics),
+        *_stage1_lines(metrics.get("stage1", {})),
+        *_actions_lines(metrics.get("actions", {})),
+    ]
+    held_out = {int(r["id"]): r.get("churn_rate_test") for r in seg.get("segments", [])}
+    lines += [
+        "",
+        "## Segments",
+        "| id | name | share | churn rate (training) | churn rate (held-out) |",
         "|---|---|---|---|---|",
     ]
-    measured = {
-        "churn": churn,
-        "segments": {**seg, "churn_ratio_high_low": seg.get("churn_ratio")},
-    }
-    for row in success_criteria().itertuples():
-        value = measured.get(row.stage, {}).get(row.metric)
-        if value is None:
-            status, shown = "not measured", "—"
-        else:
-            met = value >= row.target if row.comparison == ">=" else value > row.target
-            status, shown = ("met" if met else "not met"), f"{value:.4g}"
-        lines.append(
-            f"| {row.stage} | {row.metric} | {shown} | {row.comparison} {row.target:g} | {status} |"
-        )
-    lines += ["", "## Segments", "| id | name | share | churn rate |", "|---|---|---|---|"]
     for row in profiles.itertuples():
-        lines.append(f"| {row.segment} | {row.name} | {row.share:.1%} | {row.churn_rate:.1%} |")
+        test_rate = held_out.get(int(row.segment))
+        shown = "—" if test_rate is None else f"{test_rate:.1%}"
+        lines.append(
+            f"| {row.segment} | {row.name} | {row.share:.1%} | {row.churn_rate:.1%} | {shown} |"
+        )
     lines += [
         "",
         "## Limitations",

@@ -1,8 +1,11 @@
-"""`nba train`: stage 1 + stage 2 (+ the action catalogue once it exists) into one bundle.
+"""`nba train` and notebook 08: stage 1 + stage 2 + the action catalogue into one bundle, built
+from one choices record (`nba.lineage`).
 
-Each stage is first fitted on the training split and measured on the held-out split (those are
-the metrics the bundle records); the deployed models are then refitted with the same
-configuration on every customer, so that the bundle learns from all the data it was given.
+The models are fitted with the recorded choices on the training part of the project's one split
+and measured on its held-out part; by default the bundle holds exactly those models, so the
+metrics in its metadata are the held-out figures of the models it contains (the same numbers the
+notebooks show). `refit=True` refits the same configuration on every customer after evaluation;
+the metadata then says so and labels the figures as the evaluated configuration's.
 """
 
 from __future__ import annotations
@@ -14,29 +17,24 @@ from typing import Any
 
 import pandas as pd
 
-from nba.actions import population_medians
+from nba import lineage
+from nba.actions import parse_catalogue, population_medians
 from nba.bundle import Bundle, make_metadata
-from nba.churn import ChurnModel, TrainOptions, train_churn
+from nba.churn import TrainOptions
 from nba.config import Settings
 from nba.data import schema
 from nba.data.discover import DataSource
-from nba.features import split
+from nba.evaluation import baseline_comparison
 from nba.monitor import reference_profile
-from nba.segments import Segmenter, segment_metrics
 
 log = logging.getLogger(__name__)
 
 #: The keys of each stage's metrics that the bundle's metadata promises (see architecture).
 CHURN_KEYS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "threshold")
-
-
-def _refit_churn(held_out_model: ChurnModel, df: pd.DataFrame) -> ChurnModel:
-    """The same configuration fitted on every customer (threshold and calibration re-chosen
-    on out-of-fold predictions of all of them)."""
-    from sklearn.base import clone
-
-    X, y = df.drop(columns=[schema.TARGET]), df[schema.TARGET].to_numpy()
-    return clone(held_out_model).fit(X, y)
+#: More of the churn record the metadata carries: calibration and the choice behind the model.
+CHURN_EXTRA = ("ece", "brier", "threshold_rule", "calibration", "model", "n_train", "n_test")
+STAGE1_KEYS = ("models", "leads", "ece", "ece_max", "met", "n_boot", "level", "folds")
+SEGMENT_KEYS = ("k", "silhouette", "stability_ari", "churn_ratio", "churn_ratio_train", "segments")
 
 
 def catalogue_data(path: str | Path | None) -> dict[str, Any]:
@@ -56,59 +54,120 @@ def catalogue_data(path: str | Path | None) -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+def _wants_study(options: TrainOptions | None) -> bool:
+    return options is not None and (
+        options.compare or options.select_features or options.search_iter > 0
+    )
+
+
+def study_choices(df: pd.DataFrame, settings: Settings, options: TrainOptions) -> dict[str, Any]:
+    """A record made by re-running stage 1's study (`nba train --full`): comparison, feature
+    evidence and search as `options` ask; the segmentation keeps the committed default."""
+    from nba.churn import train_churn
+
+    model, _ = train_churn(df, settings, options)
+    record = lineage.default_choices()
+    churn = lineage.churn_choice(model)
+    record["churn"] = {**churn, "threshold": None}  # re-chosen by its rule when fitted below
+    record["origin"] = "stage-1 study re-run by `nba train --full`; segments: " + record["origin"]
+    return record
+
+
+def evaluation_note(n_train: int, n_test: int, refit: bool, rows: int) -> str:
+    """One sentence on what the promised metrics measure and which models the bundle holds."""
+    held_out = (
+        f"held-out split of the data below ({n_test:,} customers); models fitted on the "
+        f"other {n_train:,} with the recorded choices. "
+    )
+    if refit:
+        return held_out + (
+            f"The deployed models were refitted on all {rows:,} customers after evaluation: "
+            "these figures are the evaluated configuration's, not measured on the refitted models."
+        )
+    return held_out + "The bundle holds exactly these evaluated models."
+
+
 def train(
     df: pd.DataFrame,
     source: DataSource,
     settings: Settings,
     options: TrainOptions | None = None,
-    refit: bool = True,
+    refit: bool = False,
     catalogue: str | Path | None = None,
+    choices: dict[str, Any] | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
-    """Train every stage on a clean labelled frame; return the bundle and the full metrics
-    (`{"churn": {...}, "segments": {...}}`, held-out figures of the training-split fits)."""
+    """Build the bundle from a choices record (`nba.lineage.read_choices`; None → the committed
+    default, or a re-run of stage 1's study when `options` asks for one) on a clean labelled
+    frame. Returns the bundle and the full metrics `{"churn", "segments", "actions", ...}`."""
     if schema.TARGET not in df.columns:
         raise ValueError("training needs labels: the data has no Attrition_Flag column")
     start = time.perf_counter()
-    churn_model, churn_metrics = train_churn(df, settings, options or TrainOptions.fast())
-
-    train_part, test_part = split(df, settings)
-    segmenter = Segmenter(settings).fit(train_part)
-    seg_metrics = segment_metrics(segmenter, train_part, test_part)
-
+    if choices is None:
+        choices = study_choices(df, settings, options) if _wants_study(options) else None
+    record = lineage.check_choices(choices or lineage.default_choices())
+    n_jobs = options.n_jobs if options is not None else 2
+    train_part, test_part = lineage.held_out_split(df, settings)
+    churn_model = lineage.fit_churn(record["churn"], train_part, settings, n_jobs=n_jobs)
+    segmenter = lineage.fit_segmenter(record["segments"], train_part, settings)
+    churn_metrics = lineage.churn_record(churn_model, train_part, test_part)
+    # the restated stage-1 target, by the function notebook 07 shows it with
+    stage1 = baseline_comparison(churn_model, train_part, test_part, n_jobs=n_jobs)
+    churn_metrics.update(stage1["measured"])
+    seg_metrics = lineage.segment_record(segmenter, train_part, test_part)
+    plain_catalogue = catalogue_data(catalogue)
+    action_metrics = lineage.actions_record(
+        churn_model, segmenter, df, parse_catalogue(plain_catalogue), settings
+    )
+    recorded = record["churn"]["threshold"]
+    reproduces = lineage.reproduces(record, source, settings)
+    if reproduces and recorded is not None and recorded != churn_model.threshold_:
+        log.warning(
+            "threshold %.6f differs from the recorded %.6f on the data and seed that made the "
+            "record",
+            churn_model.threshold_,
+            recorded,
+        )
+    evaluated_threshold = float(churn_model.threshold_)
     if refit:
-        churn_model = _refit_churn(churn_model, df)
-        segmenter = Segmenter(settings).fit(df)
+        churn_model = lineage.fit_churn(record["churn"], df, settings, n_jobs=n_jobs)
+        segmenter = lineage.fit_segmenter(record["segments"], df, settings)
+    note = evaluation_note(len(train_part), len(test_part), refit, len(df))
     metrics = {
         "churn": churn_metrics,
+        "stage1": stage1,
         "segments": seg_metrics,
-        "evaluation": (
-            "held-out split of the data below; models fitted on the training split. The "
-            + (
-                "deployed models were refitted on all rows with the same configuration."
-                if refit
-                else "deployed models are those training-split fits."
-            )
-        ),
+        "actions": action_metrics,
+        "evaluation": note,
         "train_seconds": round(time.perf_counter() - start, 2),
     }
     summary = {
         "churn": {
-            **{k: churn_metrics[k] for k in CHURN_KEYS},
-            # the deployed model's own threshold (re-chosen when refitted on all rows)
+            **{k: churn_metrics[k] for k in (*CHURN_KEYS, *CHURN_EXTRA, *stage1["measured"])},
+            # the deployed model's own threshold (re-chosen by the rule when refitted)
             "threshold": float(churn_model.threshold_),
-            "threshold_evaluated": churn_metrics["threshold"],
+            "threshold_evaluated": evaluated_threshold,
         },
-        "segments": {
-            k: seg_metrics[k] for k in ("k", "silhouette", "stability_ari", "churn_ratio")
-        },
-        "evaluation": metrics["evaluation"],
+        "stage1": {k: stage1[k] for k in STAGE1_KEYS},
+        "segments": {k: seg_metrics[k] for k in SEGMENT_KEYS if k in seg_metrics},
+        "actions": action_metrics,
+        "evaluation": note,
+        "models": "refitted on all customers" if refit else "the evaluated models",
+    }
+    metadata = make_metadata(source.to_dict(), summary, settings.to_dict())
+    metadata["lineage"] = {
+        "origin": record["origin"],
+        "file": record.get("file"),
+        "choices": {stage: record[stage] for stage in lineage.STAGES},
+        "made_from": {"data": record.get("data"), "settings": record.get("settings")},
+        "reproduces_record": reproduces,
+        "refit": refit,
     }
     bundle = Bundle(
         churn=churn_model,
         segmenter=segmenter,
-        catalogue=catalogue_data(catalogue),
+        catalogue=plain_catalogue,
         settings=settings.to_dict(),
-        metadata=make_metadata(source.to_dict(), summary, settings.to_dict()),
+        metadata=metadata,
     )
     # population medians first: the action reasons compare each customer with them
     bundle.reference = {"population_medians": population_medians(df)}

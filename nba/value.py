@@ -157,17 +157,50 @@ def value_assumptions(settings: Settings, params_file: Path | None = None) -> pd
 # --- success criteria -------------------------------------------------------------------------
 
 _HELD_OUT = "held-out test split (notebook 03), chosen model and threshold"
+_STAGE1 = "held-out test split, paired with default learners fitted on the same training split"
 _SEGMENTS = "chosen segmentation on the training split; stability over reseeded refits"
 _ACTIONS = "simulation of the action engine on the held-out test split"
 
 #: (stage, metric, comparison, target, source, description). Stage and metric names are the
 #: keys of `bundle.metadata["metrics"]`, so a measured metrics dict can be checked directly.
 _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
-    ("churn", "roc_auc", ">=", 0.996, _HELD_OUT, "ranks churners above stayers"),
-    ("churn", "pr_auc", ">=", 0.980, _HELD_OUT, "precision-recall area (rare class)"),
-    ("churn", "f1", ">=", 0.935, _HELD_OUT, "balance of precision and recall at the threshold"),
-    ("churn", "precision", ">=", 0.92, _HELD_OUT, "share of flagged customers who do churn"),
-    ("churn", "recall", ">=", 0.92, _HELD_OUT, "share of churners who are flagged"),
+    # Stage 1, restated (issue 12): the absolute targets (ROC-AUC 0.996, PR-AUC 0.98, F1 0.935,
+    # precision and recall 0.92) lay beyond this data (repeated CV plateaued below them), so the
+    # model is judged against what the data allows: ahead of default learners on the same
+    # customers, in the same run (`nba.evaluation.baseline_comparison`), and well calibrated.
+    (
+        "churn",
+        "pr_auc_lead_vs_lightgbm",
+        ">",
+        0.0,
+        _STAGE1,
+        "PR-AUC above a default LightGBM trained on the same split",
+    ),
+    (
+        "churn",
+        "pr_auc_lead_vs_hist_gradient_boosting",
+        ">",
+        0.0,
+        _STAGE1,
+        "PR-AUC above a default HistGradientBoosting trained on the same split",
+    ),
+    (
+        "churn",
+        "f1_lead_vs_lightgbm",
+        ">",
+        0.0,
+        _STAGE1,
+        "F1 above a default LightGBM's, each at its own threshold (same rule, training data)",
+    ),
+    (
+        "churn",
+        "f1_lead_vs_hist_gradient_boosting",
+        ">",
+        0.0,
+        _STAGE1,
+        "F1 above a default HistGradientBoosting's, each at its own threshold",
+    ),
+    ("churn", "ece", "<=", 0.01, _HELD_OUT, "expected calibration error (probability points)"),
     ("segments", "silhouette", ">=", 0.50, _SEGMENTS, "segments are compact and apart"),
     ("segments", "k", ">=", 4, _SEGMENTS, "enough segments to act on differently"),
     ("segments", "stability_ari", ">=", 0.95, _SEGMENTS, "same segments when refitted"),

@@ -1,5 +1,6 @@
 """Stage 1 on the real development data, fast CI configuration (recorded features and
-hyper-parameters, no comparison or search): held-out figures, CV figures, the baseline, reasons.
+hyper-parameters, no comparison or search): held-out figures, CV figures, the baseline, reasons,
+and the restated stage-1 targets (ahead of default learners on the same split, calibrated).
 
 The held-out part is the project's own split of the development file; acceptance is measured
 later on customers the project has never seen, so nothing here was tuned to these numbers.
@@ -13,17 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nba import churn
+from nba import churn, lineage
 from nba.churn import ChurnModel, TrainOptions
 from nba.config import Settings
 from nba.data import schema
 from nba.data.io import load
+from nba.evaluation import BASELINE_LEARNERS, ECE_MAX, baseline_comparison
 from nba.features import split
 
 pytestmark = pytest.mark.real_data
 
-#: The issue's acceptance targets for the attrited class.
-TARGETS = {"roc_auc": 0.996, "pr_auc": 0.980, "f1": 0.935, "precision": 0.92, "recall": 0.92}
 #: What the fast configuration must keep delivering on the project's held-out split (measured:
 #: ROC-AUC 0.9946, PR-AUC 0.9739, F1 0.918, precision 0.940, recall 0.897), with a margin.
 FLOORS = {"roc_auc": 0.993, "pr_auc": 0.965, "f1": 0.90, "precision": 0.90, "recall": 0.87}
@@ -46,15 +46,65 @@ def test_held_out_metrics_stay_above_the_floors(trained):
     assert not low, f"below the floors {FLOORS}: {low}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met yet: held-out ROC-AUC 0.9946, PR-AUC 0.974, F1 0.918, recall 0.897; "
-    "CV on the training split says the same (see nba.churn); flip this when it passes",
+# --- the stage-1 targets, restated (issue 12) ----------------------------------------------
+# The model that `nba train` builds without a record (the committed default choice, fitted on
+# the training split) against a default LightGBM and a default HistGradientBoosting trained on
+# the same split, on the same held-out customers, in one run. Measured on the real file
+# (5 folds, seed 42, 1,621 held-out customers, 200 paired resamples):
+#   vs LightGBM:             PR-AUC +0.0027 [-0.0028, +0.0076]   F1 +0.0047 [-0.0126, +0.0244]
+#   vs HistGradientBoosting: PR-AUC -0.0011 [-0.0060, +0.0045]   F1 +0.0105 [-0.0038, +0.0267]
+#   held-out ECE 0.0132 (target <= 0.01)
+# Where the data says no, the criterion is kept as it is and marked as a strict expected failure
+# with the figures: it reports the gap and fails the day the model closes it, so the mark goes.
+BEHIND = {
+    ("hist_gradient_boosting", "pr_auc"): "measured lead -0.0011, 95 % interval [-0.0060, +0.0045]",
+}
+
+
+@pytest.fixture(scope="module")
+def stage1(real_clean: pd.DataFrame) -> dict:
+    settings = Settings()
+    train, test = lineage.held_out_split(real_clean, settings)
+    model = lineage.fit_churn(lineage.default_choices()["churn"], train, settings)
+    return baseline_comparison(model, train, test, n_boot=200)
+
+
+def _lead(stage1: dict, baseline: str, metric: str) -> dict:
+    (row,) = [r for r in stage1["leads"] if r["baseline"] == baseline and r["metric"] == metric]
+    return row
+
+
+def test_the_comparison_is_paired_on_the_projects_held_out_customers(stage1):
+    assert stage1["n_test"] == 1621 and stage1["n_train"] == 6480 and stage1["n_boot"] == 200
+    assert {(r["baseline"], r["metric"]) for r in stage1["leads"]} == {
+        (b, m) for b in BASELINE_LEARNERS for m in ("pr_auc", "f1")
+    }
+    for row in stage1["leads"]:
+        assert row["ci_low"] <= row["lead"] <= row["ci_high"]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "metric"),
+    [
+        pytest.param(
+            b,
+            m,
+            marks=[pytest.mark.xfail(strict=True, reason=BEHIND[(b, m)])]
+            if (b, m) in BEHIND
+            else [],
+        )
+        for b in BASELINE_LEARNERS
+        for m in ("pr_auc", "f1")
+    ],
 )
-def test_held_out_metrics_meet_the_acceptance_targets(trained):
-    _, metrics = trained
-    low = {k: round(metrics[k], 4) for k, target in TARGETS.items() if metrics[k] < target}
-    assert not low, f"below the targets {TARGETS}: {low}"
+def test_the_churn_model_is_ahead_of_the_default_learner(stage1, baseline, metric):
+    row = _lead(stage1, baseline, metric)
+    assert row["lead"] > 0, f"{metric} lead over default {baseline}: {row['lead']:+.4f}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured held-out ECE 0.0132 (10 equal-width bins)")
+def test_held_out_expected_calibration_error_is_at_most_one_point(stage1):
+    assert stage1["ece"] <= ECE_MAX, f"held-out ECE {stage1['ece']:.4f}"
 
 
 def test_cv_figures_are_reported_and_agree_with_held_out(trained):

@@ -54,3 +54,85 @@ def test_split_round_trip_and_unknown_customers(settings):
 def test_missing_split_says_which_notebook_makes_it(settings):
     with pytest.raises(NbaError, match="03_data_preparation"):
         report.load_split(pd.DataFrame({"CLIENTNUM": [1]}), settings)
+
+
+def _metadata(actions: bool = True) -> dict:
+    churn = {"roc_auc": 0.98761, "pr_auc": 0.9, "f1": 0.88, "precision": 0.9, "recall": 0.86}
+    churn |= {"ece": 0.012, "threshold": 0.3245, "threshold_rule": "f1", "calibration": "none"}
+    churn |= {"pr_auc_lead_vs_lightgbm": 0.002, "f1_lead_vs_lightgbm": -0.001, "model": "lightgbm"}
+    segments = [
+        {"id": 0, "name": "Everyday revolvers", "churn_rate_train": 0.036, "churn_rate_test": 0.04},
+        {"id": 1, "name": "Light transactors", "churn_rate_train": 0.6, "churn_rate_test": 0.7},
+    ]
+    stage1 = {
+        "models": {"chosen": {"pr_auc": 0.9, "f1": 0.88, "threshold": 0.3245}},
+        "leads": [
+            {
+                "baseline": "lightgbm",
+                "metric": "pr_auc",
+                "lead": 0.002,
+                "ci_low": -0.001,
+                "ci_high": 0.005,
+            }
+        ],
+        "level": 0.95,
+        "n_boot": 200,
+    }
+    metrics = {
+        "churn": churn,
+        "segments": {"k": 2, "silhouette": 0.6, "stability_ari": 0.97, "churn_ratio": 17.5},
+        "stage1": stage1,
+        "evaluation": "held-out split",
+        "models": "the evaluated models",
+    }
+    metrics["segments"]["segments"] = segments
+    if actions:
+        metrics["actions"] = {
+            "customers": 100,
+            "customers_contacted": 20,
+            "cost": 500.0,
+            "expected_net_value": 81122.4,
+            "net_value_uplift_vs_no_action": 81122.4,
+            "net_value_uplift_vs_churn_score_one_offer": 1000.0,
+            "net_value_uplift_vs_random_action": -5.0,
+        }
+    data = {"path": "x.csv", "origin": "argument", "rows": 100, "sha256": "ab", "synthetic": False}
+    return {
+        "format_version": 1,
+        "created": "2026-12-02T00:00:00+00:00",
+        "data": data,
+        "synthetic": False,
+        "metrics": metrics,
+        "libraries": {"nba": "0.1"},
+        "lineage": {"origin": "notebooks 04 and 05", "file": "reports/artifacts/choices.json"},
+    }
+
+
+def test_model_card_shows_the_promised_figures_as_recorded():
+    profiles = pd.DataFrame(
+        {
+            "segment": [0, 1],
+            "name": ["Everyday revolvers", "Light transactors"],
+            "share": [0.8, 0.2],
+            "churn_rate": [0.036, 0.6],
+        }
+    )
+    card = report.model_card(_metadata(), profiles, 0.3245)
+    assert "threshold 0.325 by the f1 rule" in card and "at or above 32.5% are flagged" in card
+    assert "| roc_auc | 0.9876 |" in card and "| ece | 0.0120 |" in card
+    assert "notebooks 04 and 05 (`reports/artifacts/choices.json`)" in card
+    assert "it holds the evaluated models" in card
+    # the actions' gain is the recorded one, in the criteria and in its own section
+    assert "| actions | net_value_uplift_vs_no_action | \\$81,122 | > 0 | met |" in card
+    assert "| actions | net_value_uplift_vs_random_action | -\\$5 | > 0 | not met |" in card
+    assert "Gain over doing nothing \\$81,122" in card
+    assert "| churn | f1_lead_vs_lightgbm | -0.0010 | > 0 | not met |" in card
+    assert "| churn | ece | 0.0120 | <= 0.01 | not met |" in card
+    assert "| lightgbm | pr_auc | +0.0020 | [-0.0010, +0.0050] |" in card
+    assert "| 1 | Light transactors | 20.0% | 60.0% | 70.0% |" in card
+
+
+def test_model_card_without_a_measurement_says_not_measured():
+    card = report.model_card(_metadata(actions=False), pd.DataFrame(columns=["segment"]), 0.5)
+    assert "| actions | net_value_uplift_vs_no_action | — | > 0 | not measured |" in card
+    assert "Next best actions" not in card

@@ -123,11 +123,12 @@ def test_value_assumptions_read_the_projects_params_file():
 
 
 EXPECTED_TARGETS = {
-    ("churn", "roc_auc"): (">=", 0.996),
-    ("churn", "pr_auc"): (">=", 0.980),
-    ("churn", "f1"): (">=", 0.935),
-    ("churn", "precision"): (">=", 0.92),
-    ("churn", "recall"): (">=", 0.92),
+    # stage 1 restated (issue 12): ahead of default learners on the same split, calibrated
+    ("churn", "pr_auc_lead_vs_lightgbm"): (">", 0),
+    ("churn", "pr_auc_lead_vs_hist_gradient_boosting"): (">", 0),
+    ("churn", "f1_lead_vs_lightgbm"): (">", 0),
+    ("churn", "f1_lead_vs_hist_gradient_boosting"): (">", 0),
+    ("churn", "ece"): ("<=", 0.01),
     ("segments", "silhouette"): (">=", 0.50),
     ("segments", "k"): (">=", 4),
     ("segments", "stability_ari"): (">=", 0.95),
@@ -149,15 +150,20 @@ def test_success_criteria_hold_the_agreed_targets():
 
 def test_check_criteria_marks_met_not_met_and_not_measured():
     measured = {
-        "churn": {"roc_auc": 0.996, "pr_auc": 0.97, "f1": float("nan")},
+        "churn": {
+            "ece": 0.01,
+            "pr_auc_lead_vs_lightgbm": -0.001,
+            "f1_lead_vs_lightgbm": float("nan"),
+        },
         "segments": {"k": 5},
         "actions": {"net_value_uplift_vs_no_action": 0.0},
     }
     table = check_criteria(measured).set_index(["stage", "metric"])
-    assert table.loc[("churn", "roc_auc"), "status"] == "met"  # >= includes the target
-    assert table.loc[("churn", "pr_auc"), "status"] == "not met"
-    assert table.loc[("churn", "f1"), "status"] == "not measured"  # NaN is not a measurement
-    assert table.loc[("churn", "recall"), "status"] == "not measured"
+    assert table.loc[("churn", "ece"), "status"] == "met"  # <= includes the target
+    assert table.loc[("churn", "pr_auc_lead_vs_lightgbm"), "status"] == "not met"
+    # NaN is not a measurement
+    assert table.loc[("churn", "f1_lead_vs_lightgbm"), "status"] == "not measured"
+    assert table.loc[("churn", "f1_lead_vs_hist_gradient_boosting"), "status"] == "not measured"
     assert table.loc[("segments", "k"), "status"] == "met"
     assert table.loc[("actions", "net_value_uplift_vs_no_action"), "status"] == "not met"  # > 0
     assert table["met"].sum() == 2
