@@ -145,8 +145,13 @@ EFFECT_FEATURES = ("intercept", "p", *TRAITS, *(f"p*{t}" for t in TRAITS))
 def effect_features(p: np.ndarray, traits: Mapping[str, Any]) -> np.ndarray:
     """n × len(EFFECT_FEATURES) design matrix of the learned effect model (float64)."""
     p = np.asarray(p, dtype=np.float64)
-    t = np.column_stack([np.asarray(traits[k], dtype=np.float64) for k in TRAITS])
-    return np.column_stack([np.ones_like(p), p, t, p[:, None] * t])
+    k = len(TRAITS)
+    out = np.empty((len(p), 2 + 2 * k))
+    out[:, 0], out[:, 1] = 1.0, p
+    for i, trait in enumerate(TRAITS):
+        out[:, 2 + i] = traits[trait]
+        np.multiply(out[:, 2 + i], p, out=out[:, 2 + k + i])
+    return out
 
 
 @dataclass(frozen=True)
@@ -165,7 +170,7 @@ class LearnedEffects:
         mean = z @ self.coef[action_id]
         if not self.caution or self.cov is None:
             return mean
-        sd = np.sqrt(np.maximum(((z @ self.cov[action_id]) * z).sum(axis=1), 0.0))
+        sd = np.sqrt(np.maximum(np.einsum("ij,ij->i", z @ self.cov[action_id], z), 0.0))
         return mean - self.caution * sd
 
     @classmethod

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from nba.actions import (
     EFFECT_FEATURES,
@@ -126,11 +127,25 @@ class EffectModel:
 
     def effect_sd(self, Z: np.ndarray) -> np.ndarray:
         """Posterior standard deviation of each action's effect, n × A."""
-        return np.sqrt(np.maximum(np.einsum("nf,afg,ng->na", Z, self.cov_, Z), 0.0))
+        var = np.column_stack([np.einsum("ij,ij->i", Z @ c, Z) for c in self.cov_])
+        return np.sqrt(np.maximum(var, 0.0))
 
     def retention(self, Z: np.ndarray) -> np.ndarray:
         """Predicted P(retained) when nothing is delivered, n."""
         return self.baseline_features(Z) @ self.baseline_
+
+
+#: The decision columns learning reads from the history.
+LEARN_COLUMNS = (
+    schema.ID,
+    "campaign_id",
+    "group",
+    "action",
+    "propensity",
+    "churn_probability",
+    "value_at_risk",
+    "delivered_propensity",
+)
 
 
 @dataclass
@@ -237,6 +252,12 @@ def learn(
     """A new bundle whose engine uses the effects learnt from `frame` (recorded interactions
     with customers, `History.interactions(with_customers=True)`), with lineage and the
     off-policy estimate of its value against `parent` in `metadata["campaigns"]`."""
+    # thin matrices (n × 22): one BLAS thread is faster than two fighting over a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _learn(parent, frame, parent_id, caution)
+
+
+def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: float) -> LearnResult:
     pid = parent_id or bundle_id(parent)
     usable = frame[CUSTOMER_COLUMNS[0]].notna().to_numpy()
     if not usable.any():
@@ -256,9 +277,9 @@ def learn(
         "features": list(EFFECT_FEATURES),
         "caution": float(caution),
         "actions": {
-            a: {
-                "coef": model.coef_[ids.index(a)].tolist(),
-                "cov": model.cov_[ids.index(a)].tolist(),
+            a: {  # arrays, not lists: skops stores them as arrays, not one node per number
+                "coef": model.coef_[ids.index(a)].copy(),
+                "cov": model.cov_[ids.index(a)].copy(),
                 "outcomes": int(model.n_[ids.index(a)]),
             }
             for a in learned_ids
@@ -320,7 +341,8 @@ def learn_from_history(
     parent_id: str | None = None,
 ) -> LearnResult:
     """`learn` over every recorded outcome in `history` (or those of `campaign_ids`)."""
-    return learn(parent, history.interactions(campaign_ids, with_customers=True), parent_id)
+    frame = history.interactions(campaign_ids, with_customers=True, columns=LEARN_COLUMNS)
+    return learn(parent, frame, parent_id)
 
 
 def learn_file(bundle_path: Any, history: History, out: Any) -> LearnResult:
@@ -332,7 +354,7 @@ def learn_file(bundle_path: Any, history: History, out: Any) -> LearnResult:
     from nba.errors import DataError
 
     parent = load_bundle(Path(bundle_path))
-    frame = history.interactions(with_customers=True)
+    frame = history.interactions(with_customers=True, columns=LEARN_COLUMNS)
     if frame.empty or frame[CUSTOMER_COLUMNS[0]].isna().all():
         raise DataError(
             f"no recorded outcome with a customer record in {history.path}: plan a campaign "

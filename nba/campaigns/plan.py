@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from nba.actions import NO_ACTION, allocate_budget
 from nba.campaigns.policy import EngineView, bundle_id, engine_view, posterior, prior_sd
@@ -121,13 +122,34 @@ def _policy(view: EngineView, budget: float | None) -> np.ndarray:
     return out
 
 
+def _decision_ids(campaign_id: str, clients: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """`<campaign_id>:<CLIENTNUM>` per customer, built by arrow (no Python string per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from nba.actions import text_array
+
+    digits = pc.cast(pa.array(clients), pa.large_string())
+    prefix = pa.scalar(f"{campaign_id}:", pa.large_string())
+    return text_array(pc.binary_join_element_wise(prefix, digits, pa.scalar("", pa.large_string())))
+
+
+def _labels(names: list[str], codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """`names[codes]` as a "str" column, built by arrow from the few names."""
+    import pyarrow as pa
+
+    from nba.actions import text_array
+
+    return text_array(pa.array(names, pa.large_string()).take(pa.array(codes)))
+
+
 def _control(
     view: EngineView, share: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """(is control, control share of the customer's stratum): exactly round(share × size)
     random customers of each segment × risk band stratum."""
     n = len(view.p)
-    _, stratum = np.unique(view.segment.astype(np.int64) * 3 + view.band, return_inverse=True)
+    stratum = view.segment.astype(np.int64) * 3 + view.band
     keys = rng.random(n)
     order = np.lexsort((keys, stratum))
     sizes = np.bincount(stratum)
@@ -158,14 +180,25 @@ def thompson_probabilities(
             continue
         cov = post[action][1] if action in post else np.diag(sd**2)
         chol[j] = np.linalg.cholesky(cov + 1e-12 * np.eye(len(sd)))
-    cols = list(chol)
-    eps = rng.standard_normal((THOMPSON_DRAWS, len(cols), len(sd)))
-    for k in range(THOMPSON_DRAWS):
-        W = np.stack([chol[j] @ eps[k, i] for i, j in enumerate(cols)], axis=1)  # F × A'
-        sampled = np.full((len(rows), A), -np.inf)
-        sampled[:, cols] = (base[:, cols] + z @ W) * var[:, None] - view.cost[cols][None, :]
-        sampled[~options] = -np.inf
-        wins[np.arange(len(rows)), np.argmax(sampled, axis=1)] += 1
+    cols = np.asarray(list(chol))
+    K, F = THOMPSON_DRAWS, len(sd)
+    eps = rng.standard_normal((K, len(cols), F))
+    L = np.stack([chol[j] for j in cols.tolist()])  # A' × F × F
+    W = np.einsum("aij,kaj->kai", L, eps).transpose(2, 0, 1).reshape(F, K * len(cols))
+    allowed = options[:, cols]
+    for lo in range(0, len(rows), 20_000):  # all draws at once, 20,000 customers at a time
+        hi = min(lo + 20_000, len(rows))
+        noise = (z[lo:hi] @ W).reshape(hi - lo, K, len(cols))
+        noise += base[lo:hi, None, cols]
+        noise *= var[lo:hi, None, None]
+        noise -= view.cost[cols]
+        noise += np.where(allowed[lo:hi], 0.0, -np.inf)[:, None, :]
+        sampled = noise
+        best = cols[np.argmax(sampled, axis=2)]  # (customers, draws) → action column
+        counts = np.bincount(
+            (np.arange(hi - lo)[:, None] * A + best).ravel(), minlength=(hi - lo) * A
+        )
+        wins[lo:hi] += counts.reshape(hi - lo, A)
     q = wins / THOMPSON_DRAWS
     n_opt = np.maximum(options.sum(axis=1, keepdims=True), 1)
     return np.where(options, (1 - UNIFORM_FLOOR) * q + UNIFORM_FLOOR / n_opt, 0.0)
@@ -182,6 +215,18 @@ def make_plan(
     `PLAN_COLUMNS` then `EXTRA_COLUMNS`. Deterministic for the same input, bundle and seed."""
     options = options or PlanOptions()
     options.check()
+    # thin matrices (n × 22): one BLAS thread is faster than two fighting over a busy machine
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _make_plan(bundle, customers, options, campaign_id, bid)
+
+
+def _make_plan(
+    bundle: Any,
+    customers: pd.DataFrame,
+    options: PlanOptions,
+    campaign_id: str | None,
+    bid: str | None,
+) -> pd.DataFrame:
     view = engine_view(bundle, customers)
     n, A = view.net.shape
     rows = np.arange(n)
@@ -219,30 +264,28 @@ def make_plan(
     # what the customer received: nothing (control, or no_action chosen and not explored) …
     none_prob = c_s + (1 - c_s) * (1 - e_x) * (star == view.j0)
     delivered = np.where(delivered_none, none_prob, prop)
-    ids = np.asarray(view.ids, dtype=object)
     value = view.net[rows, action]
     plan = pd.DataFrame(
         {
             schema.ID: view.client,
-            "campaign_id": campaign_id,
-            "group": np.where(control, "control", "treatment"),
-            "action": ids[action],
+            "campaign_id": _labels([campaign_id], np.zeros(n, dtype=np.int64)),
+            "group": _labels(["treatment", "control"], control.astype(np.int64)),
+            "action": _labels(list(view.ids), action),
             "propensity": prop,
             "churn_probability": view.p,
             "segment": view.segment,
             "expected_value": np.where(np.isfinite(value), value, 0.0),
-            "bundle_id": bid,
-            "decision_id": [f"{campaign_id}:{c}" for c in view.client.tolist()],
-            "segment_name": view.segment_name,
-            "risk_band": view.risk_band,
+            "bundle_id": _labels([bid], np.zeros(n, dtype=np.int64)),
+            "decision_id": _decision_ids(campaign_id, view.client),
+            "segment_name": _labels(list(view.segment_names), view.segment),
+            "risk_band": _labels(["low", "medium", "high"], view.band),
             "explored": explored.astype(np.int8),
             "value_at_risk": view.var,
             "cost": view.cost[action],
             "delivered_propensity": delivered,
-        }
+        },
+        copy=False,
     )
-    plan["group"] = plan["group"].astype("str")
-    plan["action"] = plan["action"].astype("str")
     log.info(
         "plan %s: %d customers, %d control, %d explored", campaign_id, n, control.sum(), todo.size
     )

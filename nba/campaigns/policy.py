@@ -38,6 +38,7 @@ class EngineView:
     p: np.ndarray  # churn probability, n
     segment: np.ndarray  # segment code, n
     segment_name: np.ndarray  # segment name, n
+    segment_names: tuple[str, ...]  # name of each segment code
     risk_band: np.ndarray  # low / medium / high, n
     band: np.ndarray  # risk band code 0 / 1 / 2, n
     var: np.ndarray  # value at risk, $, n
@@ -84,6 +85,7 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         p=p,
         segment=segment,
         segment_name=names[segment],
+        segment_names=tuple(str(x) for x in names),
         risk_band=np.asarray(RISK_BANDS, dtype=object)[band],
         band=band,
         var=ev.var,

@@ -121,11 +121,11 @@ def test_a_failed_transaction_leaves_the_history_as_before(tmp_path: Path) -> No
         broken = broken.drop(columns=[CUSTOMER_COLUMNS[3]])  # fails before any write
         with pytest.raises(HistoryError):
             h.record_decisions(_decisions(6, "c2"), broken)
-        # a failure in the middle of the transaction: the customers insert hits a clash after
-        # the campaign and decision rows went in; all of it must roll back
+        # a failure in the middle of the transaction: the campaign row and the customers'
+        # records went in, then a decision fails; all of it must roll back
         h.conn.execute(
-            "CREATE TRIGGER boom BEFORE INSERT ON customers BEGIN "
-            "SELECT RAISE(ABORT, 'disk on fire'); END"
+            "CREATE TRIGGER boom BEFORE INSERT ON decisions WHEN NEW.CLIENTNUM = 1004 "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
         )
         with pytest.raises(HistoryError, match="disk on fire"):
             h.record_decisions(_decisions(6, "c3"), customers)
