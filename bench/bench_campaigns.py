@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_score import _bundle  # noqa: E402
@@ -72,20 +74,20 @@ def main() -> None:
                 f"Parquet out): {t_plan:.2f} s (target <= 10 s); "
                 f"{result.summary['control']:,} control, {result.summary['explored']:,} explored"
             )
-            plan = result_plan = None  # free memory before the next steps
-            import pandas as pd
-
-            result_plan = pd.read_parquet(folder / "plan.parquet")
+            del plan  # free memory before the next steps
+            written = pd.read_parquet(folder / "plan.parquet")
             view = engine_view(bundle, clean)
-            outcomes = load_world().respond(result_plan, view, 7)
-            del view, result_plan, plan
+            outcomes = load_world().respond(written, view, 7)
+            del view, written
             outcomes_path = write_table(outcomes, folder / "outcomes.parquet")
 
             start = time.perf_counter()
             rec = record_file(outcomes_path, history)
             t_rec = time.perf_counter() - start
-            print(f"(b) record_file, {rec.rows_in:,} outcomes: {t_rec:.2f} s (target <= 10 s); "
-                  f"{rec.recorded:,} recorded, {rec.rejected:,} rejected")
+            print(
+                f"(b) record_file, {rec.rows_in:,} outcomes: {t_rec:.2f} s (target <= 10 s); "
+                f"{rec.recorded:,} recorded, {rec.rejected:,} rejected"
+            )
 
             start = time.perf_counter()
             learnt = learn_file(bundle_path, history, folder / "learnt.bundle")

@@ -113,6 +113,7 @@ def waves_chart(waves: pd.DataFrame) -> Figure:
     ax.plot(waves["wave"], waves["ratio"] * 100, marker="o", color=HELP, label="learning bundle")
     ax.axhline(waves["ratio"].iloc[0] * 100, color=NEUTRAL, linestyle=":", label="first bundle")
     ax.axhline(90, color=HURT, linestyle="--", label="target 90 %")
+    ax.set_xticks(waves["wave"])
     ax.set_xlabel("bundle after wave (1 = the first bundle, before any outcome)")
     ax.set_ylabel("true net value, % of the oracle's")
     ax.set_ylim(0, 105)

@@ -112,3 +112,22 @@ def compare(
         "parent": estimate(reward, mu, logged, old, r_hat),
         "difference": diff,
     }
+
+
+def as_table(off: dict[str, dict[str, float]]) -> list[dict[str, float | str]]:
+    """`compare`'s result as rows (policy, estimator, value, low, high) for a table."""
+    rows: list[dict[str, float | str]] = []
+    for policy in ("parent", "new", "difference"):
+        for name in ("ips", "snips", "dr"):
+            if name in off.get(policy, {}):
+                part = off[policy]
+                rows.append(
+                    {
+                        "policy": policy if policy != "difference" else "new − parent",
+                        "estimator": name.upper(),
+                        "value": part[name],
+                        "low": part[f"{name}_low"],
+                        "high": part[f"{name}_high"],
+                    }
+                )
+    return rows

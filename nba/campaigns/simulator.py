@@ -194,3 +194,49 @@ def replace_seed(options: Any, seed: int) -> Any:
     from dataclasses import replace
 
     return replace(options, seed=seed)
+
+
+def world_table(world: World, catalogue: Any) -> pd.DataFrame:
+    """Per action: the catalogue's assumed default save rate and the world's true one, the
+    world's trait bonuses and harms (the hidden truth, side by side with the assumption)."""
+    rows = []
+    for action in catalogue.actions:
+        if action.id not in world.save:
+            continue
+        save = world.save[action.id]
+        rows.append(
+            {
+                "action": action.id,
+                "assumed_save_default": action.save_rate["default"],
+                "assumed_by_trait": ", ".join(
+                    f"{t} {action.save_rate[t]:.2f}" for t in action.suits
+                ),
+                "true_save_default": save.get("default", 0.0),
+                "true_bonus_by_trait": ", ".join(
+                    f"{t} {v:+.2f}" for t, v in save.items() if t != "default"
+                ),
+                "true_harm": ", ".join(
+                    f"{t} {v:+.2f}" for t, v in world.harm.get(action.id, {}).items()
+                ),
+                "response_rate": world.response.get(action.id, 0.0),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def true_average_effects(world: World, bundle: Any, interactions: pd.DataFrame) -> pd.Series:
+    """The world's true average effect of each action on P(retained) over the customers of
+    `interactions` (with customer records) the rules allow it for: what `learn` estimates."""
+    from nba.campaigns.history import CUSTOMER_COLUMNS
+    from nba.campaigns.policy import engine_view
+
+    view = engine_view(bundle, interactions.loc[:, [schema.ID, *CUSTOMER_COLUMNS]])
+    true = world.effects(view)
+    return pd.Series(
+        {
+            a: float(true[view.allowed[:, j], j].mean())
+            for j, a in enumerate(view.ids)
+            if a != NO_ACTION and view.allowed[:, j].any()
+        },
+        name="true_effect",
+    )
