@@ -297,6 +297,21 @@ def _campaign_learn(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _campaign_simulate(args: argparse.Namespace) -> int:
+    from nba.campaigns.simulator import simulate_file
+
+    outcomes, value, oracle = simulate_file(
+        args.plan, args.customers, args.bundle, args.out, args.world, args.seed
+    )
+    world = args.world or "params/world.yaml"
+    print(
+        f"Simulated outcomes for {len(outcomes):,} planned customers ({world}): "
+        f"{outcomes['retained'].mean():.1%} retained; written to {args.out}. The plan's true net "
+        f"value is ${value:,.0f}, {value / oracle:.1%} of the oracle's ${oracle:,.0f}"
+    )
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -455,6 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--history", help=history_help)
     cl.add_argument("--out", required=True, help="the new bundle to write")
     cl.set_defaults(func=_campaign_learn)
+
+    cs = camp_commands.add_parser(
+        "simulate", help="answer a plan with the response simulator (to try the loop)"
+    )
+    cs.add_argument("plan", help="a plan written by `nba campaign plan`")
+    cs.add_argument("--customers", required=True, help="the customers file that was planned")
+    cs.add_argument("--bundle", required=True, help="the bundle that planned it")
+    cs.add_argument("--out", required=True, help="outcomes file to write, .csv or .parquet")
+    cs.add_argument("--world", help="the world's ground truth (default params/world.yaml)")
+    cs.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    cs.set_defaults(func=_campaign_simulate)
     return parser
 
 

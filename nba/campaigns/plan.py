@@ -331,10 +331,10 @@ def plan_file(
     from pathlib import Path
 
     from nba.bundle import load_bundle
+    from nba.campaigns.outcomes import rejects_path
     from nba.data.io import read_table, write_table
     from nba.data.validate import validate
     from nba.errors import DataError
-    from nba.scoring import _rejects_path
 
     options.check()
     bundle = load_bundle(Path(bundle_path))
@@ -345,11 +345,15 @@ def plan_file(
             f"(first: {checked.rejects['reason'].iloc[0]})"
         )
     plan = make_plan(bundle, checked.clean, options, campaign_id, bundle_id(bundle, bundle_path))
-    history.record_decisions(plan.assign(channel="batch"), checked.clean)
-    out = write_table(plan, Path(output))
+    out = write_table(plan, Path(output))  # first: a path it cannot write fails before the history
+    try:
+        history.record_decisions(plan.assign(channel="batch"), checked.clean)
+    except Exception:
+        out.unlink(missing_ok=True)  # no plan file for a campaign the history does not hold
+        raise
     rejects = None
     if len(checked.rejects):
-        rejects = write_table(checked.rejects, _rejects_path(Path(output), None))
+        rejects = write_table(checked.rejects, rejects_path(Path(output)))
     assert len(plan) + len(checked.rejects) == checked.n_in
     return PlanResult(
         checked.n_in,

@@ -240,3 +240,37 @@ def true_average_effects(world: World, bundle: Any, interactions: pd.DataFrame) 
         },
         name="true_effect",
     )
+
+
+def simulate_file(
+    plan_path: Any, customers_path: Any, bundle_path: Any, out: Any, world_path: Any, seed: int
+) -> tuple[pd.DataFrame, float, float]:
+    """`nba campaign simulate`: the world's outcomes for a plan file (CSV or Parquet), from the
+    plan's customers (the file that was planned) and the bundle that planned it (its churn
+    score is the world's basis); written to `out` as an outcomes file. Returns (outcomes, the
+    plan's true net value $ (treatment rows), the oracle's on the same customers)."""
+    from pathlib import Path
+
+    from nba.bundle import load_bundle
+    from nba.campaigns.policy import engine_view
+    from nba.data.io import read_table, write_table
+    from nba.data.validate import validate
+    from nba.errors import DataError
+
+    plan = read_table(Path(plan_path), required=(schema.ID, "campaign_id", "group", "action"))
+    clean = validate(read_table(Path(customers_path))).clean.set_index(schema.ID, drop=False)
+    ids = pd.to_numeric(plan[schema.ID], errors="coerce")
+    missing = ~ids.isin(clean.index)
+    if missing.any():
+        raise DataError(
+            f"{int(missing.sum()):,} plan rows have no valid customer in {customers_path} "
+            f"(first CLIENTNUM {plan[schema.ID].iloc[int(missing.to_numpy().argmax())]})"
+        )
+    customers = clean.loc[ids.astype(np.int64).to_numpy()].reset_index(drop=True)
+    view = engine_view(load_bundle(Path(bundle_path)), customers)
+    world = load_world(world_path)
+    plan = plan.reset_index(drop=True)
+    outcomes = world.respond(plan, view, seed)
+    write_table(outcomes, Path(out))
+    value = world.value_of(plan["action"], view, plan["group"].eq("treatment").to_numpy())
+    return outcomes, value, world.oracle(view)[1]

@@ -186,3 +186,18 @@ def test_history_defaults_to_the_environment(files, tmp_path, monkeypatch) -> No
     args = ["campaign", "plan", str(files["customers"]), "--bundle", str(files["bundle"])]
     assert main([*args, "--out", str(out)]) == 0
     assert (tmp_path / "env.sqlite").is_file()
+
+
+def test_simulate_answers_a_plan_file_and_scores_it_against_the_oracle(files, tmp_path, capsys):
+    out = tmp_path / "answers.parquet"
+    args = ["campaign", "simulate", str(files["plan"]), "--customers", str(files["customers"])]
+    assert main([*args, "--bundle", str(files["bundle"]), "--out", str(out), "--seed", "3"]) == 0
+    said = capsys.readouterr().out
+    assert "of the oracle's" in said
+    answers = pd.read_parquet(out)
+    # the same answers the fixture drew in memory with the same seed
+    expected = pd.read_csv(files["outcomes"])
+    assert answers["retained"].tolist() == expected["retained"].tolist()
+    plan = pd.read_csv(files["plan"])
+    given = plan["group"].eq("treatment") & plan["action"].ne("no_action")
+    assert answers.loc[~given.to_numpy(), "responded"].eq(0).all()  # nothing delivered
