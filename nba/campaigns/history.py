@@ -7,19 +7,23 @@ file). Every write is one `BEGIN IMMEDIATE … COMMIT` transaction: a failure an
 the whole batch back, so a crash mid-record leaves the history as it was. The schema carries its
 version in `PRAGMA user_version` and is migrated forward on open.
 
-Tables (version 1):
-- `campaigns`: campaign_id, created, bundle_id, channel, rows;
-- `decisions`: one row per decision (decision_id unique): the plan / service columns, plus
-  `explored` (1 when exploration, not the policy, chose the action), `value_at_risk` ($),
-  `cost` ($ of the action) and `delivered_propensity` (the probability that what the customer
-  actually received — the action, or nothing for control rows — was chosen: what off-policy
-  evaluation divides by) when the caller knows them;
-- `customer_batches`: the BankChurners feature columns of the decisions' customers, as Parquet
-  blobs of up to `CUSTOMER_BLOB_ROWS` rows (learn models effects per customer from them); each
-  decision points at its batch and row;
-- `outcomes`: one per decision (its integer row id), responded, retained (0/1), source, recorded.
-
-Plan decisions have decision_id `<campaign_id>:<CLIENTNUM>`; service decisions their own.
+Tables (version 1), laid out so that a million decisions write in seconds: the columns of a
+batch of decisions (and of their customers' records) are stored as Parquet blobs, and one small
+row per decision indexes them.
+- `campaigns`: cid (integer key), campaign_id, created, bundle_id, channel, rows;
+- `batches`: one per write of up to `BLOB_ROWS` decisions: `decisions`, a Parquet blob of the
+  decision columns (the plan / service columns, plus `explored` (1 when exploration, not the
+  policy, chose the action), `value_at_risk` ($), `cost` ($ of the action) and
+  `delivered_propensity` (the probability that what the customer actually received — the
+  action, or nothing for control rows — was chosen: what off-policy evaluation divides by) when
+  the caller knows them, and `created`), and `customers`, a Parquet blob of the BankChurners
+  feature columns of the same customers (learn models effects per customer from them);
+- `decisions`: id (integer key), campaign (cid), CLIENTNUM, batch, row, and decision_id when it
+  is not the plan form `<campaign_id>:<CLIENTNUM>` (a service decision's own id); unique either
+  way (a campaign's plan is written once; other ids by a unique index). The campaign and batch
+  keys are kept right by this module rather than by foreign keys and a unique index on random
+  customer numbers, which would triple the time to write a million decisions.
+- `outcomes`: one per decision (its integer id), responded, retained (0/1), source, recorded.
 """
 
 from __future__ import annotations
@@ -73,44 +77,33 @@ GROUPS = ("treatment", "control")
 CUSTOMER_COLUMNS = tuple(c for c in schema.REQUIRED if c != schema.ID)
 OUTCOME_COLUMNS = ("responded", "retained")
 
-#: Customer records are kept as Parquet blobs of at most this many rows (a million customers
-#: write in well under a second this way; row by row they would take many).
-CUSTOMER_BLOB_ROWS = 250_000
+#: Decisions (and customer records) per Parquet blob.
+BLOB_ROWS = 250_000
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS campaigns (
-    campaign_id TEXT PRIMARY KEY,
+    cid INTEGER PRIMARY KEY,
+    campaign_id TEXT NOT NULL UNIQUE,
     created TEXT NOT NULL,
     bundle_id TEXT,
     channel TEXT NOT NULL,
     rows INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS customer_batches (
+CREATE TABLE IF NOT EXISTS batches (
     batch INTEGER PRIMARY KEY,
     rows INTEGER NOT NULL,
-    data BLOB NOT NULL
+    decisions BLOB NOT NULL,
+    customers BLOB
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY,
-    decision_id TEXT NOT NULL UNIQUE,
-    campaign_id TEXT NOT NULL REFERENCES campaigns(campaign_id),
+    campaign INTEGER NOT NULL,
     CLIENTNUM INTEGER NOT NULL,
-    channel TEXT NOT NULL CHECK (channel IN ('batch', 'api')),
-    "group" TEXT NOT NULL CHECK ("group" IN ('treatment', 'control')),
-    action TEXT NOT NULL,
-    propensity REAL NOT NULL CHECK (propensity > 0 AND propensity <= 1),
-    churn_probability REAL,
-    segment TEXT,
-    expected_value REAL,
-    bundle_id TEXT,
-    explored INTEGER NOT NULL DEFAULT 0,
-    value_at_risk REAL,
-    cost REAL,
-    delivered_propensity REAL,
-    customer_batch INTEGER REFERENCES customer_batches(batch),
-    customer_row INTEGER,
-    created TEXT NOT NULL
+    decision_id TEXT UNIQUE,
+    batch INTEGER NOT NULL,
+    row INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS decisions_campaign ON decisions (campaign);
 CREATE TABLE IF NOT EXISTS outcomes (
     decision INTEGER PRIMARY KEY REFERENCES decisions(id),
     responded INTEGER NOT NULL CHECK (responded IN (0, 1)),
@@ -268,49 +261,46 @@ class History:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise HistoryError(f"row {i + 1}: propensity {prop[i]!r} is outside (0, 1].")
-        blobs = [] if customers is None else _customer_blobs(customers)
+        if customers is not None:
+            gone = [c for c in CUSTOMER_COLUMNS if c not in customers.columns]
+            if gone:
+                raise HistoryError(f"customers need the column(s) {', '.join(gone)}.")
         now = _now()
-        cols = {
-            "decision_id": ids.tolist(),
-            schema.ID: pd.to_numeric(d[schema.ID]).astype(np.int64).tolist(),
-            "campaign_id": d["campaign_id"].astype("str").tolist(),
-            "channel": d["channel"].astype("str").tolist(),
-            "group": d["group"].astype("str").tolist(),
-            "action": d["action"].astype("str").tolist(),
-            "propensity": prop.tolist(),
-            "churn_probability": _floats(d["churn_probability"]),
-            "segment": d["segment"].astype("str").tolist(),
-            "expected_value": _floats(d["expected_value"]),
-            "bundle_id": d["bundle_id"].astype("str").tolist(),
-        }
+        table = pd.DataFrame(
+            {
+                "decision_id": ids.to_numpy(),
+                schema.ID: pd.to_numeric(d[schema.ID]).astype(np.int64).to_numpy(),
+                "campaign_id": d["campaign_id"].astype("str").to_numpy(),
+                "channel": d["channel"].astype("str").to_numpy(),
+                "group": d["group"].astype("str").to_numpy(),
+                "action": d["action"].astype("str").to_numpy(),
+                "propensity": prop,
+                "churn_probability": pd.to_numeric(d["churn_probability"]).to_numpy(float),
+                "segment": d["segment"].astype("str").to_numpy(),
+                "expected_value": pd.to_numeric(d["expected_value"]).to_numpy(float),
+                "bundle_id": d["bundle_id"].astype("str").to_numpy(),
+            }
+        )
         for column, default in OPTIONAL_DECISION_COLUMNS.items():
             values = d[column] if column in d.columns else pd.Series(default, index=d.index)
-            cols[column] = (
-                values.astype(np.int64).tolist() if column == "explored" else _floats(values)
+            table[column] = (
+                values.astype(np.int64).to_numpy()
+                if column == "explored"
+                else pd.to_numeric(values, errors="coerce").to_numpy(float)
             )
+        table["created"] = now
         n = len(d)
-        names = [*DECISION_COLUMNS, *OPTIONAL_DECISION_COLUMNS, "customer_batch", "customer_row"]
+        # plan decisions keep their id implicit (<campaign_id>:<CLIENTNUM>); others store it
+        plan_form = (table["campaign_id"] + ":" + table[schema.ID].astype("str")).to_numpy()
+        explicit = np.where(
+            plan_form == table["decision_id"].to_numpy(), None, table["decision_id"]
+        )
         campaigns = d.groupby(["campaign_id", "channel"], sort=False).agg(
             rows=("decision_id", "size"), bundle_id=("bundle_id", "first")
         )
-        quoted = ", ".join(f'"{c}"' for c in [*names, "created"])
-        marks = ", ".join("?" * (len(names) + 1))
         try:
             with self._transaction() as conn:
-                batch_of = [None] * n
-                row_of: list[int | None] = [None] * n
-                if blobs:
-                    first = conn.execute(
-                        "SELECT COALESCE(MAX(batch), 0) + 1 FROM customer_batches"
-                    ).fetchone()[0]
-                    for k, (offset, rows, data) in enumerate(blobs):
-                        conn.execute(
-                            "INSERT INTO customer_batches (batch, rows, data) VALUES (?, ?, ?)",
-                            (first + k, rows, data),
-                        )
-                        batch_of[offset : offset + rows] = [first + k] * rows
-                        row_of[offset : offset + rows] = range(rows)
-                cols["customer_batch"], cols["customer_row"] = batch_of, row_of
+                cid = {}
                 for (campaign, channel), row in campaigns.iterrows():
                     conn.execute(
                         "INSERT INTO campaigns (campaign_id, created, bundle_id, channel, rows) "
@@ -318,34 +308,61 @@ class History:
                         "rows = rows + excluded.rows",
                         (str(campaign), now, str(row["bundle_id"]), str(channel), int(row["rows"])),
                     )
-                rows_iter = zip(*(cols[c] for c in names), [now] * n, strict=True)
-                conn.executemany(f"INSERT INTO decisions ({quoted}) VALUES ({marks})", rows_iter)
+                    cid[str(campaign)] = conn.execute(
+                        "SELECT cid FROM campaigns WHERE campaign_id = ?", (str(campaign),)
+                    ).fetchone()[0]
+                planned = {str(c) for c in table.loc[explicit == None, "campaign_id"]}  # noqa: E711
+                for campaign in sorted(planned):
+                    again = conn.execute(
+                        "SELECT 1 FROM decisions WHERE campaign = ? AND decision_id IS NULL "
+                        "LIMIT 1",
+                        (cid[campaign],),
+                    ).fetchone()
+                    if again:
+                        raise sqlite3.IntegrityError(f"UNIQUE: campaign {campaign} planned")
+                first = conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM batches").fetchone()
+                batch = np.empty(n, dtype=np.int64)
+                row_in = np.empty(n, dtype=np.int64)
+                for k, lo in enumerate(range(0, n, BLOB_ROWS)):
+                    hi = min(lo + BLOB_ROWS, n)
+                    people = None if customers is None else customers.iloc[lo:hi]
+                    conn.execute(
+                        "INSERT INTO batches (batch, rows, decisions, customers) "
+                        "VALUES (?, ?, ?, ?)",
+                        (
+                            first[0] + k,
+                            hi - lo,
+                            _parquet(table.iloc[lo:hi]),
+                            None if people is None else _parquet(people, CUSTOMER_COLUMNS),
+                        ),
+                    )
+                    batch[lo:hi] = first[0] + k
+                    row_in[lo:hi] = np.arange(hi - lo)
+                campaign_key = table["campaign_id"].map(cid).to_numpy(dtype=np.int64)
+                conn.executemany(
+                    "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    zip(
+                        campaign_key.tolist(),
+                        table[schema.ID].tolist(),
+                        explicit.tolist(),
+                        batch.tolist(),
+                        row_in.tolist(),
+                        strict=True,
+                    ),
+                )
         except sqlite3.IntegrityError as exc:
-            if "decision_id" not in str(exc):
+            if "UNIQUE" not in str(exc):
                 raise HistoryError(f"Could not write decisions to {self.path}: {exc}.") from exc
-            clash = self._existing_ids(cols["decision_id"])
+            names = ", ".join(str(c) for c, _ in campaigns.index)
             raise HistoryError(
-                f"{len(clash):,} decision_id(s) are already in the history "
-                f"(e.g. {clash[0]!r}); a campaign is planned once."
+                "some of these decisions are already in the history (a decision_id, or a "
+                f"customer of campaign {names}): a campaign is planned once."
             ) from exc
         except sqlite3.Error as exc:
             raise HistoryError(f"Could not write decisions to {self.path}: {exc}.") from exc
         log.info("history: %d decisions written", n)
         return n
-
-    def _existing_ids(self, ids: Sequence[str]) -> list[str]:
-        """Which of `ids` are decision_ids in the history (for the error message)."""
-        found = []
-        for k in range(0, len(ids), 500):
-            chunk = list(ids[k : k + 500])
-            marks = ", ".join("?" * len(chunk))
-            found += [
-                r[0]
-                for r in self.conn.execute(
-                    f"SELECT decision_id FROM decisions WHERE decision_id IN ({marks})", chunk
-                )
-            ]
-        return sorted(found)
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -402,22 +419,40 @@ class History:
         return self._record(o, found, dup_key.to_numpy(), reason, "batch")
 
     def _keys_by_decision_id(self, ids: Sequence[str]) -> pd.DataFrame:
-        """Row id by decision_id, for the given ids (through a temporary table: any size)."""
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS probe (v TEXT PRIMARY KEY)")
-        self.conn.execute("DELETE FROM probe")
-        self.conn.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((v,) for v in ids))
+        """Decision key (`id`) by decision_id, for the given ids: a service decision's own id,
+        or a plan decision's `<campaign_id>:<CLIENTNUM>` (through temporary tables: any size)."""
+        conn = self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS probe (v TEXT PRIMARY KEY)")
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS probe_plan (v TEXT, campaign_id TEXT, client INTEGER)"
+        )
+        conn.execute("DELETE FROM probe")
+        conn.execute("DELETE FROM probe_plan")
+        conn.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((v,) for v in ids))
+        plan_like = []
+        for v in set(ids):
+            campaign, sep, client = v.rpartition(":")
+            if sep and client.isdigit():
+                plan_like.append((v, campaign, int(client)))
+        conn.executemany("INSERT INTO probe_plan VALUES (?, ?, ?)", plan_like)
         keys = pd.read_sql_query(
-            "SELECT d.decision_id, d.id FROM probe JOIN decisions d ON d.decision_id = probe.v",
-            self.conn,
-        ).set_index("decision_id")
-        self.conn.execute("DELETE FROM probe")
-        return keys
+            "SELECT d.decision_id, d.id FROM probe JOIN decisions d ON d.decision_id = probe.v "
+            "UNION ALL SELECT p.v, d.id FROM probe_plan p "
+            "JOIN campaigns c ON c.campaign_id = p.campaign_id "
+            "JOIN decisions d ON d.campaign = c.cid AND d.CLIENTNUM = p.client "
+            "AND d.decision_id IS NULL",
+            conn,
+        )
+        conn.execute("DELETE FROM probe")
+        conn.execute("DELETE FROM probe_plan")
+        return keys.drop_duplicates("decision_id").set_index("decision_id")
 
     def _plan_keys(self, campaigns: Iterable[str]) -> pd.Series:
-        """Decision row id by (campaign_id, CLIENTNUM) for the given campaigns."""
+        """Decision key by (campaign_id, CLIENTNUM) for the given campaigns."""
         frames = [
             pd.read_sql_query(
-                "SELECT campaign_id, CLIENTNUM, id FROM decisions WHERE campaign_id = ?",
+                "SELECT c.campaign_id, d.CLIENTNUM, d.id FROM decisions d "
+                "JOIN campaigns c ON c.cid = d.campaign WHERE c.campaign_id = ?",
                 self.conn,
                 params=(c,),
             )
@@ -525,19 +560,21 @@ class History:
         q = {
             "campaigns": "SELECT COUNT(*) FROM campaigns",
             "decisions": "SELECT COUNT(*) FROM decisions",
-            "customers": "SELECT COALESCE(SUM(rows), 0) FROM customer_batches",
+            "customers": "SELECT COALESCE(SUM(rows), 0) FROM batches WHERE customers IS NOT NULL",
             "outcomes": "SELECT COUNT(*) FROM outcomes",
         }
         return {k: int(self.conn.execute(v).fetchone()[0]) for k, v in q.items()}
 
     def decisions(self, campaign_ids: Sequence[str] | None = None) -> pd.DataFrame:
         """Decisions (all, or of `campaign_ids`) in the order written."""
-        where, params = _where(campaign_ids, "d")
-        return pd.read_sql_query(
-            f"SELECT {_DECISION_SELECT} FROM decisions d {where} ORDER BY d.id",
+        where, params = _where(campaign_ids)
+        keys = pd.read_sql_query(
+            "SELECT d.id, d.batch, d.row FROM decisions d JOIN campaigns c ON c.cid = d.campaign "
+            f"{where} ORDER BY d.id",
             self.conn,
             params=params,
         )
+        return self._gather(keys, "decisions", None).reset_index(drop=True)
 
     def interactions(
         self,
@@ -549,75 +586,59 @@ class History:
         `with_customers`, to the customer's feature columns (NaN where the decision was
         recorded without them): what impact and learn read. `columns`: only these decision
         columns (reading fewer is faster on millions of rows)."""
-        where, params = _where(campaign_ids, "d")
-        select = _DECISION_SELECT if columns is None else ", ".join(f'd."{c}"' for c in columns)
-        frame = pd.read_sql_query(
-            f"SELECT {select}, d.customer_batch, d.customer_row, o.responded, "
-            f"o.retained FROM decisions d JOIN outcomes o ON o.decision = d.id {where} "
-            "ORDER BY d.id",
+        where, params = _where(campaign_ids)
+        keys = pd.read_sql_query(
+            "SELECT d.id, d.batch, d.row, o.responded, o.retained FROM decisions d "
+            "JOIN outcomes o ON o.decision = d.id JOIN campaigns c ON c.cid = d.campaign "
+            f"{where} ORDER BY d.id",
             self.conn,
             params=params,
         )
+        frame = self._gather(keys, "decisions", columns)
+        frame["responded"] = keys["responded"].to_numpy()
+        frame["retained"] = keys["retained"].to_numpy()
         if with_customers:
-            frame = frame.join(self._customers(frame))
-        return frame.drop(columns=["customer_batch", "customer_row"])
+            people = self._gather(keys, "customers", list(CUSTOMER_COLUMNS))
+            frame = pd.concat([frame, people], axis=1)
+        return frame.reset_index(drop=True)
 
-    def _customers(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The customer records of `frame`'s rows (same index), from their Parquet blobs."""
+    def _gather(self, keys: pd.DataFrame, blob: str, columns: Sequence[str] | None) -> pd.DataFrame:
+        """The rows (batch, row) of `keys` from the `blob` column of their batches, in the
+        order of `keys` (a batch without that blob gives missing values)."""
         import pyarrow.parquet as pq
 
-        batch = frame["customer_batch"].to_numpy(dtype=np.float64)
-        row = frame["customer_row"].to_numpy(dtype=np.float64)
-        out = pd.DataFrame(index=frame.index, columns=list(CUSTOMER_COLUMNS), dtype="float64")
-        parts = []
-        for b in np.unique(batch[~np.isnan(batch)]).astype(np.int64).tolist():
-            data = self.conn.execute(
-                "SELECT data FROM customer_batches WHERE batch = ?", (b,)
-            ).fetchone()[0]
-            table = pq.read_table(io.BytesIO(data)).to_pandas()
+        batch = keys["batch"].to_numpy(dtype=np.int64)
+        row = keys["row"].to_numpy(dtype=np.int64)
+        names = list(columns) if columns else [*DECISION_COLUMNS, *OPTIONAL_DECISION_COLUMNS]
+        parts, where = [], []
+        for b in np.unique(batch).tolist():
+            data = self.conn.execute(f"SELECT {blob} FROM batches WHERE batch = ?", (b,)).fetchone()
+            if data is None or data[0] is None:
+                continue
             mine = np.flatnonzero(batch == b)
-            part = table.iloc[row[mine].astype(np.int64)].set_axis(frame.index[mine])
-            parts.append(part)
+            table = pq.read_table(io.BytesIO(data[0]), columns=list(columns) if columns else None)
+            parts.append(table.take(row[mine]).to_pandas())
+            where.append(mine)
         if not parts:
-            return out
-        found = pd.concat(parts)
-        return found.reindex(frame.index) if len(found) < len(frame) else found.loc[frame.index]
+            return pd.DataFrame(np.nan, index=range(len(keys)), columns=names)
+        found = pd.concat(parts, ignore_index=True)
+        found.index = np.concatenate(where)
+        return found.reindex(range(len(keys)))
 
 
-_DECISION_SELECT = ", ".join(
-    f'd."{c}"' for c in [*DECISION_COLUMNS, *OPTIONAL_DECISION_COLUMNS, "created"]
-)
-
-
-def _customer_blobs(customers: pd.DataFrame) -> list[tuple[int, int, bytes]]:
-    """(first row, rows, Parquet bytes) chunks of the customers' feature columns."""
+def _parquet(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> bytes:
+    """`frame` (or its `columns`) as Parquet bytes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    gone = [c for c in CUSTOMER_COLUMNS if c not in customers.columns]
-    if gone:
-        raise HistoryError(f"customers need the column(s) {', '.join(gone)}.")
-    frame = customers.loc[:, list(CUSTOMER_COLUMNS)].reset_index(drop=True)
-    out = []
-    for offset in range(0, len(frame), CUSTOMER_BLOB_ROWS):
-        part = frame.iloc[offset : offset + CUSTOMER_BLOB_ROWS]
-        buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), buf)
-        out.append((offset, len(part), buf.getvalue()))
-    return out
+    part = frame if columns is None else frame.loc[:, list(columns)]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False), buf)
+    return buf.getvalue()
 
 
-def _where(campaign_ids: Sequence[str] | None, alias: str) -> tuple[str, list[str]]:
+def _where(campaign_ids: Sequence[str] | None) -> tuple[str, list[str]]:
     if campaign_ids is None:
         return "", []
     marks = ", ".join("?" * len(campaign_ids))
-    return f"WHERE {alias}.campaign_id IN ({marks})", [str(c) for c in campaign_ids]
-
-
-def _floats(values: pd.Series) -> list[float | None]:
-    """A column as Python floats, missing values as None (SQL NULL)."""
-    arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-    out = arr.tolist()
-    if np.isnan(arr).any():
-        return [None if np.isnan(x) else x for x in out]
-    return out
+    return f"WHERE c.campaign_id IN ({marks})", [str(c) for c in campaign_ids]

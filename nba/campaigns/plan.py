@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,12 +346,16 @@ def plan_file(
             f"(first: {checked.rejects['reason'].iloc[0]})"
         )
     plan = make_plan(bundle, checked.clean, options, campaign_id, bundle_id(bundle, bundle_path))
-    out = write_table(plan, Path(output))  # first: a path it cannot write fails before the history
+    # the plan file first, under a temporary name: a path it cannot write fails before the
+    # history is touched; it takes its name only once the history holds the campaign
+    out = Path(output)
+    tmp = write_table(plan, out.with_name(f".tmp-{os.getpid()}-{out.name}"))
     try:
         history.record_decisions(plan.assign(channel="batch"), checked.clean)
-    except Exception:
-        out.unlink(missing_ok=True)  # no plan file for a campaign the history does not hold
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
+    os.replace(tmp, out)
     rejects = None
     if len(checked.rejects):
         rejects = write_table(checked.rejects, rejects_path(Path(output)))
