@@ -268,17 +268,17 @@ class History:
         now = _now()
         table = pd.DataFrame(
             {
-                "decision_id": ids.to_numpy(),
+                "decision_id": ids.array,
                 schema.ID: pd.to_numeric(d[schema.ID]).astype(np.int64).to_numpy(),
-                "campaign_id": d["campaign_id"].astype("str").to_numpy(),
-                "channel": d["channel"].astype("str").to_numpy(),
-                "group": d["group"].astype("str").to_numpy(),
-                "action": d["action"].astype("str").to_numpy(),
+                "campaign_id": d["campaign_id"].astype("str").array,
+                "channel": d["channel"].astype("str").array,
+                "group": d["group"].astype("str").array,
+                "action": d["action"].astype("str").array,
                 "propensity": prop,
                 "churn_probability": pd.to_numeric(d["churn_probability"]).to_numpy(float),
-                "segment": d["segment"].astype("str").to_numpy(),
+                "segment": d["segment"].astype("str").array,
                 "expected_value": pd.to_numeric(d["expected_value"]).to_numpy(float),
-                "bundle_id": d["bundle_id"].astype("str").to_numpy(),
+                "bundle_id": d["bundle_id"].astype("str").array,
             }
         )
         for column, default in OPTIONAL_DECISION_COLUMNS.items():
@@ -291,10 +291,11 @@ class History:
         table["created"] = now
         n = len(d)
         # plan decisions keep their id implicit (<campaign_id>:<CLIENTNUM>); others store it
-        plan_form = (table["campaign_id"] + ":" + table[schema.ID].astype("str")).to_numpy()
-        explicit = np.where(
-            plan_form == table["decision_id"].to_numpy(), None, table["decision_id"]
-        )
+        implicit = (
+            (table["campaign_id"] + ":" + table[schema.ID].astype("str")) == table["decision_id"]
+        ).to_numpy()
+        explicit = np.where(implicit, None, table["decision_id"].to_numpy())
+        table["decision_id"] = table["decision_id"].where(~implicit)  # rebuilt when read
         campaigns = d.groupby(["campaign_id", "channel"], sort=False).agg(
             rows=("decision_id", "size"), bundle_id=("bundle_id", "first")
         )
@@ -311,8 +312,7 @@ class History:
                     cid[str(campaign)] = conn.execute(
                         "SELECT cid FROM campaigns WHERE campaign_id = ?", (str(campaign),)
                     ).fetchone()[0]
-                planned = {str(c) for c in table.loc[explicit == None, "campaign_id"]}  # noqa: E711
-                for campaign in sorted(planned):
+                for campaign in sorted(pd.unique(table.loc[implicit, "campaign_id"])):
                     again = conn.execute(
                         "SELECT 1 FROM decisions WHERE campaign = ? AND decision_id IS NULL "
                         "LIMIT 1",
@@ -623,7 +623,12 @@ class History:
             return pd.DataFrame(np.nan, index=range(len(keys)), columns=names)
         found = pd.concat(parts, ignore_index=True)
         found.index = np.concatenate(where)
-        return found.reindex(range(len(keys)))
+        found = found.reindex(range(len(keys)))
+        if "decision_id" in found.columns and found["decision_id"].isna().any():
+            # a plan decision's id is implicit: <campaign_id>:<CLIENTNUM>
+            implicit = found["campaign_id"] + ":" + found[schema.ID].astype("Int64").astype("str")
+            found["decision_id"] = found["decision_id"].fillna(implicit)
+        return found
 
 
 def _parquet(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> bytes:

@@ -65,6 +65,8 @@ def test_plan_writes_the_contract_and_the_history(files) -> None:
         assert h.campaign_ids() == ["spring"]
         assert h.counts()["decisions"] == 2998
         assert h.counts()["customers"] == 2998
+        # plan decision ids are implicit in the history and come back as the plan wrote them
+        assert h.decisions()["decision_id"].tolist() == plan["decision_id"].tolist()
 
 
 def test_plan_is_deterministic_for_a_seed_and_a_campaign_is_planned_once(

@@ -219,3 +219,18 @@ def test_two_processes_write_at_once(tmp_path: Path) -> None:
         counts = h.counts()
     assert counts["decisions"] == 2 * 20 * 50
     assert counts["outcomes"] == 2 * 20 * 50
+
+
+def test_plan_form_decision_ids_answer_responses_too(tmp_path: Path) -> None:
+    d = _decisions(4, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(d)
+        assert h.decisions()["decision_id"].tolist() == d["decision_id"].tolist()
+        n, rejected = h.record_responses(
+            pd.DataFrame(
+                {"decision_id": ["spring:1001", "spring:9"], "responded": 1, "retained": 1}
+            )
+        )
+        assert n == 1 and "unknown decision_id" in rejected["reason"].iloc[0]
+        with pytest.raises(HistoryError, match="already in the history"):
+            h.record_decisions(d.iloc[:1])  # a campaign's plan is written once
