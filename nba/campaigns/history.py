@@ -23,7 +23,8 @@ row per decision indexes them.
   way (a campaign's plan is written once; other ids by a unique index). The campaign and batch
   keys are kept right by this module rather than by foreign keys and a unique index on random
   customer numbers, which would triple the time to write a million decisions.
-- `outcomes`: one per decision (its integer id), responded, retained (0/1), source, recorded.
+- `outcomes`: one per decision (its integer id, found by this module before writing),
+  responded, retained (0/1), source, recorded.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_campaign ON decisions (campaign);
 CREATE TABLE IF NOT EXISTS outcomes (
-    decision INTEGER PRIMARY KEY REFERENCES decisions(id),
+    decision INTEGER PRIMARY KEY,
     responded INTEGER NOT NULL CHECK (responded IN (0, 1)),
     retained INTEGER NOT NULL CHECK (retained IN (0, 1)),
     source TEXT NOT NULL,
@@ -130,15 +131,27 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+_ZERO_ONE = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
+
+
 def _zero_one(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(value as int8, ok mask): 0/1 given as numbers, booleans or text "0"/"1"; anything else
-    (2, 0.5, "yes", empty) is not ok."""
-    text = values.astype("str").str.strip()
-    num = pd.to_numeric(text.str.replace(r"\.0+$", "", regex=True), errors="coerce")
-    lowered = text.str.lower()
-    num = num.where(~lowered.isin(["true", "false"]), lowered.eq("true").astype(float))
-    ok = num.isin([0, 1]).to_numpy() & values.notna().to_numpy()
-    return np.where(ok, num.fillna(0).to_numpy(), 0).astype(np.int8), ok
+    """(value as int8, ok mask): 0/1 given as numbers, booleans or text ("0", "1", "1.0",
+    "true"); anything else (2, 0.5, "yes", empty) is not ok."""
+    numeric = pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values)
+    if numeric and not values.isna().any():
+        num = values.astype("int64").to_numpy()
+        ok = (num == 0) | (num == 1)
+    elif pd.api.types.is_float_dtype(values):
+        num = values.to_numpy(dtype=np.float64)
+        ok = (num == 0) | (num == 1)
+    else:  # text, as a CSV is read: a few distinct spellings, looked up once each
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        known = np.array(
+            [_ZERO_ONE.get(str(u).strip().lower(), -1) for u in uniques] + [-1], dtype=np.int64
+        )
+        num = known[codes]  # the sentinel -1 indexes the appended "not 0/1"
+        ok = num >= 0
+    return np.where(ok, num, 0).astype(np.int8), np.asarray(ok, dtype=bool)
 
 
 class History:
