@@ -137,6 +137,67 @@ class Action:
         return tuple(k for k in self.save_rate if k != "default")
 
 
+#: Features of the learned effect model (`nba.campaigns.learn`): an intercept, P(churn), each
+#: trait, and P(churn) × each trait. One definition shared by the learner and the engine.
+EFFECT_FEATURES = ("intercept", "p", *TRAITS, *(f"p*{t}" for t in TRAITS))
+
+
+def effect_features(p: np.ndarray, traits: Mapping[str, Any]) -> np.ndarray:
+    """n × len(EFFECT_FEATURES) design matrix of the learned effect model (float64)."""
+    p = np.asarray(p, dtype=np.float64)
+    k = len(TRAITS)
+    out = np.empty((len(p), 2 + 2 * k))
+    out[:, 0], out[:, 1] = 1.0, p
+    for i, trait in enumerate(TRAITS):
+        out[:, 2 + i] = traits[trait]
+        np.multiply(out[:, 2 + i], p, out=out[:, 2 + k + i])
+    return out
+
+
+@dataclass(frozen=True)
+class LearnedEffects:
+    """What campaign outcomes taught (`nba campaign learn`): per action, the change in
+    P(retained) it causes for a customer, `effect_features(p, traits) @ coef[action]`, which
+    replaces the catalogue's assumed P(churn) × save rate. Stored in the catalogue data under
+    `learned_effects` (plain lists, so a bundle carries it without a new type)."""
+
+    coef: Mapping[str, np.ndarray]  # action id → coefficients over EFFECT_FEATURES
+    cov: Mapping[str, np.ndarray] | None = None  # action id → their posterior covariance
+    caution: float = 0.0  # act on mean − caution × sd of the effect (0: on the mean)
+
+    def effect(self, action_id: str, z: np.ndarray) -> np.ndarray:
+        """The effect on P(retained) the engine acts on for features `z` (n × F)."""
+        mean = z @ self.coef[action_id]
+        if not self.caution or self.cov is None:
+            return mean
+        sd = np.sqrt(np.maximum(np.einsum("ij,ij->i", z @ self.cov[action_id], z), 0.0))
+        return mean - self.caution * sd
+
+    @classmethod
+    def from_raw(cls, raw: Any, ids: Sequence[str]) -> LearnedEffects:
+        if not isinstance(raw, Mapping) or list(raw.get("features", [])) != list(EFFECT_FEATURES):
+            raise _fail("file", "learned_effects.features", "must list EFFECT_FEATURES in order")
+        actions = raw.get("actions")
+        if not isinstance(actions, Mapping):
+            raise _fail("file", "learned_effects.actions", "must map action ids to effects")
+        coef, cov = {}, {}
+        for action_id, effect in actions.items():
+            if action_id not in ids or action_id == NO_ACTION:
+                raise _fail("file", f"learned_effects.{action_id}", "is not a catalogue action")
+            c = np.asarray(effect.get("coef", []) if isinstance(effect, Mapping) else [], float)
+            if c.shape != (len(EFFECT_FEATURES),) or not np.isfinite(c).all():
+                raise _fail("file", f"learned_effects.{action_id}.coef", "has the wrong shape")
+            coef[str(action_id)] = c
+            v = np.asarray(effect.get("cov", np.zeros((c.size, c.size))), dtype=np.float64)
+            if v.shape != (c.size, c.size) or not np.isfinite(v).all():
+                raise _fail("file", f"learned_effects.{action_id}.cov", "has the wrong shape")
+            cov[str(action_id)] = v
+        caution = raw.get("caution", 0.0)
+        if isinstance(caution, bool) or not isinstance(caution, int | float) or caution < 0:
+            raise _fail("file", "learned_effects.caution", "must be a number >= 0")
+        return cls(coef, cov, float(caution))
+
+
 @dataclass(frozen=True)
 class Catalogue:
     actions: tuple[Action, ...]
@@ -144,6 +205,7 @@ class Catalogue:
     contact_column: str
     suppress_marketing_at: float
     contact_reason: str
+    learned: LearnedEffects | None = None  # effects learnt from campaigns, replacing save rates
 
     @property
     def ids(self) -> list[str]:
@@ -301,12 +363,14 @@ def parse_catalogue(raw: Any) -> Catalogue:
         raise _fail(f"action '{dupes[0]}'", "id", "is used by more than one action")
     if NO_ACTION not in ids:
         raise _fail(f"action '{NO_ACTION}'", "id", "is missing: the catalogue needs 'no_action'")
+    learned = raw.get("learned_effects")
     return Catalogue(
         actions=actions,
         traits={k: float(traits[k]) for k in TRAIT_THRESHOLDS},
         contact_column=str(policy["column"]),
         suppress_marketing_at=float(at),
         contact_reason=policy["reason"].strip(),
+        learned=None if learned is None else LearnedEffects.from_raw(learned, ids),
     )
 
 
@@ -516,9 +580,30 @@ def value_at_risk(customers: pd.DataFrame | Mapping[str, Any], settings: Setting
     return np.maximum(yearly, 0.0) * float(settings.value_horizon_years)
 
 
-def save_rates(catalogue: Catalogue, traits: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+def save_rates(
+    catalogue: Catalogue,
+    traits: pd.DataFrame | Mapping[str, Any],
+    p: np.ndarray | None = None,
+) -> np.ndarray:
     """n × actions P(save | action, trait): the highest rate among the customer's traits that
-    the action lists, else its default. `traits`: a frame or a dict of boolean arrays."""
+    the action lists, else its default. `traits`: a frame or a dict of boolean arrays.
+
+    With learned effects in the catalogue and `p` (P(churn)) given, a learned action's rate is
+    its learned retention effect / P(churn), so that P(churn) × rate is the learned effect
+    (negative for an action that makes customers leave)."""
+    out = _assumed_save_rates(catalogue, traits)
+    if catalogue.learned is not None and p is not None:
+        z = effect_features(p, traits)
+        floor = np.maximum(np.asarray(p, dtype=np.float64), 1e-6)
+        for action_id in catalogue.learned.coef:
+            out[:, catalogue.ids.index(action_id)] = catalogue.learned.effect(action_id, z) / floor
+    return out
+
+
+def _assumed_save_rates(
+    catalogue: Catalogue, traits: pd.DataFrame | Mapping[str, Any]
+) -> np.ndarray:
+    """The catalogue's assumed rates (see `save_rates`)."""
     n = len(traits[TRAITS[0]])
     out = np.empty((n, len(catalogue.actions)), dtype=np.float64)
     for j, a in enumerate(catalogue.actions):
@@ -602,7 +687,7 @@ def evaluate(
     traits = _traits(cols, catalogue, ref)
     p = np.asarray(_score_column(scores, "churn_probability"), dtype=np.float64)
     var = value_at_risk(cols, settings)
-    save = save_rates(catalogue, traits)
+    save = save_rates(catalogue, traits, p)
     lever = _levers(catalogue, levers)
     cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
     gross = (p * var)[:, None] * save * lever[None, :]

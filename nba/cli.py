@@ -210,6 +210,109 @@ def _score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _history(args: argparse.Namespace):  # noqa: ANN202 - a History, imported lazily
+    from nba.campaigns.history import History
+
+    return History(Path(args.history) if args.history else None)
+
+
+def _campaign_plan(args: argparse.Namespace) -> int:
+    from nba.campaigns.plan import PlanOptions, plan_file
+
+    options = PlanOptions(
+        control=args.control,
+        explore=args.explore,
+        budget=args.budget,
+        seed=args.seed,
+        method=args.explore_method,
+    )
+    try:
+        options.check()
+    except ValueError as exc:
+        raise NbaError(str(exc)) from None
+    with _history(args) as history:
+        r = plan_file(args.bundle, args.input, args.out, history, options, args.campaign_id)
+    s = r.summary
+    where = f"; rejected rows in {r.rejects}" if r.rejects else ""
+    print(
+        f"nba campaign plan: {r.rows_in:,} rows in: {r.planned:,} planned, {r.rejected:,} "
+        f"rejected{where}. Campaign {r.campaign_id}: {s['control']:,} control, "
+        f"{s['explored']:,} explored, {s['contacted']:,} to contact at ${s['cost']:,.0f}, "
+        f"expected net value ${s['expected_net_value']:,.0f}; plan in {r.output}, decisions "
+        f"in {history.path}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def _campaign_record(args: argparse.Namespace) -> int:
+    from nba.campaigns.outcomes import record_file
+
+    with _history(args) as history:
+        result = record_file(args.outcomes, history, args.rejects)
+        print(f"nba campaign record: {result.summary}; history {history.path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _campaign_impact(args: argparse.Namespace) -> int:
+    from nba.campaigns.impact import impact_report
+
+    ids = [args.campaign_id] if args.campaign_id else None
+    with _history(args) as history:
+        summary, html_path, json_path = impact_report(history, Path(args.out), ids)
+    for a in summary["actions"]:
+        lift = "no control" if a["lift"] is None else f"lift {a['lift'] * 100:+.1f} pts"
+        value = "" if a["net_value"] is None else f", net ${a['net_value']:,.0f} per treated"
+        print(
+            f"  {a['action']:24s} treated {a['treated']:>8,} control {a['control']:>7,}  "
+            f"{lift}{value}"
+        )
+    print(f"Impact report written to {html_path} (summary {json_path})")
+    return EXIT_OK
+
+
+def _campaign_learn(args: argparse.Namespace) -> int:
+    from nba.campaigns.learn import learn_file
+
+    with _history(args) as history:
+        result = learn_file(args.bundle, history, Path(args.out))
+    off = result.off_policy["difference"]
+    lineage = result.lineage
+    print(
+        f"Learnt from {lineage['outcomes']:,} outcomes of {len(lineage['campaigns'])} "
+        f"campaign(s); new bundle {lineage['bundle_id']} (parent {lineage['parent_bundle']}) "
+        f"written to {args.out}"
+    )
+    for e in result.effects.to_dict(orient="records"):
+        flag = "  HURTS some customers" if e["hurts_share"] > 0 else ""
+        print(
+            f"  {e['action']:24s} outcomes {e['outcomes']:>8,}  effect on retention "
+            f"assumed {e['assumed_effect'] * 100:+.1f} pts, learnt {e['learned_effect'] * 100:+.1f}"
+            f" [{e['learned_low'] * 100:+.1f}, {e['learned_high'] * 100:+.1f}]{flag}"
+        )
+    print(
+        f"Off-policy value, new vs parent, $ per customer: DR {off['dr']:+,.2f} "
+        f"[{off['dr_low']:+,.2f}, {off['dr_high']:+,.2f}], IPS {off['ips']:+,.2f} "
+        f"[{off['ips_low']:+,.2f}, {off['ips_high']:+,.2f}]"
+    )
+    return EXIT_OK
+
+
+def _campaign_simulate(args: argparse.Namespace) -> int:
+    from nba.campaigns.simulator import simulate_file
+
+    outcomes, value, oracle = simulate_file(
+        args.plan, args.customers, args.bundle, args.out, args.world, args.seed
+    )
+    world = args.world or "params/world.yaml"
+    print(
+        f"Simulated outcomes for {len(outcomes):,} planned customers ({world}): "
+        f"{outcomes['retained'].mean():.1%} retained; written to {args.out}. The plan's true net "
+        f"value is ${value:,.0f}, {value / oracle:.1%} of the oracle's ${oracle:,.0f}"
+    )
+    return EXIT_OK
+
+
 def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
@@ -334,6 +437,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.add_argument("--data", help="customers to look up (default: the bundle's own data)")
     app.set_defaults(func=_app)
+
+    camp = commands.add_parser(
+        "campaign", help="campaigns with control groups: plan, record outcomes, impact, learn"
+    )
+    camp_commands = camp.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    history_help = "interaction history (default NBA_HISTORY, else data/history.sqlite)"
+
+    cp = camp_commands.add_parser("plan", help="plan a campaign: control group, exploration")
+    cp.add_argument("input", help="customers as .csv or .parquet (BankChurners columns)")
+    cp.add_argument("--bundle", required=True, help="bundle whose engine chooses the actions")
+    cp.add_argument("--out", required=True, help="plan to write, .csv or .parquet")
+    cp.add_argument("--history", help=history_help)
+    cp.add_argument("--campaign-id", help="id of the campaign (default: derived from the input)")
+    cp.add_argument("--control", type=float, default=0.10, help="control share (default 0.10)")
+    cp.add_argument("--explore", type=float, default=0.10, help="exploration share (default 0.10)")
+    cp.add_argument(
+        "--explore-method",
+        choices=("thompson", "uniform"),
+        default="thompson",
+        help="how explored customers' actions are drawn (default thompson)",
+    )
+    cp.add_argument("--budget", type=float, help="total cost the campaign may spend ($)")
+    cp.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    cp.set_defaults(func=_campaign_plan)
+
+    cr = camp_commands.add_parser("record", help="record a campaign's outcomes")
+    cr.add_argument("outcomes", help="CLIENTNUM, campaign_id, responded, retained (.csv/.parquet)")
+    cr.add_argument("--history", help=history_help)
+    cr.add_argument("--rejects", help="rejected rows with a reason (default OUTCOMES.rejects.csv)")
+    cr.set_defaults(func=_campaign_record)
+
+    ci = camp_commands.add_parser("impact", help="incremental retention and value vs control")
+    ci.add_argument("--history", help=history_help)
+    ci.add_argument("--campaign-id", help="one campaign (default: all recorded)")
+    ci.add_argument(
+        "--out",
+        default=str(config.REPORTS_DIR / "impact.html"),
+        help="HTML report (a .json summary is written beside it)",
+    )
+    ci.set_defaults(func=_campaign_impact)
+
+    cl = camp_commands.add_parser("learn", help="learn what actions do; write a new bundle")
+    cl.add_argument("--bundle", required=True, help="the parent bundle")
+    cl.add_argument("--history", help=history_help)
+    cl.add_argument("--out", required=True, help="the new bundle to write")
+    cl.set_defaults(func=_campaign_learn)
+
+    cs = camp_commands.add_parser(
+        "simulate", help="answer a plan with the response simulator (to try the loop)"
+    )
+    cs.add_argument("plan", help="a plan written by `nba campaign plan`")
+    cs.add_argument("--customers", required=True, help="the customers file that was planned")
+    cs.add_argument("--bundle", required=True, help="the bundle that planned it")
+    cs.add_argument("--out", required=True, help="outcomes file to write, .csv or .parquet")
+    cs.add_argument("--world", help="the world's ground truth (default params/world.yaml)")
+    cs.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    cs.set_defaults(func=_campaign_simulate)
     return parser
 
 

@@ -79,6 +79,10 @@ class Settings:
     servicing_cost: float = 40.0  # yearly cost to serve an active account
     value_horizon_years: float = 3.0  # years of value a retained customer is expected to bring
 
+    # The closed loop in the response simulator (notebook 09).
+    campaign_waves: int = 5  # campaigns planned, answered, recorded and learnt from
+    campaign_rows: int = 20_000  # synthetic customers per campaign
+
     def path(self, name: str) -> Path:
         """A path setting (`reports_dir`, `models_dir`, `data_path`) resolved from the root;
         the files notebooks hand each other (`*_file`) are resolved inside `reports_dir`."""

@@ -1,0 +1,662 @@
+"""The interaction history: one SQLite file holding every decision made (campaign plan rows and
+API decisions), the customer record each decision was made for, and every outcome recorded.
+
+Why SQLite: one file a user can copy, no server, transactions, and safe for a few writers at
+once in WAL mode (the batch `nba campaign` commands and the decision service write to the same
+file). Every write is one `BEGIN IMMEDIATE … COMMIT` transaction: a failure anywhere inside rolls
+the whole batch back, so a crash mid-record leaves the history as it was. The schema carries its
+version in `PRAGMA user_version` and is migrated forward on open.
+
+Tables (version 1), laid out so that a million decisions write in seconds: the columns of a
+batch of decisions (and of their customers' records) are stored as Parquet blobs, and one small
+row per decision indexes them.
+- `campaigns`: cid (integer key), campaign_id, created, bundle_id, channel, rows;
+- `batches`: one per write of up to `BLOB_ROWS` decisions: `decisions`, a Parquet blob of the
+  decision columns (the plan / service columns, plus `explored` (1 when exploration, not the
+  policy, chose the action), `value_at_risk` ($), `cost` ($ of the action) and
+  `delivered_propensity` (the probability that what the customer actually received — the
+  action, or nothing for control rows — was chosen: what off-policy evaluation divides by) when
+  the caller knows them, and `created`), and `customers`, a Parquet blob of the BankChurners
+  feature columns of the same customers (learn models effects per customer from them);
+- `decisions`: id (integer key), campaign (cid), CLIENTNUM, batch, row, and decision_id when it
+  is not the plan form `<campaign_id>:<CLIENTNUM>` (a service decision's own id); unique either
+  way (a campaign's plan is written once; other ids by a unique index). The campaign and batch
+  keys are kept right by this module rather than by foreign keys and a unique index on random
+  customer numbers, which would triple the time to write a million decisions.
+- `outcomes`: one per decision (its integer id, found by this module before writing),
+  responded, retained (0/1), source, recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nba import config
+from nba.data import schema
+from nba.errors import NbaError
+
+log = logging.getLogger(__name__)
+
+HISTORY_ENV = "NBA_HISTORY"
+SCHEMA_VERSION = 1
+#: Seconds a writer waits for another writer's transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+
+#: Decision columns a caller must give (`record_decisions`), in the history's order.
+DECISION_COLUMNS = (
+    "decision_id",
+    schema.ID,
+    "campaign_id",
+    "channel",
+    "group",
+    "action",
+    "propensity",
+    "churn_probability",
+    "segment",
+    "expected_value",
+    "bundle_id",
+)
+#: Optional decision columns: filled with defaults when absent.
+OPTIONAL_DECISION_COLUMNS = {
+    "explored": 0,
+    "value_at_risk": np.nan,
+    "cost": np.nan,
+    "delivered_propensity": np.nan,
+}
+CHANNELS = ("batch", "api")
+GROUPS = ("treatment", "control")
+#: Customer feature columns kept beside each decision (the record minus its id).
+CUSTOMER_COLUMNS = tuple(c for c in schema.REQUIRED if c != schema.ID)
+OUTCOME_COLUMNS = ("responded", "retained")
+
+#: Decisions (and customer records) per Parquet blob.
+BLOB_ROWS = 250_000
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS campaigns (
+    cid INTEGER PRIMARY KEY,
+    campaign_id TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    bundle_id TEXT,
+    channel TEXT NOT NULL,
+    rows INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS batches (
+    batch INTEGER PRIMARY KEY,
+    rows INTEGER NOT NULL,
+    decisions BLOB NOT NULL,
+    customers BLOB
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY,
+    campaign INTEGER NOT NULL,
+    CLIENTNUM INTEGER NOT NULL,
+    decision_id TEXT UNIQUE,
+    batch INTEGER NOT NULL,
+    row INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_campaign ON decisions (campaign);
+CREATE TABLE IF NOT EXISTS outcomes (
+    decision INTEGER PRIMARY KEY,
+    responded INTEGER NOT NULL CHECK (responded IN (0, 1)),
+    retained INTEGER NOT NULL CHECK (retained IN (0, 1)),
+    source TEXT NOT NULL,
+    recorded TEXT NOT NULL
+);
+"""
+#: Migrations: version → statements that bring the schema from version-1 to version.
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+
+class HistoryError(NbaError):
+    """The history file or a batch written to it cannot be used; one sentence says why."""
+
+
+def default_history_path() -> Path:
+    """`NBA_HISTORY` if set, else `data/history.sqlite` under the project root."""
+    env = os.environ.get(HISTORY_ENV)
+    return Path(env) if env else config.DATA_DIR / "history.sqlite"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+_ZERO_ONE = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
+
+
+def _zero_one(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(value as int8, ok mask): 0/1 given as numbers, booleans or text ("0", "1", "1.0",
+    "true"); anything else (2, 0.5, "yes", empty) is not ok."""
+    numeric = pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values)
+    if numeric and not values.isna().any():
+        num = values.astype("int64").to_numpy()
+        ok = (num == 0) | (num == 1)
+    elif pd.api.types.is_float_dtype(values):
+        num = values.to_numpy(dtype=np.float64)
+        ok = (num == 0) | (num == 1)
+    else:  # text, as a CSV is read: a few distinct spellings, looked up once each
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        known = np.array(
+            [_ZERO_ONE.get(str(u).strip().lower(), -1) for u in uniques] + [-1], dtype=np.int64
+        )
+        num = known[codes]  # the sentinel -1 indexes the appended "not 0/1"
+        ok = num >= 0
+    return np.where(ok, num, 0).astype(np.int8), np.asarray(ok, dtype=bool)
+
+
+class History:
+    """The interaction history in one SQLite file; use as a context manager or call `close()`.
+
+    `path` None → `NBA_HISTORY`, else `<project root>/data/history.sqlite`. The parent folder is
+    created, the schema created or migrated to `SCHEMA_VERSION`. WAL mode and a busy timeout let
+    two processes write at once (each write waits for the other's transaction to finish)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_history_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # autocommit mode: every transaction is an explicit BEGIN IMMEDIATE … COMMIT
+            self.conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"Cannot open the history {self.path}: {exc}.") from exc
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL: a committed transaction survives a crash of the process; only a
+            # power cut may lose the last one, never corrupt the file
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise HistoryError(
+                f"{self.path} is not a usable nba history (SQLite said: {exc})."
+            ) from exc
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        self.conn.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        if self.version == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            current = self.version  # re-read under the write lock: another process may have won
+            if current > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"{self.path} has history schema {current}; this nba knows up to "
+                    f"{SCHEMA_VERSION}: upgrade nba."
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {version}")
+                log.info("history %s migrated to schema %d", self.path, version)
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not on first write
+            return self.conn
+
+        def __exit__(self, kind: object, *rest: object) -> None:
+            if kind is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+
+    def _transaction(self) -> History._Tx:
+        """One write transaction: everything inside commits together or not at all."""
+        return History._Tx(self.conn)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def record_decisions(
+        self, decisions: pd.DataFrame, customers: pd.DataFrame | None = None
+    ) -> int:
+        """Write decisions (and their customers' feature columns, same rows in the same order)
+        in one transaction; returns rows written. Columns: `DECISION_COLUMNS` (+ the optional
+        explored, value_at_risk, cost, delivered_propensity); extra columns are ignored. A
+        decision_id already in the history, a duplicate, an unknown channel or group or a
+        propensity outside (0, 1] is a `HistoryError` and nothing is written."""
+        missing = [c for c in DECISION_COLUMNS if c not in decisions.columns]
+        if missing:
+            raise HistoryError(f"decisions need the column(s) {', '.join(missing)}.")
+        if customers is not None and len(customers) != len(decisions):
+            raise HistoryError(
+                f"customers has {len(customers):,} rows for {len(decisions):,} decisions; "
+                "give the same rows in the same order."
+            )
+        if decisions.empty:
+            return 0
+        d = decisions.reset_index(drop=True)
+        ids = d["decision_id"].astype("str")
+        dup = ids.duplicated()
+        if dup.any():
+            i = int(np.flatnonzero(dup.to_numpy())[0])
+            raise HistoryError(f"decision_id {ids.iloc[i]!r} appears twice (row {i + 1}).")
+        for column, allowed in (("channel", CHANNELS), ("group", GROUPS)):
+            bad = ~d[column].astype("str").isin(allowed)
+            if bad.any():
+                i = int(np.flatnonzero(bad.to_numpy())[0])
+                raise HistoryError(
+                    f"row {i + 1}: {column} is {d[column].iloc[i]!r}; use {' or '.join(allowed)}."
+                )
+        prop = pd.to_numeric(d["propensity"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~((prop > 0) & (prop <= 1))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise HistoryError(f"row {i + 1}: propensity {prop[i]!r} is outside (0, 1].")
+        if customers is not None:
+            gone = [c for c in CUSTOMER_COLUMNS if c not in customers.columns]
+            if gone:
+                raise HistoryError(f"customers need the column(s) {', '.join(gone)}.")
+        now = _now()
+        table = pd.DataFrame(
+            {
+                "decision_id": ids.array,
+                schema.ID: pd.to_numeric(d[schema.ID]).astype(np.int64).to_numpy(),
+                "campaign_id": d["campaign_id"].astype("str").array,
+                "channel": d["channel"].astype("str").array,
+                "group": d["group"].astype("str").array,
+                "action": d["action"].astype("str").array,
+                "propensity": prop,
+                "churn_probability": pd.to_numeric(d["churn_probability"]).to_numpy(float),
+                "segment": d["segment"].astype("str").array,
+                "expected_value": pd.to_numeric(d["expected_value"]).to_numpy(float),
+                "bundle_id": d["bundle_id"].astype("str").array,
+            }
+        )
+        for column, default in OPTIONAL_DECISION_COLUMNS.items():
+            values = d[column] if column in d.columns else pd.Series(default, index=d.index)
+            table[column] = (
+                values.astype(np.int64).to_numpy()
+                if column == "explored"
+                else pd.to_numeric(values, errors="coerce").to_numpy(float)
+            )
+        table["created"] = now
+        n = len(d)
+        # plan decisions keep their id implicit (<campaign_id>:<CLIENTNUM>); others store it
+        implicit = (
+            (table["campaign_id"] + ":" + table[schema.ID].astype("str")) == table["decision_id"]
+        ).to_numpy()
+        explicit = np.where(implicit, None, table["decision_id"].to_numpy())
+        table["decision_id"] = table["decision_id"].where(~implicit)  # rebuilt when read
+        campaigns = d.groupby(["campaign_id", "channel"], sort=False).agg(
+            rows=("decision_id", "size"), bundle_id=("bundle_id", "first")
+        )
+        try:
+            with self._transaction() as conn:
+                cid = {}
+                for (campaign, channel), row in campaigns.iterrows():
+                    conn.execute(
+                        "INSERT INTO campaigns (campaign_id, created, bundle_id, channel, rows) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(campaign_id) DO UPDATE SET "
+                        "rows = rows + excluded.rows",
+                        (str(campaign), now, str(row["bundle_id"]), str(channel), int(row["rows"])),
+                    )
+                    cid[str(campaign)] = conn.execute(
+                        "SELECT cid FROM campaigns WHERE campaign_id = ?", (str(campaign),)
+                    ).fetchone()[0]
+                for campaign in sorted(pd.unique(table.loc[implicit, "campaign_id"])):
+                    again = conn.execute(
+                        "SELECT 1 FROM decisions WHERE campaign = ? AND decision_id IS NULL "
+                        "LIMIT 1",
+                        (cid[campaign],),
+                    ).fetchone()
+                    if again:
+                        raise sqlite3.IntegrityError(f"UNIQUE: campaign {campaign} planned")
+                first = conn.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM batches").fetchone()
+                batch = np.empty(n, dtype=np.int64)
+                row_in = np.empty(n, dtype=np.int64)
+                for k, lo in enumerate(range(0, n, BLOB_ROWS)):
+                    hi = min(lo + BLOB_ROWS, n)
+                    people = None if customers is None else customers.iloc[lo:hi]
+                    conn.execute(
+                        "INSERT INTO batches (batch, rows, decisions, customers) "
+                        "VALUES (?, ?, ?, ?)",
+                        (
+                            first[0] + k,
+                            hi - lo,
+                            _parquet(table.iloc[lo:hi]),
+                            None if people is None else _parquet(people, CUSTOMER_COLUMNS),
+                        ),
+                    )
+                    batch[lo:hi] = first[0] + k
+                    row_in[lo:hi] = np.arange(hi - lo)
+                campaign_key = table["campaign_id"].map(cid).to_numpy(dtype=np.int64)
+                conn.executemany(
+                    "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    zip(
+                        campaign_key.tolist(),
+                        table[schema.ID].tolist(),
+                        explicit.tolist(),
+                        batch.tolist(),
+                        row_in.tolist(),
+                        strict=True,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" not in str(exc):
+                raise HistoryError(f"Could not write decisions to {self.path}: {exc}.") from exc
+            names = ", ".join(str(c) for c, _ in campaigns.index)
+            raise HistoryError(
+                "some of these decisions are already in the history (a decision_id, or a "
+                f"customer of campaign {names}): a campaign is planned once."
+            ) from exc
+        except sqlite3.Error as exc:
+            raise HistoryError(f"Could not write decisions to {self.path}: {exc}.") from exc
+        log.info("history: %d decisions written", n)
+        return n
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def record_responses(self, responses: pd.DataFrame) -> tuple[int, pd.DataFrame]:
+        """Outcomes by decision_id (the decision service's responses): columns decision_id,
+        responded, retained (0/1). Returns (recorded, rejected rows with a `reason`); recorded +
+        rejected = rows given. Unknown decision_id, duplicates, values other than 0/1 are
+        rejected; an outcome already recorded is never overwritten (the same one again adds
+        nothing and is rejected as "already recorded")."""
+        need = ["decision_id", *OUTCOME_COLUMNS]
+        missing = [c for c in need if c not in responses.columns]
+        if missing:
+            raise HistoryError(f"responses need the column(s) {', '.join(missing)}.")
+        r = responses.reset_index(drop=True)
+        ids = r["decision_id"].astype("str").str.strip()
+        reason = np.full(len(r), "", dtype=object)
+        reason[(ids.eq("") | r["decision_id"].isna()).to_numpy()] = "decision_id is empty"
+        keys = self._keys_by_decision_id(ids[reason == ""].tolist())
+        found = keys.reindex(ids.to_numpy())
+        unknown = found["id"].isna().to_numpy() & (reason == "")
+        reason[unknown] = "unknown decision_id: no such decision in the history"
+        return self._record(r, found["id"].to_numpy(), ids.to_numpy(), reason, "api")
+
+    def record_outcomes(self, outcomes: pd.DataFrame) -> tuple[int, pd.DataFrame]:
+        """Outcomes of campaign customers: columns CLIENTNUM, campaign_id, responded, retained
+        (0/1), joined to the plan on (campaign_id, CLIENTNUM). Returns (recorded, rejected rows
+        with a `reason`); recorded + rejected = rows given. Unknown campaign, a customer the
+        campaign never planned, duplicates, values other than 0/1 are rejected; recording the
+        same outcomes twice adds nothing (the second time they are "already recorded")."""
+        need = [schema.ID, "campaign_id", *OUTCOME_COLUMNS]
+        missing = [c for c in need if c not in outcomes.columns]
+        if missing:
+            raise HistoryError(f"outcomes need the column(s) {', '.join(missing)}.")
+        o = outcomes.reset_index(drop=True)
+        campaign = o["campaign_id"].astype("str").str.strip()
+        client = pd.to_numeric(o[schema.ID], errors="coerce")
+        whole = client.notna() & (client == client.round())
+        reason = np.full(len(o), "", dtype=object)
+        reason[(campaign.eq("") | o["campaign_id"].isna()).to_numpy()] = "campaign_id is empty"
+        bad_id = (~whole).to_numpy() & (reason == "")
+        reason[bad_id] = f"{schema.ID} is not a whole number"
+        known = set(self.campaign_ids())
+        unknown = (~campaign.isin(known)).to_numpy() & (reason == "")
+        reason[unknown] = "unknown campaign_id: no plan with this id is in the history"
+        wanted = sorted(set(campaign[reason == ""]))
+        plan = self._plan_keys(wanted)
+        key = pd.MultiIndex.from_arrays(
+            [campaign.to_numpy(), client.fillna(-1).astype(np.int64).to_numpy()]
+        )
+        found = plan.reindex(key).to_numpy()
+        never = pd.isna(found) & (reason == "")
+        reason[never] = "customer never planned in this campaign"
+        dup_key = pd.Series(np.where(reason == "", found, np.nan))
+        return self._record(o, found, dup_key.to_numpy(), reason, "batch")
+
+    def _keys_by_decision_id(self, ids: Sequence[str]) -> pd.DataFrame:
+        """Decision key (`id`) by decision_id, for the given ids: a service decision's own id,
+        or a plan decision's `<campaign_id>:<CLIENTNUM>` (through temporary tables: any size)."""
+        conn = self.conn
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS probe (v TEXT PRIMARY KEY)")
+        conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS probe_plan (v TEXT, campaign_id TEXT, client INTEGER)"
+        )
+        conn.execute("DELETE FROM probe")
+        conn.execute("DELETE FROM probe_plan")
+        conn.executemany("INSERT OR IGNORE INTO probe VALUES (?)", ((v,) for v in ids))
+        plan_like = []
+        for v in set(ids):
+            campaign, sep, client = v.rpartition(":")
+            if sep and client.isdigit():
+                plan_like.append((v, campaign, int(client)))
+        conn.executemany("INSERT INTO probe_plan VALUES (?, ?, ?)", plan_like)
+        keys = pd.read_sql_query(
+            "SELECT d.decision_id, d.id FROM probe JOIN decisions d ON d.decision_id = probe.v "
+            "UNION ALL SELECT p.v, d.id FROM probe_plan p "
+            "JOIN campaigns c ON c.campaign_id = p.campaign_id "
+            "JOIN decisions d ON d.campaign = c.cid AND d.CLIENTNUM = p.client "
+            "AND d.decision_id IS NULL",
+            conn,
+        )
+        conn.execute("DELETE FROM probe")
+        conn.execute("DELETE FROM probe_plan")
+        return keys.drop_duplicates("decision_id").set_index("decision_id")
+
+    def _plan_keys(self, campaigns: Iterable[str]) -> pd.Series:
+        """Decision key by (campaign_id, CLIENTNUM) for the given campaigns."""
+        frames = [
+            pd.read_sql_query(
+                "SELECT c.campaign_id, d.CLIENTNUM, d.id FROM decisions d "
+                "JOIN campaigns c ON c.cid = d.campaign WHERE c.campaign_id = ?",
+                self.conn,
+                params=(c,),
+            )
+            for c in campaigns
+        ]
+        if not frames:
+            return pd.Series(dtype="float64", index=pd.MultiIndex.from_arrays([[], []]))
+        keys = pd.concat(frames, ignore_index=True)
+        keys = keys.drop_duplicates(["campaign_id", schema.ID])
+        return keys.set_index(["campaign_id", schema.ID])["id"].astype("float64")
+
+    def _record(
+        self,
+        frame: pd.DataFrame,
+        decision: np.ndarray,
+        dup_key: np.ndarray,
+        reason: np.ndarray,
+        source: str,
+    ) -> tuple[int, pd.DataFrame]:
+        """Validate 0/1 values and duplicates (same `dup_key`), then insert what passed in
+        one transaction; `decision` holds each row's decision row id (NaN: none) and `reason`
+        the rejections found so far ("" = still good)."""
+        values = {}
+        for column in OUTCOME_COLUMNS:
+            v, ok = _zero_one(frame[column])
+            values[column] = v
+            reason[(~ok) & (reason == "")] = f"{column} must be 0 or 1, got something else"
+        good = reason == ""
+        dup = pd.Series(dup_key).where(good).duplicated(keep="first").to_numpy() & good
+        reason[dup] = "duplicate: an earlier row of this file gives this customer's outcome"
+        now = _now()
+        try:
+            with self._transaction() as conn:
+                ok = reason == ""
+                before = self._recorded(decision[ok])
+                if len(before):
+                    prev = before.reindex(np.where(ok, decision, -1))
+                    had = ok & prev["responded"].notna().to_numpy()
+                    same = (
+                        had
+                        & (prev["responded"].to_numpy() == values["responded"])
+                        & (prev["retained"].to_numpy() == values["retained"])
+                    )
+                    reason[same] = "already recorded (same outcome): nothing added"
+                    reason[had & ~same] = (
+                        "an outcome is already recorded for this decision; outcomes are never "
+                        "overwritten"
+                    )
+                ok = reason == ""
+                k = int(ok.sum())
+                rows = zip(
+                    decision[ok].astype(np.int64).tolist(),
+                    values["responded"][ok].tolist(),
+                    values["retained"][ok].tolist(),
+                    [source] * k,
+                    [now] * k,
+                    strict=True,
+                )
+                conn.executemany(
+                    "INSERT INTO outcomes (decision, responded, retained, source, recorded) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"Could not record outcomes in {self.path}: {exc}.") from exc
+        recorded = int((reason == "").sum())
+        rejected = frame.loc[reason != ""].assign(reason=reason[reason != ""])
+        log.info("history: %d outcomes recorded, %d rejected", recorded, len(rejected))
+        return recorded, rejected
+
+    def _recorded(self, decisions: np.ndarray) -> pd.DataFrame:
+        """Outcomes already recorded for these decision row ids, indexed by row id."""
+        empty = pd.DataFrame(columns=list(OUTCOME_COLUMNS), dtype="float64")
+        if not len(decisions):
+            return empty
+        ids = np.unique(decisions.astype(np.int64))
+        query = "SELECT decision, responded, retained FROM outcomes WHERE decision "
+        if len(ids) > 5_000:
+            # one range scan of the outcomes' primary key: a campaign's decisions are contiguous
+            out = pd.read_sql_query(
+                query + "BETWEEN ? AND ?", self.conn, params=(int(ids[0]), int(ids[-1]))
+            )
+        else:
+            chunks = [ids[k : k + 500].tolist() for k in range(0, len(ids), 500)]
+            out = pd.concat(
+                [
+                    pd.read_sql_query(
+                        query + f"IN ({', '.join('?' * len(c))})", self.conn, params=c
+                    )
+                    for c in chunks
+                ]
+            )
+        out = out.set_index("decision")
+        return out if len(out) else empty
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def campaign_ids(self) -> list[str]:
+        """Every campaign (and API channel id) in the history, oldest first."""
+        rows = self.conn.execute("SELECT campaign_id FROM campaigns ORDER BY created, rowid")
+        return [r[0] for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table: campaigns, decisions, customers (records kept), outcomes."""
+        q = {
+            "campaigns": "SELECT COUNT(*) FROM campaigns",
+            "decisions": "SELECT COUNT(*) FROM decisions",
+            "customers": "SELECT COALESCE(SUM(rows), 0) FROM batches WHERE customers IS NOT NULL",
+            "outcomes": "SELECT COUNT(*) FROM outcomes",
+        }
+        return {k: int(self.conn.execute(v).fetchone()[0]) for k, v in q.items()}
+
+    def decisions(self, campaign_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Decisions (all, or of `campaign_ids`) in the order written."""
+        where, params = _where(campaign_ids)
+        keys = pd.read_sql_query(
+            "SELECT d.id, d.batch, d.row FROM decisions d JOIN campaigns c ON c.cid = d.campaign "
+            f"{where} ORDER BY d.id",
+            self.conn,
+            params=params,
+        )
+        return self._gather(keys, "decisions", None).reset_index(drop=True)
+
+    def interactions(
+        self,
+        campaign_ids: Sequence[str] | None = None,
+        with_customers: bool = False,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Decisions that have an outcome, joined to it (responded, retained) and, with
+        `with_customers`, to the customer's feature columns (NaN where the decision was
+        recorded without them): what impact and learn read. `columns`: only these decision
+        columns (reading fewer is faster on millions of rows)."""
+        where, params = _where(campaign_ids)
+        keys = pd.read_sql_query(
+            "SELECT d.id, d.batch, d.row, o.responded, o.retained FROM decisions d "
+            "JOIN outcomes o ON o.decision = d.id JOIN campaigns c ON c.cid = d.campaign "
+            f"{where} ORDER BY d.id",
+            self.conn,
+            params=params,
+        )
+        frame = self._gather(keys, "decisions", columns)
+        frame["responded"] = keys["responded"].to_numpy()
+        frame["retained"] = keys["retained"].to_numpy()
+        if with_customers:
+            people = self._gather(keys, "customers", list(CUSTOMER_COLUMNS))
+            frame = pd.concat([frame, people], axis=1)
+        return frame.reset_index(drop=True)
+
+    def _gather(self, keys: pd.DataFrame, blob: str, columns: Sequence[str] | None) -> pd.DataFrame:
+        """The rows (batch, row) of `keys` from the `blob` column of their batches, in the
+        order of `keys` (a batch without that blob gives missing values)."""
+        import pyarrow.parquet as pq
+
+        batch = keys["batch"].to_numpy(dtype=np.int64)
+        row = keys["row"].to_numpy(dtype=np.int64)
+        names = list(columns) if columns else [*DECISION_COLUMNS, *OPTIONAL_DECISION_COLUMNS]
+        parts, where = [], []
+        for b in np.unique(batch).tolist():
+            data = self.conn.execute(f"SELECT {blob} FROM batches WHERE batch = ?", (b,)).fetchone()
+            if data is None or data[0] is None:
+                continue
+            mine = np.flatnonzero(batch == b)
+            table = pq.read_table(io.BytesIO(data[0]), columns=list(columns) if columns else None)
+            parts.append(table.take(row[mine]).to_pandas())
+            where.append(mine)
+        if not parts:
+            return pd.DataFrame(np.nan, index=range(len(keys)), columns=names)
+        found = pd.concat(parts, ignore_index=True)
+        found.index = np.concatenate(where)
+        found = found.reindex(range(len(keys)))
+        if "decision_id" in found.columns and found["decision_id"].isna().any():
+            # a plan decision's id is implicit: <campaign_id>:<CLIENTNUM>
+            implicit = found["campaign_id"] + ":" + found[schema.ID].astype("Int64").astype("str")
+            found["decision_id"] = found["decision_id"].fillna(implicit)
+        return found
+
+
+def _parquet(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> bytes:
+    """`frame` (or its `columns`) as Parquet bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    part = frame if columns is None else frame.loc[:, list(columns)]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False), buf)
+    return buf.getvalue()
+
+
+def _where(campaign_ids: Sequence[str] | None) -> tuple[str, list[str]]:
+    if campaign_ids is None:
+        return "", []
+    marks = ", ".join("?" * len(campaign_ids))
+    return f"WHERE c.campaign_id IN ({marks})", [str(c) for c in campaign_ids]
