@@ -558,6 +558,8 @@ def score_file_dask(
     out_kind = _out_kind(out)
     rej = where(_rejects_path(location(output), rejects))
     rej_kind = _out_kind(rej)
+    if client is not None or scheduler == "distributed":
+        _check_reachable_by_workers(src, out, rej)
     tag = uuid.uuid4().hex[:8]
     out_dir = out.sibling(f".{out.name}.{tag}.parts")
     rej_dir = rej.sibling(f".{rej.name}.{tag}.parts")
@@ -605,6 +607,16 @@ def score_file_dask(
     assert result.scored + result.rejected == result.rows_in
     log.info("dask engine: %s; partitions per worker %s", result.summary, workers)
     return result
+
+
+def _check_reachable_by_workers(*places: Where) -> None:
+    """Worker processes have their own memory: a `memory://` file there is not the driver's."""
+    for place in places:
+        if "memory" in _protocols(place.fs):
+            raise DataError(
+                f"{place.shown} is in this process's memory, which Dask worker processes do "
+                "not share; use a shared disk or an object store (s3://, gs://, abfs://)"
+            )
 
 
 def _delayed(fn: Any) -> Any:
