@@ -80,11 +80,6 @@ def location(path: str | os.PathLike[str]) -> Path | str:
     return text
 
 
-def is_remote(path: str | os.PathLike[str]) -> bool:
-    """True for an fsspec URL that is not a local file (`memory://`, `s3://`…)."""
-    return isinstance(location(path), str)
-
-
 def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(fsspec filesystem, path inside it) for a URL; one sentence when the protocol is unknown
     or its package is not installed (`s3://` needs s3fs, `gs://` gcsfs, `abfs://` adlfs)."""
@@ -148,7 +143,8 @@ def read_table(
     """
     path = location(path)
     if isinstance(path, str):
-        return _check_table(_read_remote(path), path, required)
+        parquet = not _name(path).lower().endswith(CSV_SUFFIXES)  # a file or a folder
+        return _check_table(_read_remote(path), path, required, parquet=parquet)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if path.is_dir():
@@ -161,13 +157,12 @@ def read_table(
 
 
 def _check_table(
-    df: pd.DataFrame, path: Path | str, required: Sequence[str], parquet: bool | None = None
+    df: pd.DataFrame, path: Path | str, required: Sequence[str], parquet: bool
 ) -> pd.DataFrame:
     """Column names cleaned, required columns present, at least one row."""
     df.columns = clean_column_names(df.columns)
     check_columns(list(df.columns), str(path), required)
     if len(df) == 0:
-        parquet = _kind(path) == "parquet" if parquet is None else parquet
         what = "no data rows" if parquet else "a header but no data rows"
         raise DataError(f"{path} has {what}")
     logger.info("read %d rows × %d columns from %s", len(df), df.shape[1], path)

@@ -1,7 +1,8 @@
 """A real Dask cluster for the `--cluster` tests: one scheduler and two workers, each a separate
-process on loopback started with Dask's own commands, every one stopped at the end (even when a
-test fails). Each worker has its own, empty compiled-model cache (`NBA_CACHE`), as a fresh
-machine would; nothing else is shared with the test process but this machine's disk."""
+process on loopback started with Dask's own commands, every one stopped when the module's tests
+are done (even when a test fails). Each worker has its own, empty compiled-model cache
+(`NBA_CACHE`), as a fresh machine would; nothing else is shared with the test process but this
+machine's disk."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def _wait(what: str, ready, processes: list[subprocess.Popen], logs: list[Path])
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
     """`dask scheduler` + 2 × `dask worker --nworkers 1 --nthreads 1` on 127.0.0.1."""
     folder = tmp_path_factory.mktemp("cluster")
@@ -128,7 +129,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         _stop(processes)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ready_cluster(cluster: Cluster) -> Cluster:
     """The cluster once both workers have joined."""
     from distributed import Client
@@ -141,7 +142,7 @@ def ready_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bundle_file(cluster, tmp_path_factory) -> Path:
     """A fast bundle on 1,500 synthetic customers (seed 11), trained while the cluster starts
     (asking for `cluster` first starts its processes before training)."""
@@ -151,7 +152,7 @@ def bundle_file(cluster, tmp_path_factory) -> Path:
     return save_bundle(bundle, folder / "nba.bundle")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def bundle(bundle_file) -> Bundle:
     from nba.bundle import load_bundle
 
