@@ -412,22 +412,32 @@ def _local_client(n_workers: int, memory_limit: str) -> Iterator[Any]:
     """A `LocalCluster` of `n_workers` single-thread processes for one run, closed after it."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-    )
+    # its start, progress and stop chatter is not the user's business; errors still show
+    with (
+        _quiet("distributed"),
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Only errors from logger `name` (and its children) while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
     try:
-        client = Client(cluster, set_as_default=False)
-        try:
-            yield client
-        finally:
-            client.close()
+        yield
     finally:
-        cluster.close()
+        logger.setLevel(level)
 
 
 def _worker_info() -> dict[str, str]:
@@ -496,23 +506,19 @@ def connect(
 
     is_file = "://" not in address and Path(address).is_file()
     where_to = {"scheduler_file": address} if is_file else {"address": address}
-    # the client logs its connection attempts; the one sentence below says it all
-    quiet = logging.getLogger("distributed")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        client = Client(**where_to, timeout=timeout, set_as_default=False)
-    except Exception as err:  # noqa: BLE001 - any failure to connect is one sentence
-        raise ClusterError(
-            f"no Dask scheduler answered at {address} within {timeout:g} s ({_one_line(err)})"
-        ) from None
-    finally:
-        quiet.setLevel(level)
-    try:
-        _check_workers(client, address, timeout)
-        yield client
-    finally:
-        client.close()  # the client only: the cluster's scheduler and workers stay up
+    # the client's connection attempts and closing: the sentences here say what matters
+    with _quiet("distributed"):
+        try:
+            client = Client(**where_to, timeout=timeout, set_as_default=False)
+        except Exception as err:  # noqa: BLE001 - any failure to connect is one sentence
+            raise ClusterError(
+                f"no Dask scheduler answered at {address} within {timeout:g} s ({_one_line(err)})"
+            ) from None
+        try:
+            _check_workers(client, address, timeout)
+            yield client
+        finally:
+            client.close()  # the client only: the cluster's scheduler and workers stay up
 
 
 def _cluster_name(client: Any) -> str:
