@@ -100,7 +100,8 @@ class Where:
 
     @property
     def parent(self) -> str:
-        return self.path.rstrip("/").rsplit("/", 1)[0] or "/"
+        head, sep, _ = self.path.rstrip("/").rpartition("/")
+        return (head or "/") if sep else ""
 
     @property
     def local(self) -> bool:
@@ -113,7 +114,8 @@ class Where:
 
     def sibling(self, name: str) -> Where:
         """Another name in the same folder (for the hidden folders of part files)."""
-        return Where(self.fs, f"{self.parent.rstrip('/')}/{name}", name)
+        parent = self.parent.rstrip("/")
+        return Where(self.fs, f"{parent}/{name}" if self.parent else name, name)
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
@@ -320,11 +322,14 @@ def _write_part(df: pd.DataFrame, folder: Where, i: int, kind: str) -> str | Non
     if df.empty:
         return None
     path = f"{folder.path}/part-{i:05d}.{kind}"
-    with folder.fs.open(path, "wb") as f:
-        if kind == "csv":
-            df.to_csv(f, index=False, lineterminator="\n")
-        else:
-            df.to_parquet(f, index=False)
+    try:
+        with folder.fs.open(path, "wb") as f:
+            if kind == "csv":
+                df.to_csv(f, index=False, lineterminator="\n")
+            else:
+                df.to_parquet(f, index=False)
+    except OSError as err:  # not the input's fault: say which file could not be written
+        raise DataError(f"could not write {path}: {_one_line(err)}") from None
     return path
 
 
@@ -569,8 +574,12 @@ def score_file_dask(
     tag = uuid.uuid4().hex[:8]
     out_dir = out.sibling(f".{out.name}.{tag}.parts")
     rej_dir = rej.sibling(f".{rej.name}.{tag}.parts")
-    for folder in (out_dir, rej_dir):
-        folder.fs.makedirs(folder.path, exist_ok=False)
+    for folder, target in ((out_dir, out), (rej_dir, rej)):
+        try:
+            folder.fs.makedirs(folder.path, exist_ok=False)
+        except OSError as err:
+            _rm(out_dir.fs, out_dir.path)
+            raise DataError(f"{target.shown} cannot be written: {_one_line(err)}") from None
 
     external = client is not None
     try:
@@ -589,14 +598,17 @@ def score_file_dask(
                     f"no usable row in {src.shown}: all {rows_in:,} rows failed validation "
                     f"(first: {first})"
                 )
-            finished = _compute(
-                client,
-                scheduler,
-                [
-                    _delayed(_finish)(out_dir, out, out_kind),
-                    _delayed(_finish)(rej_dir, rej, rej_kind),
-                ],
-            )
+            try:
+                finished = _compute(
+                    client,
+                    scheduler,
+                    [
+                        _delayed(_finish)(out_dir, out, out_kind),
+                        _delayed(_finish)(rej_dir, rej, rej_kind),
+                    ],
+                )
+            except OSError as err:
+                raise DataError(f"{out.shown} could not be written: {_one_line(err)}") from None
     except BaseException:
         _rm(out_dir.fs, out_dir.path)
         _rm(rej_dir.fs, rej_dir.path)

@@ -189,3 +189,13 @@ def test_a_url_whose_filesystem_package_is_missing_is_one_sentence():
         match=r"^nbatest://c/a.csv needs a filesystem package that is not installed: Install",
     ):
         read_table("nbatest://c/a.csv")
+
+
+def test_an_output_that_cannot_be_written_is_one_sentence(bundle, messy_text, tmp_path):
+    (tmp_path / "in.csv").write_text(messy_text)
+    (tmp_path / "afile").write_text("not a folder")
+    target = tmp_path / "afile" / "scores.csv"
+    with pytest.raises(DataError, match=rf"^{target} cannot be written: ") as err:
+        score_file_dask(bundle, tmp_path / "in.csv", target, scheduler="sync")
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.csv"]
