@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,9 @@ from nba.data.io import (
 from nba.data.validate import REASON, ROW, _show, check_columns, clean_column_names, validate
 from nba.errors import DataError, NbaError
 from nba.scoring import ScoreResult, _rejects_path, score_frame
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +416,7 @@ def _out_kind(target: Where) -> str:
 
 
 @contextlib.contextmanager
-def _local_client(n_workers: int, memory_limit: str) -> Iterator[Any]:
+def _local_client(n_workers: int, memory_limit: str) -> Iterator[Client]:
     """A `LocalCluster` of `n_workers` single-thread processes for one run, closed after it."""
     from distributed import Client, LocalCluster
 
@@ -490,7 +493,7 @@ def connect(
     timeout: float = CONNECT_TIMEOUT,
     n_workers: int = 2,
     memory_limit: str = "1.5GiB",
-) -> Iterator[Any]:
+) -> Iterator[Client]:
     """A `distributed.Client` for one command's work, closed on exit.
 
     `cluster`: an existing scheduler's address (`tcp://host:8786`, `tls://…`) or its scheduler
@@ -550,7 +553,7 @@ def score_file_dask(
     scheduler: str = "distributed",
     n_workers: int = 2,
     memory_limit: str = "1.5GiB",
-    client: Any = None,
+    client: Client | None = None,
 ) -> DaskScoreResult:
     """`nba score --engine dask`: the pandas engine's outputs, partition by partition.
 
