@@ -117,6 +117,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
                         "--no-dashboard",
                         "--local-directory",
                         str(folder / f"worker-{n}"),
+                        # import the scoring stack while the test process trains its bundle
+                        "--preload",
+                        "nba.scoring_dask",
                     ],
                     logs[n],
                     # an empty compiled-model cache of its own, as on another machine
