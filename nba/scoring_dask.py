@@ -41,10 +41,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import json
 import logging
 import os
 import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -512,12 +514,12 @@ def connect(
         return
     from distributed import Client
 
-    is_file = "://" not in address and Path(address).is_file()
-    where_to = {"scheduler_file": address} if is_file else {"address": address}
+    target = _scheduler_address(address)
+    _probe(address, target, timeout)
     # the client's connection attempts and closing: the sentences here say what matters
     with _quiet("distributed"):
         try:
-            client = Client(**where_to, timeout=timeout, set_as_default=False)
+            client = Client(target, timeout=timeout, set_as_default=False)
         except Exception as err:  # noqa: BLE001 - any failure to connect is one sentence
             raise ClusterError(
                 f"no Dask scheduler answered at {address} within {timeout:g} s ({_one_line(err)})"
@@ -527,6 +529,50 @@ def connect(
             yield client
         finally:
             client.close()  # the client only: the cluster's scheduler and workers stay up
+
+
+def _scheduler_address(cluster: str) -> str:
+    """The scheduler's address from `--cluster`: an address (`tcp://` assumed when no scheme is
+    given) or a scheduler file; one sentence when it is neither."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    if "://" not in cluster and Path(cluster).is_file():
+        try:
+            return str(json.loads(Path(cluster).read_text())["address"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ClusterError(
+                f"{cluster} is not a Dask scheduler file (no address in it)"
+            ) from None
+    address = cluster if "://" in cluster else f"tcp://{cluster}"
+    try:
+        scheme, loc = parse_address(address)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(loc)
+    except (ValueError, TypeError) as err:
+        raise ClusterError(
+            f"{cluster} is neither a Dask scheduler address (tcp://HOST:PORT) nor a scheduler "
+            f"file ({_one_line(err)})"
+        ) from None
+    return address
+
+
+def _probe(shown: str, address: str, timeout: float) -> None:
+    """Fail fast, in one sentence, when nothing listens at a tcp/tls scheduler address (Dask's
+    client would retry until its timeout and leave a half-made client behind)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    scheme, loc = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    host, port = parse_host_port(loc)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        raise ClusterError(
+            f"no Dask scheduler answered at {shown} within {timeout:g} s ({_one_line(err)})"
+        ) from None
 
 
 def _cluster_name(client: Any) -> str:
