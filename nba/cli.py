@@ -193,20 +193,37 @@ def _monitor(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    import os
+
     from nba.bundle import load_bundle
 
+    # INPUT, --out and --rejects may be paths or fsspec URLs (file://, memory://, s3://…)
+    engine = args.engine or ("dask" if args.cluster else "pandas")
+    if args.cluster and engine != "dask":
+        raise NbaError("--cluster runs the dask engine; drop --engine pandas or --cluster.")
+    # $NBA_DASK_CLUSTER is where the dask engine runs unless --cluster says otherwise
+    cluster = (args.cluster or os.environ.get("NBA_DASK_CLUSTER")) if engine == "dask" else None
     bundle = load_bundle(Path(args.bundle))
-    rejects = Path(args.rejects) if args.rejects else None
-    if args.engine == "dask":
-        from nba.scoring_dask import score_file_dask
+    where = ""
+    if engine == "dask":
+        from nba.scoring_dask import connect, score_file_dask
 
-        result = score_file_dask(bundle, Path(args.input), Path(args.out), rejects)
+        if cluster:
+            with connect(cluster, timeout=args.cluster_timeout) as client:
+                result = score_file_dask(bundle, args.input, args.out, args.rejects, client=client)
+            parts, n = sum(result.workers.values()), len(result.workers)
+            where = (
+                f"; {parts:,} partition{'s' * (parts != 1)} on {n} worker{'s' * (n != 1)} "
+                f"of {cluster}"
+            )
+        else:
+            result = score_file_dask(bundle, args.input, args.out, args.rejects)
     else:
         from nba.scoring import score_file
 
-        result = score_file(bundle, Path(args.input), Path(args.out), rejects)
+        result = score_file(bundle, args.input, args.out, args.rejects)
     loud = "; the bundle learnt from SYNTHETIC DATA" if bundle.metadata.get("synthetic") else ""
-    print(f"nba score: {result.summary}; scores in {result.output}{loud}", file=sys.stderr)
+    print(f"nba score: {result.summary}; scores in {result.output}{where}{loud}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -386,15 +403,31 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_train)
 
     sc = commands.add_parser("score", help="score customers: churn, segment, top-3 actions")
-    sc.add_argument("input", help="customers as .csv or .parquet (BankChurners columns)")
+    sc.add_argument(
+        "input", help="customers as .csv or .parquet (BankChurners columns); a path or a URL"
+    )
     sc.add_argument("--bundle", required=True, help="trained bundle (nba train --out …)")
-    sc.add_argument("--out", required=True, help="scores to write, .csv or .parquet")
+    sc.add_argument(
+        "--out", required=True, help="scores to write, .csv or .parquet; a path or a URL"
+    )
     sc.add_argument("--rejects", help="rejected rows with a reason (default OUT.rejects.csv)")
     sc.add_argument(
         "--engine",
         choices=("pandas", "dask"),
-        default="pandas",
-        help="dask: partition by partition, for inputs larger than memory",
+        help="pandas (default) or dask: partition by partition, for inputs larger than memory",
+    )
+    sc.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="an existing Dask scheduler (tcp://HOST:PORT or a scheduler file) for the dask "
+        "engine; default $NBA_DASK_CLUSTER, else a local cluster for the run",
+    )
+    sc.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the scheduler to answer (default 10)",
     )
     sc.set_defaults(func=_score)
 

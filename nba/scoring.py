@@ -198,12 +198,15 @@ def recommend(bundle: Any, customer: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
 
 
-def rejects_path(output: Path, rejects: Path | None) -> Path:
-    """Where the rejected rows go: `rejects` if given, else `<output>.rejects.csv`."""
+def rejects_path(output: Path | str, rejects: Path | str | None) -> Path | str:
+    """`--rejects`, else `OUTPUT.rejects.csv` beside the output (a Path, or a URL for a URL)."""
+    from nba.data.io import _name, location, with_name
+
     if rejects is not None:
-        return Path(rejects)
-    name = output.name[: -len(".parquet")] if output.name.endswith(".parquet") else output.stem
-    return output.with_name(f"{name}.rejects.csv")
+        return location(rejects)
+    full = _name(output)
+    name = full[: -len(".parquet")] if full.endswith(".parquet") else Path(full).stem
+    return with_name(location(output), f"{name}.rejects.csv")
 
 
 def score_file(
@@ -211,12 +214,12 @@ def score_file(
 ) -> ScoreResult:
     """`nba score` with the pandas engine: read (whole-file problems raise `DataError`),
     validate (bad rows go to the rejects file with a reason), score, write. Rows in = rows
-    scored + rows rejected, always."""
-    from nba.data.io import read_table, write_table
+    scored + rows rejected, always. Paths may be fsspec URLs (`nba.data.io.location`)."""
+    from nba.data.io import location, read_table, write_table
     from nba.data.validate import validate
     from nba.errors import DataError
 
-    input_path, output = Path(input_path), Path(output)
+    input_path, output = location(input_path), location(output)
     checked = validate(read_table(input_path))
     if checked.clean.empty:
         raise DataError(
@@ -238,8 +241,8 @@ class ScoreResult:
     rows_in: int
     scored: int
     rejected: int
-    output: Path
-    rejects: Path | None
+    output: Path | str  # a str for an fsspec URL
+    rejects: Path | str | None
 
     @property
     def summary(self) -> str:

@@ -3,6 +3,10 @@
 This is the edge where files become DataFrames. Whole-file problems (missing, unreadable, not
 UTF-8, empty, wrong delimiter, required columns missing) raise `DataError` with one sentence
 naming the file and the problem; row problems are left to `nba.data.validate`.
+
+Where a table is: a plain path or a `file://` URL is a local file; any other fsspec URL
+(`memory://`, and `s3://`, `gs://`, `abfs://` once the user installs s3fs, gcsfs or adlfs) is
+read and written through fsspec, with the same checks and the same sentences.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow
@@ -42,9 +47,9 @@ _SNIFF_BYTES = 64 * 1024
 _OTHER_DELIMITERS = {";": "semicolons (;)", "\t": "tabs", "|": "pipes (|)"}
 
 
-def table_kind(path: Path) -> str:
-    """'csv' or 'parquet' from the file name; a directory is a Parquet dataset."""
-    name = path.name.lower()
+def table_kind(path: Path | str) -> str:
+    """'csv' or 'parquet' from the file name (a Path or a URL); a directory is a Parquet dataset."""
+    name = _name(path).lower()
     if name.endswith(CSV_SUFFIXES):
         return "csv"
     if name.endswith(PARQUET_SUFFIXES):
@@ -52,6 +57,46 @@ def table_kind(path: Path) -> str:
     raise DataError(
         f"{path} has an unsupported file type; use {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
     )
+
+
+def _name(path: Path | str) -> str:
+    """The last part of a Path or of a URL (`memory://x/a.csv` → `a.csv`)."""
+    return path.name if isinstance(path, Path) else str(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def location(path: str | os.PathLike[str]) -> Path | str:
+    """Where a table is: a local `Path` for a plain path or a `file://` URL; the URL itself for
+    any other fsspec protocol (`memory://`, `s3://`, `gs://`, `abfs://`…), read and written
+    through `filesystem`."""
+    if isinstance(path, Path):
+        return path
+    text = os.fspath(path)
+    protocol, _ = fsspec.core.split_protocol(text)
+    if protocol is None:
+        return Path(text)
+    if protocol in ("file", "local"):
+        return Path(fsspec.core.url_to_fs(text)[1])
+    return text
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(fsspec filesystem, path inside it) for a URL; one sentence when the protocol is unknown
+    or its package is not installed (`s3://` needs s3fs, `gs://` gcsfs, `abfs://` adlfs)."""
+    try:
+        return fsspec.core.url_to_fs(url)
+    except ImportError as err:
+        raise DataError(
+            f"{url} needs a filesystem package that is not installed: {one_line(err)}"
+        ) from None
+    except ValueError as err:
+        raise DataError(f"{url} is not a URL nba can open: {one_line(err)}") from None
+
+
+def with_name(path: Path | str, name: str) -> Path | str:
+    """A sibling of a Path or a URL: the same folder, another file name."""
+    if isinstance(path, Path):
+        return path.with_name(name)
+    return f"{str(path).rstrip('/').rsplit('/', 1)[0]}/{name}"
 
 
 def is_parquet(path: str | os.PathLike[str]) -> bool:
@@ -92,9 +137,13 @@ def read_table(
     Accepts `.csv`, `.csv.gz` (UTF-8, with or without BOM, LF or CRLF, quoted or not; a UTF-16
     file with a BOM is decoded too), `.parquet`/`.pq` or a directory of Parquet files. Column
     names are stripped of surrounding whitespace; column order is free and extra columns are
-    kept. `required` names columns that must be present (pass `()` for any table).
+    kept. `required` names columns that must be present (pass `()` for any table). `path` may
+    be an fsspec URL (see `location`).
     """
-    path = Path(path)
+    path = location(path)
+    if isinstance(path, str):
+        parquet = not _name(path).lower().endswith(CSV_SUFFIXES)  # a file or a folder
+        return _check_table(_read_remote(path), path, required, parquet=parquet)
     if not path.exists():
         raise DataError(f"{path} does not exist")
     if path.is_dir():
@@ -103,13 +152,61 @@ def read_table(
         df = _read_csv(path)
     else:
         df = _read_parquet(path)
+    return _check_table(df, path, required, parquet=is_parquet(path))
+
+
+def _check_table(
+    df: pd.DataFrame, path: Path | str, required: Sequence[str], parquet: bool
+) -> pd.DataFrame:
+    """Column names cleaned, required columns present, at least one row."""
     df.columns = clean_column_names(df.columns)
     check_columns(list(df.columns), str(path), required)
     if len(df) == 0:
-        what = "no data rows" if is_parquet(path) else "a header but no data rows"
+        what = "no data rows" if parquet else "a header but no data rows"
         raise DataError(f"{path} has {what}")
     logger.info("read %d rows × %d columns from %s", len(df), df.shape[1], path)
     return df
+
+
+def _read_remote(url: str) -> pd.DataFrame:
+    """A table behind an fsspec URL, read with the local rules and sentences. A CSV is copied
+    to a temporary local file first (the pandas engine holds the whole table in memory anyway),
+    so that every check of `_read_csv` applies unchanged; Parquet is read in place."""
+    import tempfile
+
+    fs, inner = filesystem(url)
+    try:
+        if not fs.exists(inner):
+            raise DataError(f"{url} does not exist")
+        if fs.isdir(inner):
+            if not fs.find(inner):
+                raise DataError(f"{url} is a directory without any Parquet files")
+            return _read_parquet_remote(fs, inner, url, "a directory of Parquet files")
+        kind = table_kind(url)
+        if fs.size(inner) == 0:
+            raise DataError(f"{url} is empty")
+        if kind == "parquet":
+            return _read_parquet_remote(fs, inner, url, "a Parquet file")
+        with tempfile.TemporaryDirectory(prefix="nba-read-") as tmp:
+            local = Path(tmp) / _name(url)
+            fs.get(inner, str(local))
+            try:
+                return _read_csv(local)
+            except DataError as err:
+                raise DataError(str(err).replace(str(local), url)) from None
+    except PermissionError:
+        raise DataError(f"{url} is not readable (permission denied)") from None
+    except (OSError, ValueError) as err:
+        raise DataError(f"{url} could not be read: {one_line(err)}") from None
+
+
+def _read_parquet_remote(fs: fsspec.AbstractFileSystem, inner: str, url: str, what: str):
+    try:
+        return pd.read_parquet(inner, filesystem=fs)
+    except (pyarrow.ArrowException, OSError, ValueError, TypeError) as err:
+        if "magic bytes" in str(err):
+            raise DataError(f"{url} is not a Parquet file (no Parquet footer found)") from None
+        raise DataError(f"{url} could not be read as {what}: {one_line(err)}") from None
 
 
 def head_bytes(path: Path) -> bytes:
@@ -295,14 +392,18 @@ def load(path: str | os.PathLike[str]) -> pd.DataFrame:
     return clean
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path | str:
     """Write `df` (without its index) as CSV or Parquet by extension, atomically.
 
     The table is written to a temporary file in the same directory and moved into place with
     os.replace, so a reader never sees half a file. Missing parent directories are created.
+    An fsspec URL (see `location`) is written in one stream: object stores publish an object
+    only when its upload completes, so readers do not see half a file there either.
     """
-    path = Path(path)
+    path = location(path)
     kind = table_kind(path)
+    if isinstance(path, str):
+        return _write_remote(df, path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -317,6 +418,21 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         raise
     logger.info("wrote %d rows to %s", len(df), path)
     return path
+
+
+def _write_remote(df: pd.DataFrame, url: str, kind: str) -> str:
+    fs, inner = filesystem(url)
+    parent = inner.rstrip("/").rsplit("/", 1)[0]
+    if parent and parent != inner:
+        fs.makedirs(parent, exist_ok=True)
+    with fs.open(inner, "wb") as f:
+        if kind == "csv":
+            gz = url.lower().endswith(".gz")
+            df.to_csv(f, index=False, compression="gzip" if gz else None, lineterminator="\n")
+        else:
+            df.to_parquet(f, index=False)
+    logger.info("wrote %d rows to %s", len(df), url)
+    return url
 
 
 def _file_sha256(path: Path) -> str:
