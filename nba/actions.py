@@ -146,7 +146,7 @@ def effect_features(p: np.ndarray, traits: Mapping[str, Any]) -> np.ndarray:
     """n × len(EFFECT_FEATURES) design matrix of the learned effect model (float64)."""
     p = np.asarray(p, dtype=np.float64)
     k = len(TRAITS)
-    out = np.empty((len(p), 2 + 2 * k))
+    out = np.empty((len(p), 2 + 2 * k), order="F")  # filled column by column
     out[:, 0], out[:, 1] = 1.0, p
     for i, trait in enumerate(TRAITS):
         out[:, 2 + i] = traits[trait]
