@@ -1,0 +1,221 @@
+"""The interaction history: schema, transactions, idempotent outcomes, two writers at once."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nba.campaigns.history import (
+    CUSTOMER_COLUMNS,
+    SCHEMA_VERSION,
+    History,
+    HistoryError,
+    default_history_path,
+)
+
+from factories import make_customers
+
+
+def _decisions(n: int, campaign: str = "c1", start: int = 0) -> pd.DataFrame:
+    ids = np.arange(start, start + n)
+    return pd.DataFrame(
+        {
+            "decision_id": [f"{campaign}:{i}" for i in ids],
+            "CLIENTNUM": 1000 + ids,
+            "campaign_id": campaign,
+            "channel": "batch",
+            "group": np.where(ids % 10 == 0, "control", "treatment"),
+            "action": "retention_offer",
+            "propensity": 0.9,
+            "churn_probability": 0.3,
+            "segment": "1",
+            "expected_value": 12.5,
+            "bundle_id": "b0",
+        }
+    )
+
+
+def test_default_path_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NBA_HISTORY", str(tmp_path / "h.sqlite"))
+    assert default_history_path() == tmp_path / "h.sqlite"
+    monkeypatch.delenv("NBA_HISTORY")
+    assert default_history_path().name == "history.sqlite"
+    assert default_history_path().parent.name == "data"
+
+
+def test_schema_is_created_versioned_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "h.sqlite"
+    with History(path) as h:
+        assert h.version == SCHEMA_VERSION
+        assert h.counts() == {"campaigns": 0, "decisions": 0, "customers": 0, "outcomes": 0}
+        mode = h.conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert path.is_file()
+    with History(path) as h:  # reopening migrates nothing and keeps the version
+        assert h.version == SCHEMA_VERSION
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    History(path).close()
+    con = sqlite3.connect(path)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(HistoryError, match="upgrade nba"):
+        History(path)
+
+
+def test_a_file_that_is_not_sqlite_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    path.write_text("not a database at all, just text" * 100)
+    with pytest.raises(HistoryError, match="not a usable nba history"):
+        History(path)
+
+
+def test_decisions_and_customers_round_trip(tmp_path: Path) -> None:
+    customers = make_customers(20, seed=3)
+    d = _decisions(20)
+    with History(tmp_path / "h.sqlite") as h:
+        assert h.record_decisions(d, customers) == 20
+        assert h.campaign_ids() == ["c1"]
+        back = h.decisions()
+        assert back["decision_id"].tolist() == d["decision_id"].tolist()
+        assert back["group"].tolist() == d["group"].tolist()
+        assert h.counts()["customers"] == 20
+        # interactions need outcomes: none yet
+        assert h.interactions().empty
+
+
+def test_decisions_already_in_the_history_write_nothing(tmp_path: Path) -> None:
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(_decisions(5))
+        with pytest.raises(HistoryError, match="already in the history"):
+            h.record_decisions(_decisions(10))  # 5 new, 5 clashing: all or nothing
+        assert h.counts()["decisions"] == 5
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "match"),
+    [("propensity", 0.0, "outside"), ("group", "holdout", "group"), ("channel", "sms", "channel")],
+)
+def test_bad_decisions_are_refused(tmp_path: Path, column: str, value: object, match: str) -> None:
+    d = _decisions(4)
+    d.loc[2, column] = value
+    with History(tmp_path / "h.sqlite") as h:
+        with pytest.raises(HistoryError, match=match):
+            h.record_decisions(d)
+        assert h.counts()["decisions"] == 0
+
+
+def test_a_failed_transaction_leaves_the_history_as_before(tmp_path: Path) -> None:
+    customers = make_customers(6, seed=1)
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(_decisions(6), customers)
+        before = h.counts()
+        broken = customers.copy()
+        broken = broken.drop(columns=[CUSTOMER_COLUMNS[3]])  # fails before any write
+        with pytest.raises(HistoryError):
+            h.record_decisions(_decisions(6, "c2"), broken)
+        # a failure in the middle of the transaction: the customers insert hits a clash after
+        # the campaign and decision rows went in; all of it must roll back
+        h.conn.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON customers BEGIN "
+            "SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+        with pytest.raises(HistoryError, match="disk on fire"):
+            h.record_decisions(_decisions(6, "c3"), customers)
+        assert h.counts() == before
+        assert h.campaign_ids() == ["c1"]
+
+
+def test_responses_are_validated_and_idempotent(tmp_path: Path) -> None:
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(_decisions(5))
+        responses = pd.DataFrame(
+            {
+                "decision_id": ["c1:0", "c1:1", "c1:1", "nope", "c1:2", "c1:3", ""],
+                "responded": [1, 0, 0, 1, 2, "1", 0],
+                "retained": [1, 1, 1, 1, 1, "0", 1],
+            }
+        )
+        recorded, rejected = h.record_responses(responses)
+        assert recorded == 3  # c1:0, c1:1 (first), c1:3 (text "1"/"0" are fine)
+        assert recorded + len(rejected) == len(responses)
+        reasons = dict(zip(rejected.index, rejected["reason"], strict=True))
+        assert "duplicate" in reasons[2]
+        assert "unknown decision_id" in reasons[3]
+        assert "responded must be 0 or 1" in reasons[4]
+        assert "empty" in reasons[6]
+        # the same responses again: nothing added, and every recorded one says so
+        again, rejected2 = h.record_responses(responses.iloc[[0, 1, 5]])
+        assert again == 0
+        assert rejected2["reason"].str.contains("already recorded").all()
+        assert h.counts()["outcomes"] == 3
+        # a different outcome for a recorded decision never overwrites it
+        changed = pd.DataFrame({"decision_id": ["c1:0"], "responded": [0], "retained": [0]})
+        n, rej = h.record_responses(changed)
+        assert n == 0 and "never overwritten" in rej["reason"].iloc[0]
+        got = h.interactions().set_index("decision_id")
+        assert got.loc["c1:0", "retained"] == 1
+
+
+def test_campaign_outcomes_join_on_campaign_and_customer(tmp_path: Path) -> None:
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(_decisions(5), make_customers(5, seed=2))
+        outcomes = pd.DataFrame(
+            {
+                "CLIENTNUM": [1000, 1001, 1001, 9999, 1002, 1003],
+                "campaign_id": ["c1", "c1", "c1", "c1", "zz", "c1"],
+                "responded": [1, 0, 0, 0, 0, 0],
+                "retained": [1, 0, 0, 1, 1, 5],
+            }
+        )
+        recorded, rejected = h.record_outcomes(outcomes)
+        assert recorded == 2
+        assert recorded + len(rejected) == len(outcomes)
+        reasons = rejected["reason"].tolist()
+        assert any("duplicate" in r for r in reasons)
+        assert any("never planned" in r for r in reasons)
+        assert any("unknown campaign_id" in r for r in reasons)
+        assert any("retained must be 0 or 1" in r for r in reasons)
+        got = h.interactions(with_customers=True)
+        assert got["CLIENTNUM"].tolist() == [1000, 1001]
+        assert got["retained"].tolist() == [1, 0]
+        assert got["Customer_Age"].notna().all()
+        again, rej = h.record_outcomes(outcomes.iloc[:2])
+        assert again == 0 and rej["reason"].str.contains("already recorded").all()
+
+
+def _writer(path: str, campaign: str, n: int) -> None:
+    with History(path) as h:
+        for k in range(n):
+            h.record_decisions(_decisions(50, campaign, start=k * 50))
+            h.record_responses(
+                pd.DataFrame(
+                    {
+                        "decision_id": [f"{campaign}:{k * 50 + i}" for i in range(50)],
+                        "responded": 1,
+                        "retained": 1,
+                    }
+                )
+            )
+
+
+def test_two_processes_write_at_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "h.sqlite")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, c, 20)) for c in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    with History(path) as h:
+        counts = h.counts()
+    assert counts["decisions"] == 2 * 20 * 50
+    assert counts["outcomes"] == 2 * 20 * 50
