@@ -25,6 +25,23 @@ def _app(args: argparse.Namespace) -> int:
     return serve(args.port, args.host, args.bundle, args.data)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from nba.serve.app import ServeConfig
+    from nba.serve.server import serve
+
+    options = ServeConfig(
+        bundle=args.bundle,
+        history=args.history,
+        challenger=args.challenger,
+        challenger_share=args.challenger_share,
+        seed=config.Settings().seed,  # the one seed: also what makes the split sticky
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
+    return serve(options)
+
+
 def _data_download(args: argparse.Namespace) -> int:
     from nba.data.download import download
 
@@ -321,6 +338,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.add_argument("--data", help="customers to look up (default: the bundle's own data)")
     app.set_defaults(func=_app)
+
+    srv = commands.add_parser("serve", help="the real-time decision service (HTTP, JSON)")
+    srv.add_argument("--bundle", required=True, help="the champion bundle to decide with")
+    srv.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument(
+        "--history", help="interaction history (default NBA_HISTORY, else data/history.sqlite)"
+    )
+    srv.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    srv.add_argument("--challenger", help="a second bundle deciding for a share of customers")
+    srv.add_argument(
+        "--challenger-share",
+        type=float,
+        default=0.1,
+        help="share of customers (sticky by CLIENTNUM) the challenger decides for (default 0.1)",
+    )
+    srv.set_defaults(func=_serve)
     return parser
 
 

@@ -1,0 +1,176 @@
+"""The service's one writer to the interaction history: decisions off the request path, in
+batches; responses on it, durable before they are acknowledged.
+
+One thread owns the history (SQLite connections belong to the thread that made them) and
+works through a FIFO queue:
+- decisions are queued by the request that made them and written by the thread in batches
+  (everything waiting, up to `batch_rows` rows, one `record_decisions` call), so a decision
+  costs the request a queue put, not a disk write. They reach the file within about
+  `linger` seconds; on a graceful shutdown everything queued is written before the process
+  ends. A crash (SIGKILL, power) can lose the decisions still queued, never a response.
+- responses wait: the thread first writes every decision queued before them (so a response to
+  a decision this process just made finds it), then records the responses and commits, and
+  only then does the request answer 200. An acknowledged response is on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass
+class _Decisions:
+    decisions: pd.DataFrame
+    customers: pd.DataFrame | None
+
+
+@dataclass
+class _Responses:
+    responses: pd.DataFrame
+    done: Future
+
+
+class HistoryWriter:
+    """A thread writing to a `History` made by `open_history()` in that thread.
+
+    `open_history`: a callable returning an object with `record_decisions(decisions_df,
+    customers_df)`, `record_responses(responses_df) -> (recorded, rejected_df)` and `close()`
+    (`nba.campaigns.history.History`)."""
+
+    def __init__(
+        self,
+        open_history: Callable[[], Any],
+        batch_rows: int = 5_000,
+        linger: float = 0.05,
+        max_queued: int = 100_000,
+        retries: int = 5,
+    ) -> None:
+        self._open = open_history
+        self.batch_rows, self.linger, self.retries = batch_rows, linger, retries
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
+        self._thread = threading.Thread(target=self._run, name="nba-history", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.written = 0  # decisions written
+        self.lost = 0  # decisions that could not be written after every retry
+        self.on_written: Callable[[int], None] = lambda n: None
+        self.on_lost: Callable[[int], None] = lambda n: None
+
+    # --- the request side ---------------------------------------------------------------------
+
+    def start(self) -> HistoryWriter:
+        """Start the thread and open the history there; a history that cannot be opened is
+        raised here (the service does not start without one)."""
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    @property
+    def queued(self) -> int:
+        """Batches waiting to be written."""
+        return self._queue.qsize()
+
+    def add_decisions(self, decisions: pd.DataFrame, customers: pd.DataFrame | None) -> None:
+        """Queue decisions for writing; raises `queue.Full` when the writer is far behind."""
+        self._queue.put_nowait(_Decisions(decisions, customers))
+
+    def record_responses(self, responses: pd.DataFrame) -> Future:
+        """Queue responses; the future resolves to (recorded, rejected frame) once they are
+        committed (after every decision queued before them)."""
+        done: Future = Future()
+        self._queue.put(_Responses(responses, done))
+        return done
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Write everything queued, close the history, end the thread."""
+        if not self._thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("the history writer did not finish within %.0f s", timeout)
+
+    # --- the writer thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            history = self._open()
+        except BaseException as exc:  # noqa: BLE001 - handed to start() in the main thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            self._loop(history)
+        finally:
+            try:
+                history.close()
+            except Exception:  # noqa: BLE001 - closing must not hide what happened before
+                log.exception("closing the history failed")
+
+    def _loop(self, history: Any) -> None:
+        pending: list[_Decisions] = []
+        rows = 0
+        while True:
+            try:
+                # Wait for work; with decisions pending, wait at most `linger` for more.
+                item = self._queue.get(timeout=self.linger if pending else None)
+            except queue.Empty:
+                item = None
+            if isinstance(item, _Decisions):
+                pending.append(item)
+                rows += len(item.decisions)
+                if rows < self.batch_rows:
+                    continue
+            if pending:
+                self._write(history, pending)
+                pending, rows = [], 0
+            if isinstance(item, _Responses):
+                self._respond(history, item)
+            elif item is _STOP:
+                return
+
+    def _write(self, history: Any, batches: list[_Decisions]) -> None:
+        decisions = pd.concat([b.decisions for b in batches], ignore_index=True)
+        parts = [b.customers for b in batches]
+        customers = None if any(p is None for p in parts) else pd.concat(parts, ignore_index=True)
+        for attempt in range(1, self.retries + 1):
+            try:
+                history.record_decisions(decisions, customers)
+            except Exception:  # noqa: BLE001 - a locked or full disk: retry, then count
+                log.exception("writing %d decisions failed (attempt %d)", len(decisions), attempt)
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+                continue
+            self.written += len(decisions)
+            self.on_written(len(decisions))
+            return
+        self.lost += len(decisions)
+        self.on_lost(len(decisions))
+        log.error(
+            "%d decisions could not be written to the history: %s",
+            len(decisions),
+            ", ".join(decisions["decision_id"].astype(str).head(5)),
+        )
+
+    def _respond(self, history: Any, item: _Responses) -> None:
+        if not item.done.set_running_or_notify_cancel():
+            return
+        try:
+            item.done.set_result(history.record_responses(item.responses))
+        except BaseException as exc:  # noqa: BLE001 - the request answers 503 with it
+            item.done.set_exception(exc)
