@@ -263,10 +263,11 @@ async def _read_body(request: Request) -> bytes:
     announced = request.headers.get("content-length")
     if announced is not None:
         try:
-            if int(announced) > MAX_BODY_BYTES:
-                raise RequestError(413, too_big)
+            size = int(announced)
         except ValueError:
             raise RequestError(400, "The Content-Length header is not a number.") from None
+        if size > MAX_BODY_BYTES:
+            raise RequestError(413, too_big)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -320,6 +321,17 @@ class AccessLog:
                 access_log.info(orjson.dumps(line).decode())
 
 
+def event(name: str, **fields: Any) -> None:
+    """A service event (start, stop) as one JSON line in the access log."""
+    line = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "event": name,
+        "pid": os.getpid(),
+        **fields,
+    }
+    access_log.info(orjson.dumps(line).decode())
+
+
 def configure_access_log() -> None:
     """JSON lines on stderr for `nba.serve.access` (once per process)."""
     if not access_log.handlers:
@@ -364,7 +376,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
         await asyncio.get_running_loop().run_in_executor(None, writer.start)
         state["writer"] = writer
         state["batcher"] = Batcher(decider)
-        log.info("serving bundle %s (pid %d)", champion.id, os.getpid())
+        event("started", bundle_id=champion.id, history=str(config.history))
         try:
             yield
         finally:
@@ -372,12 +384,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
             # decision made is queued; write them all before the process ends.
             state["batcher"].close()
             writer.stop()
-            log.info(
-                "history flushed: %d decisions written, %d lost (pid %d)",
-                writer.written,
-                writer.lost,
-                os.getpid(),
-            )
+            event("stopped", history_written=writer.written, history_lost=writer.lost)
 
     app = FastAPIOffline(
         title="nba decision service",

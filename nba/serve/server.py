@@ -93,3 +93,87 @@ def serve(config: ServeConfig) -> int:
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+class Running:
+    """`nba serve` in a subprocess on a free loopback port, for tests and benchmarks: waits
+    until /health answers, and on exit stops it with SIGTERM (the graceful path) and waits.
+
+    `args`: further `nba serve` options; `env`: extra environment (e.g. NBA_API_KEY); `log`:
+    file for the server's stderr (the access log)."""
+
+    def __init__(
+        self,
+        bundle: str | os.PathLike,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        log: str | os.PathLike | None = None,
+        port: int | None = None,
+        startup_timeout: float = 180.0,
+    ) -> None:
+        self.bundle, self.args = str(bundle), list(args or [])
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log
+        self.port = port or free_port()
+        self.startup_timeout = startup_timeout
+        self.process: Any = None
+        self.returncode: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Running:
+        import subprocess
+        import time
+
+        import httpx
+
+        command = [sys.executable, "-m", "nba.cli", "serve", "--bundle", self.bundle]
+        command += ["--port", str(self.port), *self.args]
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(command, env=self.env, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self._close_log()
+                raise RuntimeError(f"nba serve exited with {self.process.returncode} on start")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"nba serve did not answer /health within {self.startup_timeout:.0f} s")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait (kill only if it will not stop); returns the exit status."""
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._close_log()
+        self.returncode = None if self.process is None else self.process.returncode
+        return self.returncode if self.returncode is not None else -1
+
+    def _close_log(self) -> None:
+        log = getattr(self, "_log", None)
+        if log is not None and hasattr(log, "close"):
+            log.close()
+        self._log = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
