@@ -45,6 +45,7 @@ from nba.serve.decisions import (
     Scored,
     bundle_id,
     check_customers,
+    customer_columns,
     parse_body,
 )
 from nba.serve.writer import HistoryWriter
@@ -489,14 +490,12 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
             scored = await state["batcher"].score(checked.clean)
             decisions, history = decider.decisions(scored, checked.positions)
             try:
-                writer().add_decisions(history, checked.clean)
+                writer().add_decisions(history, customer_columns(checked.clean))
             except queue.Full:
                 raise RequestError(
                     503, "The history writer is far behind; try again in a moment."
                 ) from None
-            counts = Counter(
-                zip(history["action"].tolist(), (d["variant"] for d in decisions), strict=True)
-            )
+            counts = Counter(zip(history["action"], (d["variant"] for d in decisions), strict=True))
             for (action, variant), n in counts.items():
                 metrics.decisions.labels(action, variant).inc(n)
         if checked.rejected:

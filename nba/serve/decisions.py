@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from nba.data import schema
 
@@ -37,7 +39,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 
 _NUMBERS = frozenset((schema.ID, *schema.NUMERIC))
+_STR = pd.api.types.pandas_dtype("str")  # resolved once: parsing the name costs per column
 _PLAIN_NUMBER = frozenset((int, float))
+_TEXT = {str}
 _INT64 = 2**63
 
 
@@ -142,8 +146,10 @@ def _number_column(values: list[Any]) -> Any:
 
 
 def _text_column(values: list[Any]) -> Any:
-    if all(type(v) is str for v in values):
-        return pd.array(values, dtype="str")
+    """Text as pandas' "str" array built by arrow (what `validate` reads fastest); anything
+    else as an object column the validator reports value by value."""
+    if set(map(type, values)) == _TEXT:
+        return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string()), dtype=_STR)
     return np.array([_as_text(v) for v in values], dtype=object)
 
 
@@ -157,12 +163,26 @@ def customers_frame(customers: Sequence[Any]) -> tuple[pd.DataFrame, dict[int, s
         for i, c in enumerate(customers)
         if not isinstance(c, dict)
     }
-    rows = [c if isinstance(c, dict) else {} for c in customers]
+    # One C-level lookup of every field per customer, then a transpose: the fields of a
+    # 1,000-customer request in a fraction of a millisecond (missing fields: the slow path).
+    fields = [_fields(c) if isinstance(c, dict) else _NOTHING for c in customers]
     cols = {}
-    for name in schema.REQUIRED:
-        values = [r.get(name) for r in rows]
+    for name, values in zip(schema.REQUIRED, zip(*fields, strict=True), strict=True):
+        values = list(values)
         cols[name] = _number_column(values) if name in _NUMBERS else _text_column(values)
-    return pd.DataFrame(cols, copy=False), not_objects
+    return pd.DataFrame(cols, index=pd.RangeIndex(len(fields)), copy=False), not_objects
+
+
+_GET = operator.itemgetter(*schema.REQUIRED)
+_NOTHING = (None,) * len(schema.REQUIRED)
+
+
+def _fields(customer: dict[str, Any]) -> tuple[Any, ...]:
+    """The BankChurners fields of one customer, None where missing."""
+    try:
+        return _GET(customer)
+    except KeyError:
+        return tuple(customer.get(name) for name in schema.REQUIRED)
 
 
 @dataclass
@@ -273,8 +293,9 @@ class Decider:
 
     def decisions(
         self, scored: Scored, positions: np.ndarray
-    ) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-        """The decisions (dicts in row order, JSON-ready) and the history's rows for them.
+    ) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+        """The decisions (dicts in row order, JSON-ready) and the history's columns for them
+        (lists: the writer thread builds one frame per batch, not one per request).
 
         propensity: the probability that the logging policy (champion for a share 1 − s of
         customers, challenger for s, by a hash independent of the customer) chose this action
@@ -286,7 +307,7 @@ class Decider:
         lists = [_column_list(v) for v in scored.champion.values()]
         roles = [CHAMPION] * n
         model_ids = [self.champion.id] * n
-        propensity = np.ones(n)
+        propensity = [1.0] * n
         if scored.challenger is not None:
             mask = scored.mask
             other = [_column_list(v) for v in scored.challenger.values()]
@@ -300,31 +321,36 @@ class Decider:
             a1 = np.asarray(scored.champion["action_1"], dtype=object)
             b1 = np.asarray(scored.challenger["action_1"], dtype=object)
             chosen = np.where(mask, b1, a1)
-            propensity = (1 - self.share) * (a1 == chosen) + self.share * (b1 == chosen)
+            share = self.share
+            propensity = ((1 - share) * (a1 == chosen) + share * (b1 == chosen)).tolist()
         keys += ["index", "decision_id", "bundle_id", "variant"]
         lists += [positions.tolist(), ids, model_ids, roles]
         rows = [dict(zip(keys, r, strict=True)) for r in zip(*lists, strict=True)]
         at = dict(zip(keys, lists, strict=True))
-        history = pd.DataFrame(
-            {
-                "decision_id": ids,
-                schema.ID: at[schema.ID],
-                "campaign_id": CAMPAIGN_ID,
-                "channel": CHANNEL,
-                "group": GROUP,
-                "action": at["action_1"],
-                "propensity": propensity,
-                "churn_probability": at["churn_probability"],
-                "segment": at["segment"],
-                "expected_value": at["action_1_value"],
-                "bundle_id": model_ids,
-                # a treated customer receives the chosen action: the same probability
-                "delivered_propensity": propensity,
-            }
-        )
+        history = {
+            "decision_id": ids,
+            schema.ID: at[schema.ID],
+            "campaign_id": [CAMPAIGN_ID] * n,
+            "channel": [CHANNEL] * n,
+            "group": [GROUP] * n,
+            "action": at["action_1"],
+            "propensity": propensity,
+            "churn_probability": at["churn_probability"],
+            "segment": at["segment"],
+            "expected_value": at["action_1_value"],
+            "bundle_id": model_ids,
+            # a treated customer receives the chosen action: the same probability
+            "delivered_propensity": propensity,
+        }
         if "value_at_risk" in at:
             history["value_at_risk"] = at["value_at_risk"]
         return rows, history
+
+
+def customer_columns(clean: pd.DataFrame) -> dict[str, list[Any]]:
+    """The clean customers' feature columns as lists, for the history writer."""
+    arrays = schema.column_arrays(clean, schema.REQUIRED[1:])
+    return {c: _column_list(v) for c, v in arrays.items()}
 
 
 @dataclass

@@ -4,10 +4,12 @@ batches; responses on it, durable before they are acknowledged.
 One thread owns the history (SQLite connections belong to the thread that made them) and
 works through a FIFO queue:
 - decisions are queued by the request that made them and written by the thread in batches
-  (everything waiting, up to `batch_rows` rows, one `record_decisions` call), so a decision
-  costs the request a queue put, not a disk write. They reach the file within about
-  `linger` seconds; on a graceful shutdown everything queued is written before the process
-  ends. A crash (SIGKILL, power) can lose the decisions still queued, never a response.
+  (what arrives within `linger` seconds of the first, up to `batch_rows` rows, in one
+  `record_decisions` call: SQLite's cost is mostly per call, ~40 µs a row in batches of
+  1,000 against ~25 µs in batches of 10,000 here), so a decision costs the request a queue
+  put, not a disk write. They reach the file within about `linger` seconds; on a graceful
+  shutdown everything queued is written before the process ends. A crash (SIGKILL, power)
+  can lose the decisions still queued, never an acknowledged response.
 - responses wait: the thread first writes every decision queued before them (so a response to
   a decision this process just made finds it), then records the responses and commits, and
   only then does the request answer 200. An acknowledged response is on disk.
@@ -33,8 +35,11 @@ _STOP = object()
 
 @dataclass
 class _Decisions:
-    decisions: pd.DataFrame
-    customers: pd.DataFrame | None
+    decisions: dict[str, list[Any]]
+    customers: dict[str, list[Any]] | None
+
+    def __len__(self) -> int:
+        return len(self.decisions["decision_id"])
 
 
 @dataclass
@@ -53,8 +58,8 @@ class HistoryWriter:
     def __init__(
         self,
         open_history: Callable[[], Any],
-        batch_rows: int = 5_000,
-        linger: float = 0.05,
+        batch_rows: int = 20_000,
+        linger: float = 0.5,
         max_queued: int = 100_000,
         retries: int = 5,
     ) -> None:
@@ -85,8 +90,11 @@ class HistoryWriter:
         """Batches waiting to be written."""
         return self._queue.qsize()
 
-    def add_decisions(self, decisions: pd.DataFrame, customers: pd.DataFrame | None) -> None:
-        """Queue decisions for writing; raises `queue.Full` when the writer is far behind."""
+    def add_decisions(
+        self, decisions: dict[str, list[Any]], customers: dict[str, list[Any]] | None
+    ) -> None:
+        """Queue decisions (the history's columns as lists) and their customers' feature
+        columns for writing; raises `queue.Full` when the writer is far behind."""
         self._queue.put_nowait(_Decisions(decisions, customers))
 
     def record_responses(self, responses: pd.DataFrame) -> Future:
@@ -125,17 +133,21 @@ class HistoryWriter:
 
     def _loop(self, history: Any) -> None:
         pending: list[_Decisions] = []
-        rows = 0
+        rows, deadline = 0, 0.0
         while True:
             try:
-                # Wait for work; with decisions pending, wait at most `linger` for more.
-                item = self._queue.get(timeout=self.linger if pending else None)
+                # Wait for work; with decisions pending, only until `linger` seconds after
+                # the first of them (a write per batch: SQLite's cost is mostly per call).
+                wait = max(0.0, deadline - time.monotonic()) if pending else None
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = None
             if isinstance(item, _Decisions):
+                if not pending:
+                    deadline = time.monotonic() + self.linger
                 pending.append(item)
-                rows += len(item.decisions)
-                if rows < self.batch_rows:
+                rows += len(item)
+                if rows < self.batch_rows and time.monotonic() < deadline:
                     continue
             if pending:
                 self._write(history, pending)
@@ -146,9 +158,9 @@ class HistoryWriter:
                 return
 
     def _write(self, history: Any, batches: list[_Decisions]) -> None:
-        decisions = pd.concat([b.decisions for b in batches], ignore_index=True)
+        decisions = _frame([b.decisions for b in batches])
         parts = [b.customers for b in batches]
-        customers = None if any(p is None for p in parts) else pd.concat(parts, ignore_index=True)
+        customers = None if any(p is None for p in parts) else _frame(parts)  # type: ignore[arg-type]
         for attempt in range(1, self.retries + 1):
             try:
                 history.record_decisions(decisions, customers)
@@ -174,3 +186,9 @@ class HistoryWriter:
             item.done.set_result(history.record_responses(item.responses))
         except BaseException as exc:  # noqa: BLE001 - the request answers 503 with it
             item.done.set_exception(exc)
+
+
+def _frame(parts: list[dict[str, list[Any]]]) -> pd.DataFrame:
+    """One frame from column lists of many requests (one frame per batch: cheap)."""
+    columns = {name: [v for p in parts for v in p[name]] for name in parts[0]}
+    return pd.DataFrame(columns)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -383,10 +384,14 @@ def test_openapi_documents_every_status_code_and_the_schema(client):
 def test_the_access_log_names_each_decision(client, server, sent, folder):
     made = client.post("/v1/decisions", json={"customers": sent[250:253]}).json()["decisions"]
     ids = [d["decision_id"] for d in made]
-    lines = [
-        json.loads(x) for x in (folder / "serve.log").read_text().splitlines() if x.startswith("{")
-    ]
-    mine = [x for x in lines if x.get("decision_ids") == ids]
+    deadline = time.monotonic() + 10  # the line is written once the response has gone out
+    while time.monotonic() < deadline:
+        text = (folder / "serve.log").read_text()
+        lines = [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+        mine = [x for x in lines if x.get("decision_ids") == ids]
+        if mine:
+            break
+        time.sleep(0.1)
     assert len(mine) == 1
     assert mine[0]["status"] == 200 and mine[0]["path"] == "/v1/decisions"
     assert mine[0]["customers"] == 3 and mine[0]["rejected"] == 0 and mine[0]["ms"] > 0
@@ -395,8 +400,6 @@ def test_the_access_log_names_each_decision(client, server, sent, folder):
 def test_decisions_reach_the_history_with_their_customer(client, sent, folder):
     made = client.post("/v1/decisions", json={"customers": sent[260:262]}).json()["decisions"]
     ids = {d["decision_id"] for d in made}
-    import time
-
     deadline = time.monotonic() + 30  # written off the request path, within moments
     while time.monotonic() < deadline:
         with History(folder / "history.sqlite") as history:

@@ -1,0 +1,180 @@
+"""How fast the decision service answers, over real HTTP on loopback (`nba serve` in a
+subprocess, httpx clients in this process).
+
+Targets, on the 2-core reference machine:
+  (a) one customer a request, sequential: median ≤ in-process `bundle.recommend()` median + 3 ms,
+      p99 ≤ 20 ms;
+  (b) 16 concurrent clients, one customer a request: ≥ 250 decisions/s, no errors (and how it
+      scales with --workers 1 and 2);
+  (c) requests of 1,000 customers: ≥ 50,000 customers/s.
+Run: `.venv/bin/python bench/bench_serve.py [--bundle B] [--workers 1,2] [--requests N]`
+  --bundle a trained bundle (default: a fast bundle trained here on synthetic customers)
+The clients run in this process (16 asyncio tasks for (b)), on the same 2 cores as the server:
+their CPU time counts against the server's. Every server writes its decisions to a fresh
+history and its access log to a file, as in production. Figures depend on machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+import orjson  # noqa: E402
+from machine import describe  # noqa: E402
+
+from nba.bundle import load_bundle  # noqa: E402
+from nba.data import schema, synth  # noqa: E402
+from nba.serve.server import Running  # noqa: E402
+
+HEADERS = {"content-type": "application/json"}
+
+
+def _bundle_path(path: str | None, folder: Path) -> Path:
+    if path:
+        print(f"bundle: {path}")
+        return Path(path)
+    from nba.bundle import save_bundle
+    from nba.churn import TrainOptions
+    from nba.config import Settings
+    from nba.data.discover import describe as describe_source
+    from nba.data.discover import write_synthetic
+    from nba.data.io import load
+    from nba.train import train
+
+    data = write_synthetic(folder / "train.csv", 10_127, Settings().seed)
+    bundle, _ = train(
+        load(data), describe_source(data, "argument"), Settings(), TrainOptions.fast()
+    )
+    print("bundle: trained here on 10,127 SYNTHETIC customers (fast options)")
+    return save_bundle(bundle, folder / "nba.bundle")
+
+
+def _records(n: int, seed: int) -> list[dict]:
+    df = synth.generate(n, seed)[list(schema.REQUIRED)]
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
+
+
+def _ms(seconds: list[float], q: float) -> float:
+    return float(np.quantile(np.array(seconds) * 1000, q))
+
+
+def bench_recommend(bundle_file: Path, calls: int) -> float:
+    bundle = load_bundle(bundle_file)
+    records = [{k: v for k, v in r.items() if k != schema.ID} for r in _records(50, 7)]
+    for r in records[:5]:
+        bundle.recommend(r)
+    times = []
+    for i in range(calls):
+        start = time.perf_counter()
+        bundle.recommend(records[i % len(records)])
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times) * 1000
+    print(f"(0) in-process bundle.recommend(), one customer: median {median:.2f} ms of {calls}")
+    return median
+
+
+def bench_sequential(url: str, calls: int, recommend_ms: float) -> None:
+    bodies = [orjson.dumps({"customers": [c]}) for c in _records(200, 8)]
+    times = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(calls + 20):
+            start = time.perf_counter()
+            r = client.post("/v1/decisions", content=bodies[i % len(bodies)], headers=HEADERS)
+            elapsed = time.perf_counter() - start
+            assert r.status_code == 200 and len(r.json()["decisions"]) == 1, r.text
+            if i >= 20:  # the first few warm the connection and caches
+                times.append(elapsed)
+    median, p99 = _ms(times, 0.5), _ms(times, 0.99)
+    verdict = "met" if median <= recommend_ms + 3 and p99 <= 20 else "NOT met"
+    print(
+        f"(a) one customer a request, sequential, {calls} requests: median {median:.2f} ms "
+        f"(recommend + {median - recommend_ms:.2f} ms), p99 {p99:.2f} ms — target {verdict}"
+    )
+
+
+async def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[float, int, int]:
+    """`clients` tasks sending `total` requests in all; (seconds, decisions, errors)."""
+    sent = iter(range(total))
+    decided = errors = 0
+
+    async def one_client(client: httpx.AsyncClient) -> None:
+        nonlocal decided, errors
+        for i in sent:
+            r = await client.post("/v1/decisions", content=bodies[i % len(bodies)], headers=HEADERS)
+            if r.status_code == 200:
+                decided += len(r.json()["decisions"])
+            else:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client(client) for _ in range(clients)))
+        return time.perf_counter() - start, decided, errors
+
+
+def bench_concurrent(url: str, workers: int, total: int) -> None:
+    bodies = [orjson.dumps({"customers": [c]}) for c in _records(500, 9)]
+    asyncio.run(_load(url, bodies, 16, 64))  # warm every worker and connection
+    seconds, decided, errors = asyncio.run(_load(url, bodies, 16, total))
+    rate = decided / seconds
+    verdict = "met" if rate >= 250 and errors == 0 else "NOT met"
+    print(
+        f"(b) 16 concurrent clients, one customer a request, --workers {workers}: "
+        f"{decided:,} decisions in {seconds:.2f} s = {rate:,.0f} decisions/s, {errors} errors "
+        f"— target {verdict}"
+    )
+
+
+def bench_batches(url: str, workers: int, requests: int, clients: int) -> None:
+    bodies = [orjson.dumps({"customers": _records(1000, seed)}) for seed in (10, 11, 12, 13)]
+    asyncio.run(_load(url, bodies, clients, 2 * clients))
+    seconds, decided, errors = asyncio.run(_load(url, bodies, clients, requests))
+    rate = decided / seconds
+    verdict = "met" if rate >= 50_000 and errors == 0 else "NOT met"
+    print(
+        f"(c) requests of 1,000 customers, {clients} client(s), --workers {workers}: "
+        f"{decided:,} customers in {seconds:.2f} s = {rate:,.0f} customers/s, {errors} errors "
+        f"— target {verdict}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle", help="a trained bundle (default: trained here, synthetic)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure (b, c) with")
+    parser.add_argument("--calls", type=int, default=300, help="sequential requests for (a)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests for (b)")
+    parser.add_argument("--batches", type=int, default=40, help="1,000-customer requests (c)")
+    args = parser.parse_args()
+    print(f"machine: {describe()}")
+    folder = Path(tempfile.mkdtemp(prefix="nba-bench-serve-"))
+    bundle_file = _bundle_path(args.bundle, folder)
+    recommend_ms = bench_recommend(bundle_file, 300)
+    for workers in [int(w) for w in args.workers.split(",")]:
+        run = folder / f"workers-{workers}"
+        run.mkdir()
+        options = ["--workers", str(workers), "--history", str(run / "history.sqlite")]
+        with Running(bundle_file, options, env={"NBA_API_KEY": ""}, log=run / "serve.log") as s:
+            if workers == 1:
+                bench_sequential(s.url, args.calls, recommend_ms)
+            bench_concurrent(s.url, workers, args.requests)
+            bench_batches(s.url, workers, args.batches, 1)
+            bench_batches(s.url, workers, args.batches, 2)
+        print(f"    server stopped (exit {s.returncode}); access log and history in {run}")
+
+
+if __name__ == "__main__":
+    main()
