@@ -158,26 +158,38 @@ class HistoryWriter:
                 return
 
     def _write(self, history: Any, batches: list[_Decisions]) -> None:
+        """One `record_decisions` call for the whole batch; if it fails, each request's part
+        on its own (so one bad part cannot take the others down), with retries for what may
+        pass later (a locked or full disk)."""
+        if len(batches) > 1 and self._try(history, batches, attempts=1):
+            return
+        for part in batches if len(batches) > 1 else batches[:1]:
+            if not self._try(history, [part], attempts=self.retries):
+                n = len(part)
+                self.lost += n
+                self.on_lost(n)
+                log.error(
+                    "%d decisions could not be written to the history: %s",
+                    n,
+                    ", ".join(map(str, part.decisions["decision_id"][:5])),
+                )
+
+    def _try(self, history: Any, batches: list[_Decisions], attempts: int) -> bool:
         decisions = _frame([b.decisions for b in batches])
         parts = [b.customers for b in batches]
         customers = None if any(p is None for p in parts) else _frame(parts)  # type: ignore[arg-type]
-        for attempt in range(1, self.retries + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 history.record_decisions(decisions, customers)
-            except Exception:  # noqa: BLE001 - a locked or full disk: retry, then count
+            except Exception:  # noqa: BLE001 - logged; the caller decides what is lost
                 log.exception("writing %d decisions failed (attempt %d)", len(decisions), attempt)
-                time.sleep(min(2.0, 0.05 * 2**attempt))
+                if attempt < attempts:
+                    time.sleep(min(2.0, 0.05 * 2**attempt))
                 continue
             self.written += len(decisions)
             self.on_written(len(decisions))
-            return
-        self.lost += len(decisions)
-        self.on_lost(len(decisions))
-        log.error(
-            "%d decisions could not be written to the history: %s",
-            len(decisions),
-            ", ".join(decisions["decision_id"].astype(str).head(5)),
-        )
+            return True
+        return False
 
     def _respond(self, history: Any, item: _Responses) -> None:
         if not item.done.set_running_or_notify_cancel():
