@@ -346,15 +346,17 @@ def configure_access_log() -> None:
 # --- the app --------------------------------------------------------------------------------
 
 
-def _warm_up(decider: Decider) -> dict[str, Any]:
-    """Score one synthetic customer with each bundle before the first request (compiled trees,
-    caches) and return the champion's score columns (they name and type a decision)."""
+def _warm_up(decider: Decider) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score two synthetic customers with each bundle before the first request (compiled
+    trees, caches); return the champion's score columns (they name and type a decision) and
+    the first customer as JSON (the documentation's example)."""
     from nba.data import synth
     from nba.data.validate import validate
 
-    clean = validate(synth.generate(2, decider.seed)[list(schema.REQUIRED)]).clean
-    scored = decider.score(clean)
-    return scored.champion
+    customers = synth.generate(2, decider.seed)[list(schema.REQUIRED)]
+    scored = decider.score(validate(customers).clean)
+    example = {k: (v.item() if hasattr(v, "item") else v) for k, v in customers.iloc[0].items()}
+    return scored.champion, example
 
 
 def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = None) -> FastAPI:
@@ -364,7 +366,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
     configure_access_log()
     champion, challenger = models if models is not None else load_models(config)
     decider = Decider(champion, challenger, config.challenger_share, config.seed)
-    columns = _warm_up(decider)
+    columns, example = _warm_up(decider)
     metrics = Metrics()
     api_key = os.environ.get(API_KEY_ENV) or None
     state: dict[str, Any] = {}
@@ -550,7 +552,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
                 description=app.description,
                 routes=app.routes,
             )
-            spec.setdefault("components", {})["schemas"] = openapi.components(columns)
+            spec.setdefault("components", {})["schemas"] = openapi.components(columns, example)
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -100,12 +100,13 @@ _ERROR = {
 }
 
 
-def components(decision_columns: dict[str, Any]) -> dict[str, Any]:
-    """Every schema the paths refer to."""
+def components(decision_columns: dict[str, Any], example: dict[str, Any]) -> dict[str, Any]:
+    """Every schema the paths refer to; `example`: a customer to show (a synthetic one)."""
     return {
         "Customer": customer_schema(),
         "DecisionsRequest": {
             "type": "object",
+            "example": {"customers": [example]},
             "properties": {
                 "customers": {
                     "type": "array",
@@ -138,6 +139,9 @@ def components(decision_columns: dict[str, Any]) -> dict[str, Any]:
         },
         "ResponsesRequest": {
             "type": "object",
+            "example": {
+                "responses": [{"decision_id": "<from a decision>", "responded": 1, "retained": 1}]
+            },
             "properties": {
                 "responses": {
                     "type": "array",
