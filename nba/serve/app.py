@@ -39,12 +39,13 @@ from nba.serve.decisions import (
     CHALLENGER,
     CHAMPION,
     MAX_BODY_BYTES,
+    Checked,
     Decider,
     Model,
     RequestError,
     Scored,
     bundle_id,
-    check_customers,
+    check_batch,
     customer_columns,
     parse_body,
 )
@@ -143,6 +144,12 @@ class Metrics:
             "Decisions that could not be written to the history after every retry",
             **reg,
         )
+        self.batch = Histogram(
+            "nba_serve_batch_customers",
+            "Customers validated and scored together (requests batched while the scorer ran)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 2000),
+            **reg,
+        )
         gauge = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
         self.queued = Gauge(
             "nba_serve_history_queue", "Decision batches waiting for the writer", **reg, **gauge
@@ -161,26 +168,37 @@ class Metrics:
 # --- dynamic batching -----------------------------------------------------------------------
 
 
-class Batcher:
-    """Scores clean customers in one thread, batching the requests that arrive while it is
-    busy: 16 clients sending one customer each cost about one scoring call per round instead
-    of sixteen; a lone request goes straight through (nothing waits on purpose)."""
+@dataclass
+class Decided:
+    """One request's share of a batch: its checked customers, their scores (None when every
+    customer was rejected) and their feature columns for the history."""
 
-    def __init__(self, decider: Decider) -> None:
-        self.decider = decider
+    checked: Checked
+    scored: Scored | None
+    customers: dict[str, list[Any]] | None
+
+
+class Batcher:
+    """Validates and scores customers in one thread, batching the requests that arrive while
+    it is busy: 16 clients sending one customer each cost about one validator call and one
+    scoring call per round instead of sixteen of each; a lone request goes straight through
+    (nothing waits on purpose). The event loop meanwhile reads and answers other requests."""
+
+    def __init__(self, decider: Decider, metrics: Metrics) -> None:
+        self.decider, self.metrics = decider, metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nba-score")
-        self._pending: list[tuple[pd.DataFrame, asyncio.Future]] = []
+        self._pending: list[tuple[list[Any], asyncio.Future]] = []
         self._task: asyncio.Task | None = None
 
-    async def score(self, clean: pd.DataFrame) -> Scored:
+    async def decide(self, customers: list[Any]) -> Decided:
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        self._pending.append((clean, done))
+        self._pending.append((customers, done))
         if self._task is None:
             self._task = loop.create_task(self._drain())
         return await done
 
-    def _take(self) -> list[tuple[pd.DataFrame, asyncio.Future]]:
+    def _take(self) -> list[tuple[list[Any], asyncio.Future]]:
         batch, rows = [], 0
         while self._pending and (not batch or rows + len(self._pending[0][0]) <= BATCH_ROWS):
             item = self._pending.pop(0)
@@ -188,28 +206,38 @@ class Batcher:
             rows += len(item[0])
         return batch
 
-    def _score(self, frames: list[pd.DataFrame]) -> Scored:
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        return self.decider.score(frame)
+    def _work(self, requests: list[list[Any]]) -> list[Decided]:
+        clean, parts = check_batch(requests)
+        if not len(clean):
+            return [Decided(p, None, None) for p in parts]
+        scored = self.decider.score(clean)
+        columns = customer_columns(clean)
+        out = []
+        for p in parts:
+            a, b = p.rows
+            if b == a:
+                out.append(Decided(p, None, None))
+                continue
+            out.append(Decided(p, scored.take(a, b), {k: v[a:b] for k, v in columns.items()}))
+        return out
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self._pending:
                 batch = self._take()
-                frames = [f for f, _ in batch]
+                requests = [customers for customers, _ in batch]
+                self.metrics.batch.observe(sum(map(len, requests)))
                 try:
-                    scored = await loop.run_in_executor(self._executor, self._score, frames)
+                    decided = await loop.run_in_executor(self._executor, self._work, requests)
                 except Exception as exc:  # noqa: BLE001 - each waiting request answers 500
                     for _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                start = 0
-                for frame, done in batch:
+                for (_, done), result in zip(batch, decided, strict=True):
                     if not done.done():
-                        done.set_result(scored.take(start, start + len(frame)))
-                    start += len(frame)
+                        done.set_result(result)
         finally:
             self._task = None
 
@@ -378,7 +406,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
         writer.on_lost = lambda n: metrics.lost.inc(n)
         await asyncio.get_running_loop().run_in_executor(None, writer.start)
         state["writer"] = writer
-        state["batcher"] = Batcher(decider)
+        state["batcher"] = Batcher(decider, metrics)
         event("started", bundle_id=champion.id, history=str(config.history))
         try:
             yield
@@ -486,13 +514,13 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
         authorize(request)
         _check_content_type(request)
         customers = parse_body(await _read_body(request), "customers")
-        checked = check_customers(customers)
+        decided: Decided = await state["batcher"].decide(customers)
+        checked = decided.checked
         decisions: list[dict[str, Any]] = []
-        if len(checked.clean):
-            scored = await state["batcher"].score(checked.clean)
-            decisions, history = decider.decisions(scored, checked.positions)
+        if decided.scored is not None:
+            decisions, history = decider.decisions(decided.scored, checked.positions)
             try:
-                writer().add_decisions(history, customer_columns(checked.clean))
+                writer().add_decisions(history, decided.customers)
             except queue.Full:
                 raise RequestError(
                     503, "The history writer is far behind; try again in a moment."

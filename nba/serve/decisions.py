@@ -193,6 +193,7 @@ class Checked:
     positions: np.ndarray  # request position of each clean row
     rejected: list[dict[str, Any]] = field(default_factory=list)  # {"index", "reason"}
     n_in: int = 0
+    rows: tuple[int, int] = (0, 0)  # this request's clean rows in a batch (`check_batch`)
 
 
 def check_customers(customers: Sequence[Any]) -> Checked:
@@ -212,6 +213,53 @@ def check_customers(customers: Sequence[Any]) -> Checked:
     checked = Checked(result.clean, np.flatnonzero(keep), rejected, len(customers))
     assert len(checked.positions) + len(rejected) == len(customers)
     return checked
+
+
+def check_batch(requests: Sequence[Sequence[Any]]) -> tuple[pd.DataFrame, list[Checked]]:
+    """Validate the customers of several requests: one clean frame for all of them (request
+    after request) and, per request, a `Checked` whose `clean` is empty and whose rows are
+    `rows` of the shared frame. Equal to `check_customers` request by request: every rule is
+    about one row except duplicate ids, so one validator call covers requests whose ids are
+    all distinct, numeric and present (the usual case); otherwise each request alone."""
+    from nba.data.validate import validate
+
+    together = [c for r in requests for c in r]
+    raw, not_objects = customers_frame(together)
+    ids = raw[schema.ID].to_numpy()
+    distinct = (
+        ids.dtype == np.float64 and not np.isnan(ids).any() and len(np.unique(ids)) == len(ids)
+    )
+    if not distinct:
+        checked = [check_customers(r) for r in requests]
+        frames = [c.clean for c in checked]
+        clean = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        start = 0
+        for c in checked:
+            c.rows = (start, start + len(c.clean))
+            start += len(c.clean)
+        return clean, checked
+    result = validate(raw)
+    bad = result.rejects["row"].to_numpy(dtype=np.int64) - 1
+    reasons = result.rejects["reason"].tolist()
+    keep = np.ones(len(together), dtype=bool)
+    keep[bad] = False
+    kept = np.cumsum(keep)  # clean rows up to and including each customer
+    checked, start, first_clean = [], 0, 0
+    for r in requests:
+        stop = start + len(r)
+        here = (bad >= start) & (bad < stop)
+        rejected = [
+            {"index": int(i - start), "reason": not_objects.get(int(i), reasons[k])}
+            for k, i in zip(np.flatnonzero(here).tolist(), bad[here].tolist(), strict=True)
+        ]
+        last_clean = int(kept[stop - 1]) if stop > 0 else 0
+        positions = np.flatnonzero(keep[start:stop])
+        part = Checked(result.clean.iloc[:0], positions, rejected, len(r))
+        part.rows = (first_clean, last_clean)
+        assert len(positions) + len(rejected) == len(r)
+        checked.append(part)
+        start, first_clean = stop, last_clean
+    return result.clean, checked
 
 
 # --- champion and challenger ----------------------------------------------------------------

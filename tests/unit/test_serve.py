@@ -18,6 +18,7 @@ from nba.serve.decisions import (
     MAX_CUSTOMERS,
     RequestError,
     challenger_mask,
+    check_batch,
     check_customers,
     customers_frame,
     parse_body,
@@ -253,3 +254,28 @@ def test_the_writer_is_one_thread(tmp_path):
     writer.add_decisions(_history_columns(["a"], [1]), None)
     writer.stop()
     assert len(seen) == 1 and threading.get_ident() not in seen
+
+
+def test_checking_requests_together_equals_checking_each_alone():
+    good = _customers(12, seed=9)
+    a = [dict(c) for c in good[:5]]
+    a[1]["Customer_Age"] = "old"
+    a[3] = "not a customer"
+    b = [dict(c) for c in good[5:7]]
+    b[0]["Gender"] = "X"
+    b[1]["Gender"] = "X"  # every customer of a request rejected
+    c = [dict(c) for c in good[7:12]]
+    c[4]["Avg_Utilization_Ratio"] = 0.99  # breaks the identity
+    plain = [dict(x) if isinstance(x, dict) else dict(good[3]) for x in a]
+    plain[3]["Credit_Limit"] = None
+    # together (distinct numeric ids: one validator call), alone, and the fallbacks: a
+    # request holding a non-object, and two requests sharing an id
+    for requests in ([plain, b, c], [c], [b], [a, b, c], [plain, [dict(good[0])]]):
+        clean, parts = check_batch(requests)
+        assert len(parts) == len(requests)
+        for request, part in zip(requests, parts, strict=True):
+            alone = check_customers(request)
+            assert part.rejected == alone.rejected
+            assert part.positions.tolist() == alone.positions.tolist()
+            lo, hi = part.rows
+            assert clean.iloc[lo:hi].reset_index(drop=True).equals(alone.clean)
