@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -171,7 +172,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests for (b)")
     parser.add_argument("--batches", type=int, default=40, help="1,000-customer requests (c)")
     args = parser.parse_args()
-    print(f"machine: {describe()}")
+    print(f"machine: {describe()}; load average {_load_average()} (other work on the cores)")
     folder = Path(tempfile.mkdtemp(prefix="nba-bench-serve-"))
     bundle_file = _bundle_path(args.bundle, folder)
     recommend_ms = bench_recommend(bundle_file, 300)
@@ -186,6 +187,12 @@ def main() -> None:
             bench_batches(s.url, workers, args.batches, 1)
             bench_batches(s.url, workers, args.batches, 2)
         print(f"    server stopped (exit {s.returncode}); access log and history in {run}")
+    print(f"load average at the end: {_load_average()}")
+
+
+def _load_average() -> str:
+    """1-, 5- and 15-minute load averages: how busy the 2 cores were around the figures."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

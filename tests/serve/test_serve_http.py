@@ -414,3 +414,38 @@ def test_decisions_reach_the_history_with_their_customer(client, sent, folder):
         assert row["churn_probability"] == by_id[did]["churn_probability"]
         assert row["expected_value"] == by_id[did]["action_1_value"]
         assert np.isclose(row["value_at_risk"], by_id[did]["value_at_risk"])
+
+
+def _readme_section() -> str:
+    from nba import config
+
+    text = (config.ROOT / "README.md").read_text()
+    start = text.index("## The decision service")
+    end = text.index("\n## ", start + 3)
+    return text[start:end]
+
+
+def test_the_readmes_python_and_curl_examples_work(server, capsys):
+    section = _readme_section()
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = code.replace("http://127.0.0.1:8000", server.url)
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the project's own example
+    printed = capsys.readouterr().out
+    assert "rejected" not in printed and len(printed.splitlines()) == 1
+
+    import shutil
+    import subprocess
+
+    if shutil.which("curl") is None:
+        return  # curl is a convenience of the README, not a dependency
+    shell = re.search(r"```bash\n(curl .*?)```", section, re.S).group(1)
+    commands = shell.replace("http://127.0.0.1:8000", server.url).split("\ncurl ")
+    answers = [
+        subprocess.run(
+            "curl " + c.removeprefix("curl "), shell=True, capture_output=True, text=True
+        ).stdout
+        for c in commands
+    ]
+    assert json.loads(answers[0])["status"] == "ok"
+    assert len(json.loads(answers[1])["decisions"]) == 1
+    assert json.loads(answers[2])["rejected"][0]["reason"].startswith("unknown decision_id")
