@@ -36,3 +36,19 @@ def champion(serve_bundles) -> Bundle:
 @pytest.fixture(scope="session")
 def challenger(serve_bundles) -> Bundle:
     return load_bundle(serve_bundles[1])
+
+
+@pytest.fixture(scope="session")
+def real_path() -> Path:
+    """The real development file (NBA_DATA); skipped without it unless NBA_REQUIRE_REAL_DATA=1
+    (as tests/data does), so CI cannot pass by skipping."""
+    import os
+
+    from nba.config import DATA_ENV
+
+    value = os.environ.get(DATA_ENV)
+    if value and Path(value).is_file():
+        return Path(value)
+    if os.environ.get("NBA_REQUIRE_REAL_DATA") == "1":
+        pytest.fail(f"NBA_REQUIRE_REAL_DATA=1 but {DATA_ENV}={value!r} is not the real file")
+    pytest.skip(f"the real Kaggle file is not available (set {DATA_ENV})")

@@ -6,7 +6,6 @@ history, metrics, the OpenAPI description and the access log."""
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,13 +34,6 @@ def records(df: pd.DataFrame) -> list[dict]:
         {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
         for r in df.to_dict("records")
     ]
-
-
-def same(a, b) -> bool:
-    """Equal values, where a missing number (NaN in a frame, null in JSON) equals itself."""
-    if a is None or (isinstance(a, float) and math.isnan(a)):
-        return b is None or (isinstance(b, float) and math.isnan(b))
-    return a == b
 
 
 @pytest.fixture(scope="module")
@@ -89,17 +81,16 @@ def sent(customers_csv) -> list[dict]:
 
 
 def _assert_equal_to_scores(decisions: list[dict], scored: pd.DataFrame) -> None:
-    for d in decisions:
-        row = scored.loc[d[schema.ID]]
-        for column in scored.columns:
-            assert same(
-                row[column].item() if hasattr(row[column], "item") else row[column], d[column]
-            ), (
-                d[schema.ID],
-                column,
-                row[column],
-                d[column],
-            )
+    """Every score column of every decision equals the `nba score` row of its customer:
+    exactly (floats bit for bit; a missing number, NaN there and null here, equals itself)."""
+    got = pd.DataFrame(decisions).set_index(schema.ID)
+    want = scored.loc[got.index]
+    for column in scored.columns:
+        a, b = want[column].to_numpy(), got[column].to_numpy()
+        if a.dtype.kind == "f" or b.dtype.kind == "f":
+            assert np.array_equal(a.astype(float), b.astype(float), equal_nan=True), column
+        else:
+            assert a.tolist() == b.tolist(), column
 
 
 def test_health_names_the_bundle_and_its_data(client, serve_bundles, champion):
@@ -449,3 +440,26 @@ def test_the_readmes_python_and_curl_examples_work(server, capsys):
     assert json.loads(answers[0])["status"] == "ok"
     assert len(json.loads(answers[1])["decisions"]) == 1
     assert json.loads(answers[2])["rejected"][0]["reason"].startswith("unknown decision_id")
+
+
+@pytest.mark.real_data
+def test_every_real_customer_is_decided_as_nba_score_decides(
+    client, serve_bundles, real_path, folder
+):
+    out = folder / "real-scores.parquet"
+    assert (
+        main(["score", str(real_path), "--bundle", str(serve_bundles[0]), "--out", str(out)]) == 0
+    )
+    scored = pd.read_parquet(out).set_index(schema.ID)
+    customers = records(pd.read_csv(real_path))  # as a client sends them, every column
+    decisions, rejected = [], 0
+    for start in range(0, len(customers), MAX_CUSTOMERS):
+        r = client.post(
+            "/v1/decisions", json={"customers": customers[start : start + MAX_CUSTOMERS]}
+        )
+        assert r.status_code == 200
+        decisions += r.json()["decisions"]
+        rejected += len(r.json()["rejected"])
+    assert len(decisions) + rejected == len(customers)
+    assert sorted(d[schema.ID] for d in decisions) == sorted(scored.index)
+    _assert_equal_to_scores(decisions, scored)
