@@ -29,11 +29,13 @@ def _serve(args: argparse.Namespace) -> int:
     from nba.serve.app import ServeConfig
     from nba.serve.server import serve
 
+    if args.challenger_share is not None and not args.challenger:
+        raise NbaError("--challenger-share needs --challenger (the bundle to share with).")
     options = ServeConfig(
         bundle=args.bundle,
         history=args.history,
         challenger=args.challenger,
-        challenger_share=args.challenger_share,
+        challenger_share=0.1 if args.challenger_share is None else args.challenger_share,
         seed=config.Settings().seed,  # the one seed: also what makes the split sticky
         host=args.host,
         port=args.port,
@@ -353,7 +355,6 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument(
         "--challenger-share",
         type=float,
-        default=0.1,
         help="share of customers (sticky by CLIENTNUM) the challenger decides for (default 0.1)",
     )
     srv.set_defaults(func=_serve)

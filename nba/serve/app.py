@@ -466,7 +466,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
     @app.get("/health", responses=openapi.health_responses(), summary="Is it serving, and what")
     async def health() -> Response:
         w: HistoryWriter | None = state.get("writer")
-        alive = w is not None and w._thread.is_alive()
+        alive = w is not None and w.alive
         meta = champion.bundle.metadata
         body = {
             "status": "ok" if alive else "failing",

@@ -86,6 +86,11 @@ class HistoryWriter:
         return self
 
     @property
+    def alive(self) -> bool:
+        """True while the writer thread runs (the service answers 503 on /health otherwise)."""
+        return self._thread.is_alive()
+
+    @property
     def queued(self) -> int:
         """Batches waiting to be written."""
         return self._queue.qsize()

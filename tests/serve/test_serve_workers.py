@@ -78,9 +78,10 @@ def test_two_workers_then_sigterm_lose_no_decision(serve_bundles, tmp_path):
         (["--workers", "0"], "--workers"),
         (["--challenger-share", "1.5", "--challenger", "{bundle}"], "--challenger-share"),
         (["--port", "70000"], "--port"),
+        (["--challenger-share", "0.2"], "needs --challenger"),
         (["--bundle-missing"], None),
     ],
-    ids=["workers", "share", "port", "unknown-option"],
+    ids=["workers", "share", "port", "share-alone", "unknown-option"],
 )
 def test_bad_options_are_one_sentence(serve_bundles, capsys, args, words):
     args = [a.replace("{bundle}", str(serve_bundles[1])) for a in args]
