@@ -347,7 +347,14 @@ class AccessLog:
                     "ms": round(seconds * 1000, 2),
                     **extra,
                 }
-                access_log.info(orjson.dumps(line).decode())
+                access_log.info(_log_line(line))
+
+
+def _log_line(line: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(line).decode()
+    except (TypeError, orjson.JSONEncodeError):  # a client's text that UTF-8 cannot hold
+        return json.dumps(_escape(line), ensure_ascii=True, default=str)
 
 
 def event(name: str, **fields: Any) -> None:
@@ -602,6 +609,8 @@ def check_responses(items: list[Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
             did = item.get("decision_id")
             if not isinstance(did, str) or not did.strip():
                 problem = "decision_id is missing (a non-empty string)"
+            elif not _utf8(did):
+                problem = "decision_id is not valid text (a lone surrogate)"
             for name in ("responded", "retained"):
                 v = item.get(name)
                 if problem is None and (type(v) not in (int, bool) or v not in (0, 1)):
@@ -616,11 +625,25 @@ def check_responses(items: list[Any]) -> tuple[pd.DataFrame, list[dict[str, Any]
     return frame, rejected
 
 
+def _utf8(text: str) -> bool:
+    """False for text JSON can carry but UTF-8 cannot (lone surrogates, like "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _show(v: Any) -> str:
     """A JSON value quoted briefly for a reason."""
     if isinstance(v, str):
         return repr(v[:40])
-    return orjson.dumps(v).decode()[:40] if v is not None else "null"
+    if v is None:
+        return "null"
+    try:
+        return orjson.dumps(v).decode()[:40]
+    except (TypeError, orjson.JSONEncodeError):  # nested too deeply to write back
+        return "(a deeply nested value)"
 
 
 def refused_entries(good: pd.DataFrame, refused: pd.DataFrame) -> list[dict[str, Any]]:

@@ -87,6 +87,8 @@ def parse_body(body: bytes, key: str) -> list[Any]:
             raise RequestError(400, "The request body is not UTF-8 text.") from None
         except ValueError as exc:
             raise RequestError(400, f"The request body is not valid JSON ({exc}).") from None
+        except RecursionError:
+            raise RequestError(400, "The request body nests JSON too deeply.") from None
     if not isinstance(data, dict):
         raise RequestError(
             400, f'The request body must be a JSON object {{"{key}": [...]}}, not {_kind(data)}.'
@@ -122,10 +124,26 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
+def _utf8(text: str) -> str:
+    """Text as UTF-8 can hold it: a lone surrogate (JSON can write "\\ud800", UTF-8 cannot)
+    becomes its escape, so the validator, arrow and the answer can quote it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _as_text(v: Any) -> Any:
-    """A nested JSON value as its JSON text (so the validator quotes it as a wrong value)."""
+    """A nested JSON value as its JSON text (so the validator quotes it as a wrong value);
+    one nested too deeply to write back is named by its kind; text made UTF-8 safe."""
+    if isinstance(v, str):
+        return _utf8(v)
     if isinstance(v, dict | list):
-        return orjson.dumps(v).decode()
+        try:
+            return orjson.dumps(v).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            return f"<{_kind(v)} nested too deeply>"
     return v
 
 
@@ -149,7 +167,11 @@ def _text_column(values: list[Any]) -> Any:
     """Text as pandas' "str" array built by arrow (what `validate` reads fastest); anything
     else as an object column the validator reports value by value."""
     if set(map(type, values)) == _TEXT:
-        return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string()), dtype=_STR)
+        try:
+            text = pa.array(values, pa.large_string())
+        except UnicodeEncodeError:  # a lone surrogate somewhere: escape it
+            text = pa.array([_utf8(v) for v in values], pa.large_string())
+        return pd.arrays.ArrowStringArray(text, dtype=_STR)
     return np.array([_as_text(v) for v in values], dtype=object)
 
 

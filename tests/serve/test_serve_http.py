@@ -147,6 +147,9 @@ def _odd_customers(good: list[dict]) -> tuple[list, dict[int, str]]:
     odd(1, "Credit_Limit", None)  # null
     odd(2, "Total_Trans_Ct", {"count": 5})  # nested object
     odd(3, "Months_on_book", [36])  # list
+    c[23]["Total_Revolving_Bal"] = json.loads("[" * 600 + "]" * 600)  # deeply nested
+    expect[23] = "Total_Revolving_Bal"
+    odd(24, "Marital_Status", "\ud800 lone surrogate")  # JSON can say it, UTF-8 cannot
     odd(4, "Customer_Age", True)  # boolean
     odd(5, "Total_Trans_Amt", 10**30)  # huge number
     odd(6, "Customer_Age", -3)  # negative
@@ -180,7 +183,8 @@ def _odd_customers(good: list[dict]) -> tuple[list, dict[int, str]]:
 
 def test_bad_customers_are_rejected_one_by_one_and_the_rest_decided(client, sent, scored):
     customers, expect = _odd_customers(sent)
-    r = client.post("/v1/decisions", json={"customers": customers})
+    body = json.dumps({"customers": customers}).encode()  # ASCII: "\ud800" stays an escape
+    r = client.post("/v1/decisions", content=body, headers=JSON)
     assert r.status_code == 200
     body = r.json()
     rejected = {x["index"]: x["reason"] for x in body["rejected"]}
@@ -233,6 +237,7 @@ BAD_REQUESTS = [
     ("customers an object", b'{"customers": {"CLIENTNUM": 1}}', JSON, 400),
     ("customers a string", b'{"customers": "all"}', JSON, 400),
     ("customers empty", b'{"customers": []}', JSON, 400),
+    ("nested too deeply", b'{"customers": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", JSON, 400),
     ("text/plain", b'{"customers": []}', {"content-type": "text/plain"}, 415),
     ("form", b"customers=1", {"content-type": "application/x-www-form-urlencoded"}, 415),
     ("no content type", b'{"customers": []}', {}, 415),
@@ -311,16 +316,18 @@ def test_responses_are_joined_to_their_decisions_in_the_history(client, server, 
         {"decision_id": ids[4], "responded": "yes", "retained": 1},
         {"responded": 1, "retained": 1},
         "a response",
+        {"decision_id": "\udc00", "responded": 1, "retained": 1},
     ]
-    r = client.post("/v1/responses", json={"responses": responses})
+    r = client.post("/v1/responses", content=json.dumps({"responses": responses}), headers=JSON)
     assert r.status_code == 200
     body = r.json()
     assert body["recorded"] == 3
     rejected = {x["index"]: x["reason"] for x in body["rejected"]}
-    assert set(rejected) == {3, 4, 5, 6, 7, 8}
+    assert set(rejected) == {3, 4, 5, 6, 7, 8, 9}
     assert "unknown decision_id" in rejected[3] and "duplicate" in rejected[4]
     assert "responded" in rejected[5] and "responded" in rejected[6]
     assert "decision_id" in rejected[7] and "not a JSON object" in rejected[8]
+    assert "not valid text" in rejected[9]
 
     # acknowledged means on disk, joined to the decision (and its customer)
     with History(folder / "history.sqlite") as history:

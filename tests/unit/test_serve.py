@@ -208,15 +208,17 @@ def test_responses_are_checked_for_shape_before_the_history():
             {"decision_id": "d", "responded": "1", "retained": 1},
             {"decision_id": "e", "responded": 1},
             [],
+            {"decision_id": "f", "responded": json.loads("[" * 600 + "]" * 600), "retained": 1},
         ]
     )
     assert frame["decision_id"].tolist() == ["a", "b"]
     assert frame["position"].tolist() == [0, 1]
     assert frame["responded"].tolist() == [1, 1] and frame["retained"].tolist() == [0, 0]
     reasons = {r["index"]: r["reason"] for r in rejected}
-    assert set(reasons) == {2, 3, 4, 5, 6}
+    assert set(reasons) == {2, 3, 4, 5, 6, 7}
     assert "decision_id" in reasons[2] and "responded 1.0" in reasons[3]
     assert "responded '1'" in reasons[4] and "retained null" in reasons[5]
+    assert "responded" in reasons[7]
 
 
 def test_the_customer_schema_is_the_projects_schema():
