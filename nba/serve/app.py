@@ -175,7 +175,7 @@ class Decided:
 
     checked: Checked
     scored: Scored | None
-    customers: dict[str, list[Any]] | None
+    customers: dict[str, Any] | None
 
 
 class Batcher:

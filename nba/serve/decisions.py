@@ -363,9 +363,9 @@ class Decider:
 
     def decisions(
         self, scored: Scored, positions: np.ndarray
-    ) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The decisions (dicts in row order, JSON-ready) and the history's columns for them
-        (lists: the writer thread builds one frame per batch, not one per request).
+        (arrays: the writer thread builds one frame per batch, not one per request).
 
         propensity: the probability that the logging policy (champion for a share 1 − s of
         customers, challenger for s, by a hash independent of the customer) chose this action
@@ -396,31 +396,57 @@ class Decider:
         keys += ["index", "decision_id", "bundle_id", "variant"]
         lists += [positions.tolist(), ids, model_ids, roles]
         rows = [dict(zip(keys, r, strict=True)) for r in zip(*lists, strict=True)]
-        at = dict(zip(keys, lists, strict=True))
+        history = self._history(scored, ids, model_ids, np.asarray(propensity, dtype=np.float64))
+        return rows, history
+
+    def _history(
+        self, scored: Scored, ids: list[str], model_ids: list[str], propensity: np.ndarray
+    ) -> dict[str, Any]:
+        """The history's columns as arrays (numbers numpy, text arrow): the writer stacks a
+        batch's arrays into one frame without inferring a type per value."""
+        n = len(ids)
+
+        def chosen(name: str) -> Any:
+            champ = scored.champion[name]
+            if scored.challenger is None:
+                return champ
+            if isinstance(champ, np.ndarray):
+                return np.where(scored.mask, scored.challenger[name], champ)
+            pick = np.where(
+                scored.mask,
+                np.asarray(scored.challenger[name], dtype=object),
+                np.asarray(champ, dtype=object),
+            )
+            return _text(pick.tolist())
+
         history = {
-            "decision_id": ids,
-            schema.ID: at[schema.ID],
-            "campaign_id": [CAMPAIGN_ID] * n,
-            "channel": [CHANNEL] * n,
-            "group": [GROUP] * n,
-            "action": at["action_1"],
+            "decision_id": _text(ids),
+            schema.ID: chosen(schema.ID),
+            "campaign_id": _text([CAMPAIGN_ID] * n),
+            "channel": _text([CHANNEL] * n),
+            "group": _text([GROUP] * n),
+            "action": chosen("action_1"),
             "propensity": propensity,
-            "churn_probability": at["churn_probability"],
-            "segment": at["segment"],
-            "expected_value": at["action_1_value"],
-            "bundle_id": model_ids,
+            "churn_probability": chosen("churn_probability"),
+            "segment": chosen("segment"),
+            "expected_value": chosen("action_1_value"),
+            "bundle_id": _text(model_ids),
             # a treated customer receives the chosen action: the same probability
             "delivered_propensity": propensity,
         }
-        if "value_at_risk" in at:
-            history["value_at_risk"] = at["value_at_risk"]
-        return rows, history
+        if "value_at_risk" in scored.champion:
+            history["value_at_risk"] = chosen("value_at_risk")
+        return history
 
 
-def customer_columns(clean: pd.DataFrame) -> dict[str, list[Any]]:
-    """The clean customers' feature columns as lists, for the history writer."""
-    arrays = schema.column_arrays(clean, schema.REQUIRED[1:])
-    return {c: _column_list(v) for c, v in arrays.items()}
+def _text(values: list[str]) -> Any:
+    """Python strings as pandas' "str" array, built by arrow."""
+    return pd.arrays.ArrowStringArray(pa.array(values, pa.large_string()), dtype=_STR)
+
+
+def customer_columns(clean: pd.DataFrame) -> dict[str, Any]:
+    """The clean customers' feature columns (their arrays), for the history writer."""
+    return dict(schema.column_arrays(clean, schema.REQUIRED[1:]))
 
 
 @dataclass

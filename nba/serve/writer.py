@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ _STOP = object()
 
 @dataclass
 class _Decisions:
-    decisions: dict[str, list[Any]]
-    customers: dict[str, list[Any]] | None
+    decisions: dict[str, Any]
+    customers: dict[str, Any] | None
 
     def __len__(self) -> int:
         return len(self.decisions["decision_id"])
@@ -95,11 +96,9 @@ class HistoryWriter:
         """Batches waiting to be written."""
         return self._queue.qsize()
 
-    def add_decisions(
-        self, decisions: dict[str, list[Any]], customers: dict[str, list[Any]] | None
-    ) -> None:
-        """Queue decisions (the history's columns as lists) and their customers' feature
-        columns for writing; raises `queue.Full` when the writer is far behind."""
+    def add_decisions(self, decisions: dict[str, Any], customers: dict[str, Any] | None) -> None:
+        """Queue decisions (the history's columns: arrays or lists) and their customers'
+        feature columns for writing; raises `queue.Full` when the writer is far behind."""
         self._queue.put_nowait(_Decisions(decisions, customers))
 
     def record_responses(self, responses: pd.DataFrame) -> Future:
@@ -205,7 +204,20 @@ class HistoryWriter:
             item.done.set_exception(exc)
 
 
-def _frame(parts: list[dict[str, list[Any]]]) -> pd.DataFrame:
-    """One frame from column lists of many requests (one frame per batch: cheap)."""
-    columns = {name: [v for p in parts for v in p[name]] for name in parts[0]}
-    return pd.DataFrame(columns)
+def _frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    """One frame from the columns of many requests (numpy or pandas arrays, or lists), one
+    frame per batch, stacked array by array (no type inferred per value)."""
+    return pd.DataFrame({name: _stack([p[name] for p in parts]) for name in parts[0]})
+
+
+def _stack(pieces: list[Any]) -> Any:
+    first = pieces[0]
+    if len(pieces) == 1:
+        return first
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        return np.concatenate(pieces)
+    if all(isinstance(p, type(first)) for p in pieces) and isinstance(
+        first, pd.api.extensions.ExtensionArray
+    ):
+        return type(first)._concat_same_type(pieces)  # the ExtensionArray interface's concat
+    return [v for p in pieces for v in p]
