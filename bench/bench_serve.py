@@ -6,7 +6,8 @@ Targets, on the 2-core reference machine:
       p99 ≤ 20 ms;
   (b) 16 concurrent clients, one customer a request: ≥ 250 decisions/s, no errors (and how it
       scales with --workers 1 and 2);
-  (c) requests of 1,000 customers: ≥ 50,000 customers/s.
+  (c) requests of 1,000 customers: ≥ 50,000 customers/s;
+  (d) (no target) where the CPU time of a 1,000-customer request goes, in process.
 Run: `.venv/bin/python bench/bench_serve.py [--bundle B] [--workers 1,2] [--requests N]`
   --bundle a trained bundle (default: a fast bundle trained here on synthetic customers)
 The clients run in this process (16 threads for (b)), on the same 2 cores as the server:
@@ -164,6 +165,56 @@ def bench_batches(url: str, workers: int, requests: int, clients: int) -> None:
     )
 
 
+def bench_stages(bundle_file: Path, folder: Path, repeat: int = 10) -> None:
+    """Where the CPU time of a 1,000-customer request goes, stage by stage, in this process
+    (the server's own code path without HTTP): what the throughput of (c) is made of."""
+    from nba.campaigns.history import History
+    from nba.serve.app import load_models
+    from nba.serve.decisions import Decider, check_batch, customer_columns, parse_body
+    from nba.serve.writer import _frame
+
+    champion, _ = load_models(_config(bundle_file))
+    decider = Decider(champion)
+    body = orjson.dumps({"customers": _records(1000, 14)})
+    spent: dict[str, float] = {}
+    batch: list[tuple[dict, dict]] = []
+    with History(folder / "stages.sqlite") as history:
+        for k in range(repeat + 1):
+            clock = time.process_time()
+            marks = []
+            customers = parse_body(body, "customers")
+            marks.append(("parse JSON", time.process_time()))
+            clean, parts = check_batch([customers])
+            marks.append(("fields + validate", time.process_time()))
+            scored = decider.score(clean)
+            marks.append(("score (score_columns)", time.process_time()))
+            rows, columns = decider.decisions(scored, parts[0].positions)
+            marks.append(("decisions (rows, ids)", time.process_time()))
+            orjson.dumps({"decisions": rows, "rejected": parts[0].rejected})
+            marks.append(("JSON answer", time.process_time()))
+            batch.append((columns, customer_columns(clean)))
+            if k == 0:
+                batch.clear()  # the first round warms caches
+                continue
+            for name, at in marks:
+                spent[name] = spent.get(name, 0.0) + at - clock
+                clock = at
+        clock = time.process_time()
+        history.record_decisions(_frame([d for d, _ in batch]), _frame([c for _, c in batch]))
+        spent[f"history write (batches of {1000 * repeat:,})"] = time.process_time() - clock
+    total = sum(spent.values()) / repeat * 1000
+    print(f"(d) CPU per 1,000-customer request, in process: {total:.1f} ms in all")
+    for name, seconds in spent.items():
+        ms = seconds / repeat * 1000
+        print(f"      {name:36s} {ms:6.1f} ms ({ms / total:.0%})")
+
+
+def _config(bundle_file: Path):
+    from nba.serve.app import ServeConfig
+
+    return ServeConfig(bundle=str(bundle_file))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", help="a trained bundle (default: trained here, synthetic)")
@@ -176,6 +227,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="nba-bench-serve-"))
     bundle_file = _bundle_path(args.bundle, folder)
     recommend_ms = bench_recommend(bundle_file, 300)
+    bench_stages(bundle_file, folder)
     for workers in [int(w) for w in args.workers.split(",")]:
         run = folder / f"workers-{workers}"
         run.mkdir()
