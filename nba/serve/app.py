@@ -152,7 +152,7 @@ class Metrics:
         )
         gauge = {"multiprocess_mode": "livesum"} if self.multiprocess else {}
         self.queued = Gauge(
-            "nba_serve_history_queue", "Decision batches waiting for the writer", **reg, **gauge
+            "nba_serve_history_queue", "Decisions waiting for the history writer", **reg, **gauge
         )
 
     def exposition(self) -> bytes:

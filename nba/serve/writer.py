@@ -61,12 +61,17 @@ class HistoryWriter:
         open_history: Callable[[], Any],
         batch_rows: int = 20_000,
         linger: float = 0.5,
-        max_queued: int = 100_000,
+        max_rows: int = 200_000,
         retries: int = 5,
     ) -> None:
         self._open = open_history
+        # Decisions waiting in memory, bounded (a few hundred bytes each): past the bound the
+        # service answers 503 instead of growing until the machine runs out of memory.
+        self.max_rows = max_rows
+        self._rows = 0
+        self._rows_lock = threading.Lock()
         self.batch_rows, self.linger, self.retries = batch_rows, linger, retries
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="nba-history", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -93,13 +98,19 @@ class HistoryWriter:
 
     @property
     def queued(self) -> int:
-        """Batches waiting to be written."""
-        return self._queue.qsize()
+        """Decisions waiting to be written."""
+        return self._rows
 
     def add_decisions(self, decisions: dict[str, Any], customers: dict[str, Any] | None) -> None:
         """Queue decisions (the history's columns: arrays or lists) and their customers'
-        feature columns for writing; raises `queue.Full` when the writer is far behind."""
-        self._queue.put_nowait(_Decisions(decisions, customers))
+        feature columns for writing; raises `queue.Full` when `max_rows` decisions already
+        wait (the writer is far behind)."""
+        item = _Decisions(decisions, customers)
+        with self._rows_lock:
+            if self._rows + len(item) > self.max_rows:
+                raise queue.Full
+            self._rows += len(item)
+        self._queue.put_nowait(item)
 
     def record_responses(self, responses: pd.DataFrame) -> Future:
         """Queue responses; the future resolves to (recorded, rejected frame) once they are
@@ -162,6 +173,13 @@ class HistoryWriter:
                 return
 
     def _write(self, history: Any, batches: list[_Decisions]) -> None:
+        try:
+            self._write_batches(history, batches)
+        finally:
+            with self._rows_lock:
+                self._rows -= sum(map(len, batches))
+
+    def _write_batches(self, history: Any, batches: list[_Decisions]) -> None:
         """One `record_decisions` call for the whole batch; if it fails, each request's part
         on its own (so one bad part cannot take the others down), with retries for what may
         pass later (a locked or full disk)."""

@@ -5,7 +5,9 @@ and the generated customer schema."""
 from __future__ import annotations
 
 import json
+import queue
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -281,3 +283,23 @@ def test_checking_requests_together_equals_checking_each_alone():
             assert part.positions.tolist() == alone.positions.tolist()
             lo, hi = part.rows
             assert clean.iloc[lo:hi].reset_index(drop=True).equals(alone.clean)
+
+
+def test_a_writer_far_behind_refuses_more_instead_of_growing(tmp_path):
+    release = threading.Event()
+
+    class Slow(History):
+        def record_decisions(self, *a, **k):
+            release.wait(30)
+            return super().record_decisions(*a, **k)
+
+    writer = HistoryWriter(lambda: Slow(tmp_path / "h.sqlite"), linger=0.0, max_rows=5).start()
+    writer.add_decisions(_history_columns(["a", "b", "c"], [1, 2, 3]), None)
+    time.sleep(0.2)  # the writer took them and is stuck writing
+    writer.add_decisions(_history_columns(["d", "e"], [4, 5]), None)
+    with pytest.raises(queue.Full):
+        writer.add_decisions(_history_columns(["f"], [6]), None)
+    assert writer.queued == 5
+    release.set()
+    writer.stop()
+    assert writer.written == 5 and writer.queued == 0
