@@ -25,6 +25,25 @@ def _app(args: argparse.Namespace) -> int:
     return serve(args.port, args.host, args.bundle, args.data)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from nba.serve.app import ServeConfig
+    from nba.serve.server import serve
+
+    if args.challenger_share is not None and not args.challenger:
+        raise NbaError("--challenger-share needs --challenger (the bundle to share with).")
+    options = ServeConfig(
+        bundle=args.bundle,
+        history=args.history,
+        challenger=args.challenger,
+        challenger_share=0.1 if args.challenger_share is None else args.challenger_share,
+        seed=config.Settings().seed,  # the one seed: also what makes the split sticky
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
+    return serve(options)
+
+
 def _data_download(args: argparse.Namespace) -> int:
     from nba.data.download import download
 
@@ -527,6 +546,24 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--world", help="the world's ground truth (default params/world.yaml)")
     cs.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
     cs.set_defaults(func=_campaign_simulate)
+
+    srv = commands.add_parser("serve", help="the real-time decision service (HTTP, JSON)")
+    srv.add_argument("--bundle", required=True, help="the champion bundle to decide with")
+    srv.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine)"
+    )
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument(
+        "--history", help="interaction history (default NBA_HISTORY, else data/history.sqlite)"
+    )
+    srv.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    srv.add_argument("--challenger", help="a second bundle deciding for a share of customers")
+    srv.add_argument(
+        "--challenger-share",
+        type=float,
+        help="share of customers (sticky by CLIENTNUM) the challenger decides for (default 0.1)",
+    )
+    srv.set_defaults(func=_serve)
     return parser
 
 
