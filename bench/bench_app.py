@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the browser the app is tested with: one definition, beside the browser test
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "app"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from chromium import launch  # noqa: E402
 from machine import PeakMemory, describe  # noqa: E402

@@ -9,25 +9,14 @@ Playwright; with NBA_REQUIRE_BROWSER=1 (set by .ci/run) a missing browser is a f
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from chromium import CHROMIUM, launch
 
 from nba import config
 from nba.serve.server import Running
 
 REQUIRE_ENV = "NBA_REQUIRE_BROWSER"
-# The project's browser and flags (as tests/app uses): Debian's Chromium, never a download.
-CHROMIUM = Path(os.environ.get("NBA_CHROMIUM", "/usr/lib/chromium/chromium"))
-CHROMIUM_ARGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
 SCREENSHOT = config.REPORTS_DIR / "serve" / "docs.png"
 
 pytestmark = pytest.mark.slow
@@ -48,7 +37,7 @@ def browser():
     if not CHROMIUM.is_file():
         _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
+        launched = launch(p)
         yield launched
         launched.close()
 

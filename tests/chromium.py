@@ -1,6 +1,7 @@
-"""The browser the app is tested with, shared by tests/app/test_browser.py and
-bench/bench_app.py: Debian's Chromium (never `playwright install`; `NBA_CHROMIUM` points
-elsewhere) and the flags it needs in a sandbox without internet.
+"""The browser the app and the service's /docs are tested with, shared by
+tests/app/test_browser.py, tests/serve/test_serve_docs_browser.py and bench/bench_app.py:
+Debian's Chromium (never `playwright install`; `NBA_CHROMIUM` points elsewhere) and the flags
+it needs in a sandbox without internet.
 
 It lives with the tests, which own how the app is checked in a browser; the benchmark reuses
 it (one line of `sys.path`), so the shipped package carries no test-machine paths."""
