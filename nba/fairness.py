@@ -425,3 +425,33 @@ def protected_cost(
             }
         )
     return pd.DataFrame(rows)
+
+
+def impact_story(summary: pd.DataFrame, credit_ids: Sequence[str], where: str = "") -> str:
+    """The markdown sentence under an `impact_summary` table: how many action × attribute
+    pairs fall below the four-fifths rule, and which credit actions do (every figure from the
+    table). `where`: the customers it was measured on, e.g. "on held-out customers"."""
+    credit = summary[summary.action.isin(list(credit_ids))]
+    failing = credit[~credit.passes.astype(bool)]
+    text = (
+        f"Of {len(summary)} action × attribute pairs{' ' + where if where else ''}, "
+        f"{int((~summary.passes.astype(bool)).sum())} fall below the four-fifths rule. "
+        f"For the {len(credit_ids)} credit actions: "
+    )
+    if failing.empty:
+        text += "none does. "
+    else:
+        text += (
+            "; ".join(
+                f"**{r.action} by {r.attribute}** (lowest {r.lowest_group}, ratio "
+                f"{r.min_ratio:.2f})"
+                for r in failing.itertuples()
+            )
+            + ". "
+        )
+    return text + (
+        "Their rules and scores read no protected attribute, so a gap comes through correlated "
+        "columns (income band, utilisation, spend): a fair-lending review must weigh it, and "
+        "`nba monitor` raises an alert when a batch falls below the level in "
+        "`params/monitor.yaml`."
+    )

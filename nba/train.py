@@ -87,6 +87,31 @@ def evaluation_note(n_train: int, n_test: int, refit: bool, rows: int) -> str:
     return held_out + "The bundle holds exactly these evaluated models."
 
 
+def fairness_record(
+    bundle: Bundle,
+    held_out: pd.DataFrame,
+    protected: tuple[str, ...],
+    settings: Settings,
+    credit_metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """What the bundle promises on responsible decisioning: the protected attributes, whether
+    the main model keeps them, the blind model's held-out figures, and the adverse impact of
+    the engine's first choices on the held-out customers (`nba.fairness`, four-fifths rule)."""
+    from nba.fairness import FOUR_FIFTHS, engine_adverse_impact, impact_summary
+
+    catalogue = bundle.action_catalogue
+    impact = engine_adverse_impact(bundle.score(held_out), held_out, catalogue, protected)
+    return {
+        "protected": list(protected),
+        "churn_keeps_protected": bool(settings.churn_keeps_protected),
+        "credit_actions": catalogue.credit_ids,
+        "credit_churn": credit_metrics,
+        "four_fifths": FOUR_FIFTHS,
+        "customers": len(held_out),
+        "adverse_impact": impact_summary(impact).to_dict(orient="records"),
+    }
+
+
 def train(
     df: pd.DataFrame,
     source: DataSource,
@@ -184,5 +209,7 @@ def train(
     # population medians first: the action reasons compare each customer with them
     bundle.reference = {"population_medians": population_medians(df)}
     bundle.reference.update(reference_profile(df, bundle.score(df)))  # for `nba monitor`
+    fairness = fairness_record(bundle, test_part, protected, settings, credit_metrics)
+    bundle.metadata["metrics"]["fairness"] = metrics["fairness"] = fairness
     log.info("trained in %.1f s", metrics["train_seconds"])
     return bundle, metrics

@@ -102,3 +102,56 @@ def test_the_shipped_monitor_thresholds_hold_the_four_fifths_rule():
     t = monitor.load_thresholds()
     assert t.adverse_impact_act == 0.8
     assert t.adverse_impact_watch > t.adverse_impact_act
+
+
+def test_the_model_card_states_the_default_and_the_adverse_impact_as_recorded():
+    from nba import report
+
+    metadata = {
+        "format_version": 1,
+        "created": "2026-12-02T00:00:00+00:00",
+        "data": {
+            "path": "x.csv",
+            "origin": "argument",
+            "rows": 10,
+            "sha256": "ab",
+            "synthetic": False,
+        },
+        "synthetic": False,
+        "libraries": {"nba": "0.1"},
+        "metrics": {
+            "churn": {"roc_auc": 0.9912, "pr_auc": 0.9601},
+            "segments": {"k": 2},
+            "fairness": {
+                "protected": ["Gender", "Customer_Age"],
+                "churn_keeps_protected": True,
+                "credit_actions": ["card_upgrade"],
+                "credit_churn": {"roc_auc": 0.9903, "pr_auc": 0.9555},
+                "four_fifths": 0.8,
+                "customers": 1621,
+                "adverse_impact": [
+                    {
+                        "action": "card_upgrade",
+                        "attribute": "Gender",
+                        "lowest_group": "F",
+                        "min_ratio": 0.1234,
+                        "passes": False,
+                    },
+                    {
+                        "action": "retention_offer",
+                        "attribute": "Gender",
+                        "lowest_group": "M",
+                        "min_ratio": 0.5,
+                        "passes": False,
+                    },
+                ],
+            },
+        },
+    }
+    card = report.model_card(metadata, pd.DataFrame(columns=["segment"]), 0.5)
+    assert "## Responsible decisioning" in card
+    assert "Protected attributes (params/protected.yaml): Gender, Customer_Age." in card
+    assert "`churn_keeps_protected = True`" in card
+    assert "ROC-AUC 0.9912 with them, 0.9903 without; PR-AUC 0.9601 with, 0.9555 without" in card
+    assert "| card_upgrade | Gender | F | 0.12 | **fails** |" in card
+    assert "| retention_offer |" not in card  # the card's table is the credit actions'
