@@ -404,7 +404,8 @@ def adverse_impact_items(
     """Add one item per credit action and protected attribute: the lowest ratio of a group's
     selection rate (the action as first choice) to the most-selected group's
     (`nba.fairness.adverse_impact`); "act" below `adverse_impact_act` (0.8, the four-fifths
-    rule), "watch" below `adverse_impact_watch`."""
+    rule) when the gap is significant, "watch" below it by chance or below
+    `adverse_impact_watch`."""
     from nba.fairness import adverse_impact, selections
 
     t = thresholds or Thresholds()
@@ -426,18 +427,23 @@ def adverse_impact_items(
             continue
         low = compared.loc[compared["ratio"].idxmin()]
         ratio = float(low["ratio"])
-        # lower is worse: "act" strictly below the act level, as the four-fifths rule reads
+        # lower is worse. "act" below the act level when the gap is not chance (the ratio's
+        # 95 % interval lies wholly below 1): with a handful of selections a ratio of 0.5 is
+        # noise, and an alert on noise would fire on every batch; below it by chance: "watch"
+        significant = bool(low["significant"])
+        below = ratio < t.adverse_impact_act
         state = (
             "act"
-            if ratio < t.adverse_impact_act
+            if below and significant
             else "watch"
-            if ratio < t.adverse_impact_watch
+            if below or ratio < t.adverse_impact_watch
             else "ok"
         )
         detail = (
             f"{low['group']} selected at {low['selection_rate']:.1%} vs {low['reference']} at "
             f"{compared['selection_rate'].max():.1%} (ratio {ratio:.2f}; four-fifths rule "
-            f"{t.adverse_impact_act:g})"
+            f"{t.adverse_impact_act:g}; 95 % interval {low['ratio_low']:.2f}-"
+            f"{low['ratio_high']:.2f}, {'significant' if significant else 'within chance'})"
         )
         result.items.append(
             _item(

@@ -266,6 +266,9 @@ def _fairness_lines(fairness: dict[str, Any], churn: dict[str, Any]) -> list[str
     credit = [r for r in fairness["adverse_impact"] if r["action"] in fairness["credit_actions"]]
     for r in credit:
         verdict = "passes" if r["passes"] else "**fails**"
+        if not r["passes"]:
+            chance = not r.get("significant", True)
+            verdict += " (within chance)" if chance else " (significant)"
         lines.append(
             f"| {r['action']} | {r['attribute']} | {r['lowest_group']} | {r['min_ratio']:.2f} "
             f"| {verdict} |"

@@ -88,8 +88,19 @@ def test_monitor_alerts_when_a_credit_action_falls_below_four_fifths(k_f, expect
         assert "F selected at 20.0% vs M at 50.0%" in item["detail"]
 
 
+def test_a_gap_within_chance_is_watched_not_alerted():
+    # 2 of 1,500 women against 3 of 1,400 men: ratio 0.62, below four-fifths, but chance
+    customers, scores = _crafted(1500, 2, 1400, 3)
+    result = monitor.MonitorResult(items=[], rows_in=2900, rows_scored=2900, rows_rejected=0)
+    monitor.adverse_impact_items(
+        result, customers, scores, ["credit_limit_increase"], ["Gender"], monitor.Thresholds()
+    )
+    assert result.items[0]["value"] == pytest.approx((2 / 1500) / (3 / 1400))
+    assert result.status == "watch" and "within chance" in result.items[0]["detail"]
+
+
 def test_the_alert_level_comes_from_the_thresholds():
-    customers, scores = _crafted(100, 44, 100, 50)  # ratio 0.88
+    customers, scores = _crafted(1000, 440, 1000, 500)  # ratio 0.88, interval below 1
     result = monitor.MonitorResult(items=[], rows_in=200, rows_scored=200, rows_rejected=0)
     stricter = monitor.Thresholds(adverse_impact_watch=0.95, adverse_impact_act=0.9)
     monitor.adverse_impact_items(
@@ -153,5 +164,5 @@ def test_the_model_card_states_the_default_and_the_adverse_impact_as_recorded():
     assert "Protected attributes (params/protected.yaml): Gender, Customer_Age." in card
     assert "`churn_keeps_protected = True`" in card
     assert "ROC-AUC 0.9912 with them, 0.9903 without; PR-AUC 0.9601 with, 0.9555 without" in card
-    assert "| card_upgrade | Gender | F | 0.12 | **fails** |" in card
+    assert "| card_upgrade | Gender | F | 0.12 | **fails** (significant) |" in card
     assert "| retention_offer |" not in card  # the card's table is the credit actions'
