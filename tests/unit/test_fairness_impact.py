@@ -166,3 +166,31 @@ def test_the_model_card_states_the_default_and_the_adverse_impact_as_recorded():
     assert "ROC-AUC 0.9912 with them, 0.9903 without; PR-AUC 0.9601 with, 0.9555 without" in card
     assert "| card_upgrade | Gender | F | 0.12 | **fails** (significant) |" in card
     assert "| retention_offer |" not in card  # the card's table is the credit actions'
+
+
+def test_campaign_impact_by_protected_group_matches_a_hand_computation():
+    from nba.campaigns.impact import impact_by_group, impact_summary
+
+    # women: 4 treated (3 retained), 2 control (1 retained); men: 2 treated (2), 2 control (0)
+    rows = [("F", "treatment", 1)] * 3 + [("F", "treatment", 0)] + [("F", "control", 1)]
+    rows += [("F", "control", 0), ("M", "treatment", 1), ("M", "treatment", 1)]
+    rows += [("M", "control", 0), ("M", "control", 0)]
+    interactions = pd.DataFrame(
+        {
+            "Gender": [r[0] for r in rows],
+            "group": [r[1] for r in rows],
+            "retained": [r[2] for r in rows],
+            "responded": [1] * len(rows),
+            "action": "card_upgrade",
+            "segment": 0,
+            "value_at_risk": 100.0,
+            "cost": 30.0,
+        }
+    )
+    table = impact_by_group(interactions, ["Gender", "Customer_Age"]).set_index("protected_group")
+    assert list(table.index) == ["F", "M"]  # Customer_Age absent: left out
+    assert table.loc["F", "lift"] == pytest.approx(3 / 4 - 1 / 2)
+    assert table.loc["M", "lift"] == pytest.approx(1.0)
+    assert table.loc["F", "net_value"] == pytest.approx(75 - 50 - 30)
+    summary = impact_summary(interactions, ["c1"], ["Gender"])
+    assert [r["protected_group"] for r in summary["protected_groups"]] == ["F", "M"]
