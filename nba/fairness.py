@@ -440,23 +440,26 @@ def impact_story(summary: pd.DataFrame, credit_ids: Sequence[str], where: str = 
     table). `where`: the customers it was measured on, e.g. "on held-out customers"."""
     credit = summary[summary.action.isin(list(credit_ids))]
     failing = credit[~credit.passes.astype(bool)]
+    significant = failing[failing.significant.astype(bool)]
     text = (
         f"Of {len(summary)} action × attribute pairs{' ' + where if where else ''}, "
         f"{int((~summary.passes.astype(bool)).sum())} fall below the four-fifths rule, "
         f"{int((~summary.passes.astype(bool) & summary.significant.astype(bool)).sum())} of them "
         "with a ratio interval wholly below 1 (not chance). "
-        f"For the {len(credit_ids)} credit actions: "
+        f"For the {len(credit_ids)} credit actions, {len(failing)} of {len(credit)} pairs fall "
+        f"below it, {len(significant)} significantly"
     )
-    if failing.empty:
-        text += "none does. "
+    if significant.empty:
+        text += ": every gap is within chance. "
     else:
         text += (
-            "; ".join(
+            ": "
+            + "; ".join(
                 f"**{r.action} by {r.attribute}** (lowest {r.lowest_group}, ratio "
-                f"{r.min_ratio:.2f}, {'significant' if r.significant else 'within chance'})"
-                for r in failing.itertuples()
+                f"{r.min_ratio:.2f})"
+                for r in significant.itertuples()
             )
-            + ". "
+            + "; the others are within chance. "
         )
     return text + (
         "Their rules and scores read no protected attribute, so a gap comes through correlated "
