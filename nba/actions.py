@@ -11,7 +11,11 @@ Arbitration, per customer and eligible action (all amounts in $):
 
 `customer_value` is the yearly value proxy of `nba.value`; a customer worth less than nothing
 has nothing at risk. "No action" is worth 0 at cost 0, so an action is recommended only when its
-expected net value beats doing nothing. P(churn) is the model's `churn_probability`.
+expected net value beats doing nothing. P(churn) is the model's `churn_probability`, except for
+CREDIT actions (`credit: true` in the catalogue): their eligibility, suitability and value use
+`credit_churn_probability`, from a churn model fitted without the protected attributes
+(params/protected.yaml), and their rules may not name a protected attribute (the catalogue is
+refused), so no credit decision depends on sex, age, marital status or dependants.
 
 Segments are matched by PROFILE TRAITS derived from each customer's own columns (revolver or
 transactor, light / everyday / high spend against the base median, declining, inactive, few
@@ -130,6 +134,7 @@ class Action:
     evidence: Mapping[str, str] | None  # column, label, format: what the reason quotes
     eligible_if: tuple[Rule, ...]
     unsuitable_if: tuple[Rule, ...]
+    credit: bool = False  # a credit decision: blind churn score, no protected attribute in rules
 
     @property
     def suits(self) -> tuple[str, ...]:
@@ -214,6 +219,15 @@ class Catalogue:
     def action(self, action_id: str) -> Action:
         return self.actions[self.ids.index(action_id)]
 
+    @property
+    def credit(self) -> np.ndarray:
+        """Boolean per action: a credit action (`credit: true`)."""
+        return np.asarray([a.credit for a in self.actions], dtype=bool)
+
+    @property
+    def credit_ids(self) -> list[str]:
+        return [a.id for a in self.actions if a.credit]
+
     def table(self) -> pd.DataFrame:
         """One row per action: id, name, channel, cost, marketing, save rates and rationale."""
         return pd.DataFrame(
@@ -297,6 +311,8 @@ def _action(raw: Any, i: int) -> Action:
         raise _fail(where, "cost", "must be > 0 for a real action (budget mode divides by it)")
     if not isinstance(raw.get("marketing"), bool):
         raise _fail(where, "marketing", "must be true or false")
+    if not isinstance(raw.get("credit", False), bool):
+        raise _fail(where, "credit", "must be true or false (a credit decision or not)")
     rates = raw.get("save_rate")
     if not isinstance(rates, Mapping) or "default" not in rates:
         raise _fail(where, "save_rate", "must be a mapping with a 'default' rate")
@@ -328,12 +344,44 @@ def _action(raw: Any, i: int) -> Action:
         evidence=evidence,
         eligible_if=_rules(raw.get("eligible_if"), where, "eligible_if", "eligible"),
         unsuitable_if=_rules(raw.get("unsuitable_if"), where, "unsuitable_if", "unsuitable"),
+        credit=bool(raw.get("credit", False)),
     )
 
 
-def parse_catalogue(raw: Any) -> Catalogue:
+def _check_credit(action: Action, catalogue_contact: str, protected: Sequence[str]) -> None:
+    """Refuse a credit action whose rule (eligibility, suitability, the contact policy it is
+    subject to) or quoted evidence names a protected attribute: one sentence naming both."""
+    kinds = (
+        ("eligibility", "eligible_if", action.eligible_if),
+        ("suitability", "unsuitable_if", action.unsuitable_if),
+    )
+    for kind, field, rules in kinds:
+        for i, rule in enumerate(rules):
+            named = sorted({c.column for c in rule.conditions} & set(protected))
+            if named:
+                raise CatalogueError(
+                    f"catalogue action '{action.id}' is a credit action, so its {kind} rule "
+                    f'{field}[{i}] ("{rule.reason}") may not use the protected attribute '
+                    f"{', '.join(named)}: credit decisions must not depend on it "
+                    "(params/protected.yaml)."
+                )
+    if action.marketing and catalogue_contact in protected:
+        raise CatalogueError(
+            f"catalogue action '{action.id}' is a credit action, so its contact rule "
+            f"(contact_policy.column) may not use the protected attribute {catalogue_contact}: "
+            "credit decisions must not depend on it (params/protected.yaml)."
+        )
+    if action.evidence is not None and action.evidence["column"] in protected:
+        raise CatalogueError(
+            f"catalogue action '{action.id}' is a credit action, so its reason may not quote "
+            f"the protected attribute {action.evidence['column']} (evidence.column)."
+        )
+
+
+def parse_catalogue(raw: Any, protected: Sequence[str] | None = None) -> Catalogue:
     """A validated `Catalogue` from the parsed YAML mapping; `CatalogueError` names the action
-    and the field on the first problem."""
+    and the field on the first problem. `protected`: the attributes no credit action's rule may
+    name (None → `nba.config.protected_attributes()`, params/protected.yaml)."""
     if not isinstance(raw, Mapping):
         raise _fail("file", "(top level)", "must be a mapping with traits, contact_policy, actions")
     traits = raw.get("traits")
@@ -357,6 +405,13 @@ def parse_catalogue(raw: Any) -> Catalogue:
     if not isinstance(actions_raw, list) or not actions_raw:
         raise _fail("file", "actions", "must be a non-empty list")
     actions = tuple(_action(a, i) for i, a in enumerate(actions_raw))
+    if protected is None:
+        from nba.config import protected_attributes
+
+        protected = tuple(protected_attributes())
+    for a in actions:
+        if a.credit:
+            _check_credit(a, str(policy["column"]), protected)
     ids = [a.id for a in actions]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -374,7 +429,9 @@ def parse_catalogue(raw: Any) -> Catalogue:
     )
 
 
-def load_catalogue(path: str | Path | None = None) -> Catalogue:
+def load_catalogue(
+    path: str | Path | None = None, protected: Sequence[str] | None = None
+) -> Catalogue:
     """Read and validate an action catalogue (YAML); None → the shipped `nba/catalogue.yaml`.
     A bad file raises `CatalogueError` with one sentence naming the action and the field."""
     if path is None:
@@ -392,7 +449,7 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         at = f" near line {line + 1}" if line is not None else ""
         raise CatalogueError(f"catalogue {where}: not valid YAML{at}") from None
-    catalogue = parse_catalogue(raw)
+    catalogue = parse_catalogue(raw, protected)
     log.debug("catalogue %s: %d actions", where, len(catalogue.actions))
     return catalogue
 
@@ -459,12 +516,19 @@ class _Columns:
     runs on the few distinct values and is broadcast back through the codes."""
 
     def __init__(
-        self, customers: Mapping[str, Any], traits: Mapping[str, Any], p: np.ndarray
+        self,
+        customers: Mapping[str, Any],
+        traits: Mapping[str, Any],
+        p: np.ndarray,
+        p_credit: np.ndarray | None = None,
     ) -> None:
         self.customers, self.traits, self.p = customers, traits, p
+        self.p_credit = p if p_credit is None else p_credit
         self.cache: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
 
-    def test(self, c: Condition) -> np.ndarray:
+    def test(self, c: Condition, credit: bool = False) -> np.ndarray:
+        if c.column == "churn_probability" and credit:  # the blind score, for credit actions
+            return _test(c, self.p_credit)
         if c.column not in self.cache:
             if c.column == "churn_probability":
                 self.cache[c.column] = (self.p, None)
@@ -532,10 +596,12 @@ def apply_rules(
     churn_probability: np.ndarray,
     catalogue: Catalogue,
     traits: pd.DataFrame | Mapping[str, Any],
+    credit_probability: np.ndarray | None = None,
 ) -> Exclusions:
     """Evaluate every action's eligibility, suitability and the contact policy for every
     customer at once, keeping the first reason that excludes each (customer, action).
-    `customers` and `traits`: frames, or dicts of their column arrays."""
+    `customers` and `traits`: frames, or dicts of their column arrays. A credit action's rules
+    on churn_probability read `credit_probability` (the blind score; default the same)."""
     n = len(churn_probability)
     customers = _arrays(customers)
     code = np.zeros((n, len(catalogue.actions)), dtype=np.int16)
@@ -549,19 +615,19 @@ def apply_rules(
             col = code[:, j]
             col[(col == 0) & excluded] = len(reasons)
 
-    columns = _Columns(customers, traits, churn_probability)
+    columns = _Columns(customers, traits, churn_probability, credit_probability)
     contacts = np.asarray(customers[catalogue.contact_column], dtype=np.float64)
     suppressed = contacts >= catalogue.suppress_marketing_at
     for j, a in enumerate(catalogue.actions):
         for rule in a.eligible_if:
             ok = np.zeros(n, dtype=bool)
             for c in rule.conditions:
-                ok |= columns.test(c)
+                ok |= columns.test(c, a.credit)
             mark(j, ~ok, rule.reason, "eligibility")
         for rule in a.unsuitable_if:
             bad = np.ones(n, dtype=bool)
             for c in rule.conditions:
-                bad &= columns.test(c)
+                bad &= columns.test(c, a.credit)
             mark(j, bad, rule.reason, "suitability")
         if a.marketing:
             mark(j, suppressed, catalogue.contact_reason, "contact policy")
@@ -638,6 +704,11 @@ class Evaluation:
     gross: np.ndarray  # net + cost: expected $ saved
     exclusions: Exclusions
     trait_arrays: Mapping[str, np.ndarray]  # trait → boolean array, n
+    p_credit: np.ndarray | None = None  # the blind P(churn) credit actions use, n (None: p)
+
+    def p_for(self, credit: bool) -> np.ndarray:
+        """P(churn) an action uses: the blind score for a credit action, else the main one."""
+        return self.p if not credit or self.p_credit is None else self.p_credit
 
     @property
     def traits(self) -> pd.DataFrame:
@@ -686,18 +757,43 @@ def evaluate(
     cols = _arrays(customers) if columns is None else columns
     traits = _traits(cols, catalogue, ref)
     p = np.asarray(_score_column(scores, "churn_probability"), dtype=np.float64)
+    p_credit = _credit_probability(scores, catalogue, p)
     var = value_at_risk(cols, settings)
     save = save_rates(catalogue, traits, p)
     lever = _levers(catalogue, levers)
     cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
     gross = (p * var)[:, None] * save * lever[None, :]
+    credit = catalogue.credit
+    if credit.any() and p_credit is not p:
+        # credit actions: P(churn) from the blind model, in the rate (learned effects) too
+        save_c = save_rates(catalogue, traits, p_credit)[:, credit]
+        save[:, credit] = save_c
+        gross[:, credit] = (p_credit * var)[:, None] * save_c * lever[None, credit]
     net = gross - cost[None, :]
-    excl = apply_rules(cols, p, catalogue, traits)
+    excl = apply_rules(cols, p, catalogue, traits, p_credit)
     net[~excl.allowed] = -np.inf
     j0 = catalogue.ids.index(NO_ACTION)
     net[:, j0] = 0.0
     gross[:, j0] = 0.0
-    return Evaluation(customers.index, tuple(catalogue.ids), p, var, save, net, gross, excl, traits)
+    return Evaluation(
+        customers.index, tuple(catalogue.ids), p, var, save, net, gross, excl, traits, p_credit
+    )
+
+
+#: The score column credit actions read: P(churn) from the model fitted without the protected
+#: attributes (`nba.scoring` adds it when the bundle has such a model).
+CREDIT_SCORE = "credit_churn_probability"
+
+
+def _credit_probability(
+    scores: pd.DataFrame | Mapping[str, Any], catalogue: Catalogue, p: np.ndarray
+) -> np.ndarray:
+    """The blind P(churn) for credit actions: `CREDIT_SCORE` when the scores carry it, else
+    `p` itself (scores from a model that is blind already, or a catalogue with no credit
+    action)."""
+    if CREDIT_SCORE in scores and catalogue.credit.any():
+        return np.asarray(_score_column(scores, CREDIT_SCORE), dtype=np.float64)
+    return p
 
 
 def _text(values: np.ndarray, kind: str) -> list[Any]:
@@ -744,7 +840,8 @@ def _reasons(
     for j in np.unique(chosen[chosen >= 0]).tolist():  # the actions chosen, in catalogue order
         a = catalogue.actions[j]
         rows = np.flatnonzero(chosen == j)
-        parts: list[Any] = ["Churn risk ", *_text(ev.p[rows], "pct")]
+        # a credit action quotes the blind score it was decided on, nothing protected
+        parts: list[Any] = ["Churn risk ", *_text(ev.p_for(a.credit)[rows], "pct")]
         if a.evidence is not None:
             col, fmt = a.evidence["column"], a.evidence["format"]
             vals = np.asarray(customers[col], dtype=np.float64)[rows]

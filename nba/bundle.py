@@ -62,6 +62,10 @@ class Bundle:
     settings: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The churn model credit actions use, fitted without the protected attributes; None when
+    #: the main model is itself blind (`Settings.churn_keeps_protected` false) or the bundle
+    #: predates it.
+    credit_churn: Any = None
     _parsed_catalogue: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -77,12 +81,29 @@ class Bundle:
         return Settings(**{k: v for k, v in self.settings.items() if k in known})
 
     @property
+    def credit_model(self) -> Any:
+        """The churn model credit actions use: `credit_churn`, else the main model."""
+        return self.churn if self.credit_churn is None else self.credit_churn
+
+    @property
+    def protected(self) -> tuple[str, ...]:
+        """The protected attributes this bundle keeps out of credit decisions: the columns its
+        credit model was fitted without (the configured list for a bundle from before that)."""
+        excluded = tuple(getattr(self.credit_model, "exclude", ()) or ())
+        if excluded:
+            return excluded
+        from nba.config import protected_attributes
+
+        return tuple(protected_attributes())
+
+    @property
     def action_catalogue(self) -> Any:
-        """The action catalogue, parsed once from the plain data the bundle stores."""
+        """The action catalogue, parsed once from the plain data the bundle stores (a credit
+        action's rule naming a protected attribute is refused)."""
         if self._parsed_catalogue is None:
             from nba.actions import parse_catalogue
 
-            self._parsed_catalogue = parse_catalogue(self.catalogue)
+            self._parsed_catalogue = parse_catalogue(self.catalogue, protected=self.protected)
         return self._parsed_catalogue
 
     def score(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +134,7 @@ def make_metadata(
     }
 
 
-PARTS = ("churn", "segmenter", "catalogue", "settings", "reference", "metadata")
+PARTS = ("churn", "segmenter", "catalogue", "settings", "reference", "metadata", "credit_churn")
 
 
 def _payload(bundle: Bundle) -> dict[str, Any]:
@@ -180,4 +201,5 @@ def load_bundle(path: str | Path) -> Bundle:
             f"{path} has bundle format {payload['format_version']}, this nba reads format "
             f"{FORMAT_VERSION}: rebuild it with `nba train`."
         )
-    return Bundle(**{k: payload[k] for k in PARTS})
+    parts = {k: payload[k] for k in PARTS if k != "credit_churn"}
+    return Bundle(**parts, credit_churn=payload.get("credit_churn"))  # absent before it existed

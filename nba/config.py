@@ -79,6 +79,14 @@ class Settings:
     servicing_cost: float = 40.0  # yearly cost to serve an active account
     value_horizon_years: float = 3.0  # years of value a retained customer is expected to bring
 
+    # Responsible decisioning (params/protected.yaml, README "Responsible decisioning").
+    protected_params: str = "params/protected.yaml"  # the protected attributes and their rationale
+    # Whether the MAIN churn model (retention marketing: non-credit actions) keeps the protected
+    # attributes. Credit actions never use it: they use a churn model fitted without them. Kept
+    # by default so the main model is the one the stage-1 study chose and measured; removing them
+    # costs little (notebook 04 measures it), so a bank wanting one blind model sets this false.
+    churn_keeps_protected: bool = True
+
     # The closed loop in the response simulator (notebook 09).
     campaign_waves: int = 5  # campaigns planned, answered, recorded and learnt from
     campaign_rows: int = 20_000  # synthetic customers per campaign
@@ -110,5 +118,50 @@ class Settings:
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
-        cast = {k: type(getattr(self, k))(v) for k, v in overrides.items()}
+        cast = {k: _cast(getattr(self, k), v) for k, v in overrides.items()}
         return replace(self, **cast)
+
+
+def _cast(current: Any, value: Any) -> Any:
+    """`value` as the type of the field's `current` value; "false"/"0"/"no" are False for a
+    bool field (papermill and the command line hand over strings, and bool("false") is True)."""
+    if isinstance(current, bool) and isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off", "")
+    return type(current)(value)
+
+
+#: The protected attributes when no params file is found (an installed package used elsewhere);
+#: the rationale of each is in params/protected.yaml.
+DEFAULT_PROTECTED = ("Gender", "Customer_Age", "Marital_Status", "Dependent_count")
+
+
+def protected_attributes(path: str | Path | None = None) -> dict[str, str]:
+    """The protected attributes (column → rationale) from `path`, default
+    params/protected.yaml; without that file, `DEFAULT_PROTECTED`. A file that names a column
+    the customer record does not have, or an attribute without its rationale, raises
+    `ValueError` with one sentence naming it."""
+    import yaml
+
+    from nba.data import schema
+
+    file = Path(path) if path is not None else PARAMS_DIR / "protected.yaml"
+    if path is None and not file.is_file():
+        return {
+            c: "default protected attribute (no params/protected.yaml found)"
+            for c in DEFAULT_PROTECTED
+        }
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{file}: cannot be read as YAML ({type(exc).__name__})") from None
+    listed = raw.get("protected") if isinstance(raw, Mapping) else None
+    if not isinstance(listed, Mapping):
+        raise ValueError(f"{file}: needs a mapping 'protected' of column: rationale")
+    out: dict[str, str] = {}
+    for column, why in listed.items():
+        if column not in schema.REQUIRED or column == schema.ID:
+            raise ValueError(f"{file}: protected attribute {column!r} is not a customer column")
+        if not isinstance(why, str) or not why.strip():
+            raise ValueError(f"{file}: protected attribute {column!r} has no rationale")
+        out[str(column)] = " ".join(why.split())
+    return out

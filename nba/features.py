@@ -131,10 +131,21 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
     input holds), turns the categorical columns into pandas categoricals with the schema's
     fixed categories (unknown values become NaN), and appends the engineered features named in
     `engineered`, in that order. Stateless apart from remembering the output names.
+    `exclude`: record columns left out of the model inputs (the protected attributes, for the
+    churn model credit actions use); an engineered feature reading one of them is refused.
     """
 
-    def __init__(self, engineered: Sequence[str] = KEPT_ENGINEERED) -> None:
+    def __init__(
+        self, engineered: Sequence[str] = KEPT_ENGINEERED, exclude: Sequence[str] = ()
+    ) -> None:
         self.engineered = engineered
+        self.exclude = exclude
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The record columns used as inputs: `FEATURES` less `exclude`."""
+        left_out = set(getattr(self, "exclude", ()))  # bundles from before `exclude` lack it
+        return tuple(c for c in FEATURES if c not in left_out)
 
     def fit(self, X: pd.DataFrame, y: object = None) -> FeatureBuilder:
         """Check the columns and record the output feature names."""
@@ -144,8 +155,14 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
                 f"unknown engineered feature(s): {', '.join(unknown)}; "
                 f"choose from {', '.join(ENGINEERED)}"
             )
+        unknown = [c for c in self.exclude if c not in FEATURES]
+        if unknown:
+            raise ValueError(f"cannot exclude {', '.join(unknown)}: not a feature column")
+        reading = [e for e in self.engineered if set(ENGINEERED_INPUTS[e]) & set(self.exclude)]
+        if reading:
+            raise ValueError(f"engineered feature(s) {', '.join(reading)} read an excluded column")
         _check_columns(X)
-        self.feature_names_out_ = np.array([*FEATURES, *self.engineered], dtype=object)
+        self.feature_names_out_ = np.array([*self.inputs, *self.engineered], dtype=object)
         self.n_features_out_ = len(self.feature_names_out_)
         return self
 
@@ -154,7 +171,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_names_out_")
         _check_columns(X)
         out = {}
-        for c in FEATURES:
+        for c in self.inputs:
             col = X[c]
             if c in CATEGORY_DTYPES:
                 dtype = CATEGORY_DTYPES[c]
@@ -173,7 +190,8 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "feature_names_out_")
         _check_columns(X)
         out = np.empty((len(X), self.n_features_out_))
-        for j, c in enumerate(FEATURES):
+        inputs = self.inputs
+        for j, c in enumerate(inputs):
             if c in _CATEGORY_INDEX:
                 codes = _CATEGORY_INDEX[c].get_indexer(X[c]).astype(np.float64)
                 codes[codes < 0] = np.nan  # unknown or missing category
@@ -181,7 +199,7 @@ class FeatureBuilder(TransformerMixin, BaseEstimator):
             else:
                 out[:, j] = X[c].to_numpy(dtype=np.float64)
         for k, name in enumerate(self.engineered):
-            out[:, len(FEATURES) + k] = ENGINEERED[name](X)
+            out[:, len(inputs) + k] = ENGINEERED[name](X)
         return out
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

@@ -193,10 +193,15 @@ def held_out_split(df: pd.DataFrame, settings: Settings) -> tuple[pd.DataFrame, 
 
 
 def fit_churn(
-    choice: dict[str, Any], train: pd.DataFrame, settings: Settings, n_jobs: int = 2
+    choice: dict[str, Any],
+    train: pd.DataFrame,
+    settings: Settings,
+    n_jobs: int = 2,
+    exclude: tuple[str, ...] = (),
 ) -> Any:
     """The churn model of a recorded choice, fitted on `train` (threshold and calibration
-    chosen on its out-of-fold predictions, as in notebook 04)."""
+    chosen on its out-of-fold predictions, as in notebook 04); `exclude`: columns it never
+    sees."""
     from nba.churn import ChurnModel
 
     model = ChurnModel(
@@ -209,8 +214,30 @@ def fit_churn(
         cv_folds=int(choice["cv_folds"] or settings.cv_folds),
         n_jobs=n_jobs,
         random_state=settings.seed,
+        exclude=tuple(exclude),
     )
     return model.fit(train, train[schema.TARGET].to_numpy())
+
+
+def protected_columns(settings: Settings) -> tuple[str, ...]:
+    """The protected attributes `settings.protected_params` lists (`nba.config`)."""
+    from nba.config import protected_attributes
+
+    return tuple(protected_attributes(settings.path("protected_params")))
+
+
+def fit_models(
+    choice: dict[str, Any], train: pd.DataFrame, settings: Settings, n_jobs: int = 2
+) -> tuple[Any, Any]:
+    """(main churn model, credit churn model) of a recorded choice, fitted on `train`. The
+    credit model never sees the protected attributes; credit actions use it for eligibility,
+    suitability and value. With `settings.churn_keeps_protected` false the main model is
+    fitted blind too and the credit model is None (the main one serves both)."""
+    protected = protected_columns(settings)
+    if not settings.churn_keeps_protected:
+        return fit_churn(choice, train, settings, n_jobs, exclude=protected), None
+    main = fit_churn(choice, train, settings, n_jobs)
+    return main, fit_churn(choice, train, settings, n_jobs, exclude=protected)
 
 
 def fit_segmenter(choice: dict[str, Any], train: pd.DataFrame, settings: Settings) -> Any:
@@ -265,14 +292,32 @@ def segment_record(segmenter: Any, train: pd.DataFrame, test: pd.DataFrame) -> d
     return {**metrics, "names": list(segmenter.names_)}
 
 
-def score_columns(model: Any, segmenter: Any, df: pd.DataFrame) -> pd.DataFrame:
+def score_columns(
+    model: Any, segmenter: Any, df: pd.DataFrame, credit_model: Any = None
+) -> pd.DataFrame:
     """Churn probability, flag at the model's threshold, risk band and segment of every
-    customer in `df`: the bundle's own scoring path (`nba.scoring.score_frame`) over a churn
-    model and a segmenter that are not (yet) in a bundle."""
+    customer in `df` (and the credit model's probability when there is one): the bundle's own
+    scoring path (`nba.scoring.score_frame`) over models that are not (yet) in a bundle."""
     from nba.bundle import Bundle
     from nba.scoring import score_frame
 
-    return score_frame(Bundle(churn=model, segmenter=segmenter), df)
+    return score_frame(Bundle(churn=model, segmenter=segmenter, credit_churn=credit_model), df)
+
+
+def credit_record(model: Any, test: pd.DataFrame, protected: tuple[str, ...]) -> dict[str, Any]:
+    """What the model credit actions use promises on the held-out customers: ROC-AUC and PR-AUC,
+    and the columns it never saw."""
+    from nba.evaluation import metric_set
+
+    y = test[schema.TARGET].to_numpy().astype(np.int64)
+    p = model.predict_proba(test)[:, 1]
+    measured = metric_set(y, p, model.threshold_)
+    return {
+        "roc_auc": measured["roc_auc"],
+        "pr_auc": measured["pr_auc"],
+        "excluded": list(getattr(model, "exclude", ()) or ()),
+        "protected": list(protected),
+    }
 
 
 def simulation_record(sim: dict[str, Any], customers: int) -> dict[str, Any]:
@@ -289,13 +334,19 @@ def simulation_record(sim: dict[str, Any], customers: int) -> dict[str, Any]:
 
 
 def actions_record(
-    model: Any, segmenter: Any, df: pd.DataFrame, catalogue: Any, settings: Settings
+    model: Any,
+    segmenter: Any,
+    df: pd.DataFrame,
+    catalogue: Any,
+    settings: Settings,
+    credit_model: Any = None,
 ) -> dict[str, Any]:
     """`simulation_record` of the engine on every customer of `df`, scored by these models:
     what notebook 06 records and the bundle promises."""
     from nba.actions import simulate
 
-    sim = simulate(score_columns(model, segmenter, df), df, catalogue, settings, seed=settings.seed)
+    scores = score_columns(model, segmenter, df, credit_model)
+    sim = simulate(scores, df, catalogue, settings, seed=settings.seed)
     return simulation_record(sim, len(df))
 
 

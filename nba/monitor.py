@@ -69,6 +69,9 @@ class Thresholds:
     f1_drop_watch: float = 0.05
     f1_drop_act: float = 0.10
     min_labelled: int = 200  # fewer labelled customers: metrics reported, not judged
+    adverse_impact_watch: float = 0.9  # a credit action's lowest selection-rate ratio below it
+    adverse_impact_act: float = 0.8  # the four-fifths rule: below it, an alert
+    adverse_impact_min_group: int = 30  # groups smaller than this are not compared
 
 
 def load_thresholds(path: str | Path | None = None) -> Thresholds:
@@ -390,6 +393,65 @@ def realised_metrics(
         result.items.append(_item("performance", metric, "drop from promised", drop, state, detail))
 
 
+def adverse_impact_items(
+    result: MonitorResult,
+    clean: pd.DataFrame,
+    scores: pd.DataFrame,
+    credit_actions: Sequence[str],
+    protected: Sequence[str],
+    thresholds: Thresholds | None = None,
+) -> None:
+    """Add one item per credit action and protected attribute: the lowest ratio of a group's
+    selection rate (the action as first choice) to the most-selected group's
+    (`nba.fairness.adverse_impact`); "act" below `adverse_impact_act` (0.8, the four-fifths
+    rule) when the gap is significant, "watch" below it by chance or below
+    `adverse_impact_watch`."""
+    from nba.fairness import adverse_impact, selections
+
+    t = thresholds or Thresholds()
+    if not credit_actions or "action_1" not in scores.columns:
+        result.notes.append("no credit action or no action_1 column: adverse impact not measured")
+        return
+    table = adverse_impact(
+        selections(scores, list(credit_actions)), clean, list(protected), t.adverse_impact_min_group
+    )
+    for (action, attribute), part in table.groupby(["action", "attribute"], sort=False):
+        compared = part.dropna(subset=["ratio"])
+        if compared.empty:
+            detail = "no group large enough and selected to compare"
+            result.items.append(
+                _item(
+                    "adverse_impact", f"{action} by {attribute}", "lowest ratio", None, "ok", detail
+                )
+            )
+            continue
+        low = compared.loc[compared["ratio"].idxmin()]
+        ratio = float(low["ratio"])
+        # lower is worse. "act" below the act level when the gap is not chance (the ratio's
+        # 95 % interval lies wholly below 1): with a handful of selections a ratio of 0.5 is
+        # noise, and an alert on noise would fire on every batch; below it by chance: "watch"
+        significant = bool(low["significant"])
+        below = ratio < t.adverse_impact_act
+        state = (
+            "act"
+            if below and significant
+            else "watch"
+            if below or ratio < t.adverse_impact_watch
+            else "ok"
+        )
+        detail = (
+            f"{low['group']} selected at {low['selection_rate']:.1%} vs {low['reference']} at "
+            f"{compared['selection_rate'].max():.1%} (ratio {ratio:.2f}; four-fifths rule "
+            f"{t.adverse_impact_act:g}; 95 % interval {low['ratio_low']:.2f}-"
+            f"{low['ratio_high']:.2f}, {'significant' if significant else 'within chance'})"
+        )
+        result.items.append(
+            _item(
+                "adverse_impact", f"{action} by {attribute}", "lowest ratio", ratio, state, detail
+            )
+        )
+
+
 def monitor_frame(
     bundle: Any, raw: pd.DataFrame, thresholds: Thresholds | None = None
 ) -> MonitorResult:
@@ -405,6 +467,11 @@ def monitor_frame(
         raise DataError(f"no usable row: all {checked.n_in:,} rows failed validation")
     scores = bundle.score(checked.clean)
     result = compare(bundle.reference, checked.clean, scores, thresholds, len(checked.rejects))
+    catalogue = bundle.action_catalogue if bundle.catalogue else None
+    if catalogue is not None:
+        adverse_impact_items(
+            result, checked.clean, scores, catalogue.credit_ids, bundle.protected, thresholds
+        )
     if schema.TARGET in checked.clean.columns:
         promised = bundle.metadata.get("metrics", {}).get("churn", {})
         realised_metrics(

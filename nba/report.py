@@ -237,6 +237,45 @@ def _actions_lines(actions: dict[str, Any]) -> list[str]:
     ]
 
 
+def _fairness_lines(fairness: dict[str, Any], churn: dict[str, Any]) -> list[str]:
+    """Responsible decisioning: the protected attributes, the default, the blind model's cost on
+    held-out customers and the adverse impact of the credit actions, all from the metadata."""
+    if not fairness:
+        return []
+    blind = fairness["credit_churn"]
+    keeps = fairness["churn_keeps_protected"]
+    lines = [
+        "",
+        "## Responsible decisioning",
+        f"- Protected attributes (params/protected.yaml): {', '.join(fairness['protected'])}.",
+        f"- Credit actions ({', '.join(fairness['credit_actions'])}) are ruled and valued on a "
+        "churn model fitted without them; a catalogue whose credit-action rule names one is "
+        "refused, and their reasons quote none.",
+        f"- The main churn model {'keeps' if keeps else 'leaves out'} them for retention "
+        f"marketing (setting `churn_keeps_protected = {keeps}`, the default: the model the study "
+        "chose; the cost of removing them is measured in notebook 04).",
+        f"- Held-out ROC-AUC {churn['roc_auc']:.4f} with them, {blind['roc_auc']:.4f} without; "
+        f"PR-AUC {churn['pr_auc']:.4f} with, {blind['pr_auc']:.4f} without.",
+        f"- Adverse impact on {fairness['customers']:,} held-out customers (lowest selection-rate "
+        f"ratio to the most-selected group; below {fairness['four_fifths']:g} fails the "
+        "four-fifths rule):",
+        "",
+        "| action | attribute | lowest group | ratio | four-fifths |",
+        "|---|---|---|---|---|",
+    ]
+    credit = [r for r in fairness["adverse_impact"] if r["action"] in fairness["credit_actions"]]
+    for r in credit:
+        verdict = "passes" if r["passes"] else "**fails**"
+        if not r["passes"]:
+            chance = not r.get("significant", True)
+            verdict += " (within chance)" if chance else " (significant)"
+        lines.append(
+            f"| {r['action']} | {r['attribute']} | {r['lowest_group']} | {r['min_ratio']:.2f} "
+            f"| {verdict} |"
+        )
+    return lines
+
+
 def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str:
     """The model card as Markdown, from a bundle's metadata and its segment profiles: what the
     model is for, the data it learnt from (loudly if synthetic), which choices it was built from,
@@ -265,8 +304,10 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
         "",
         "## Intended use",
         "Rank a bank's credit-card customers by risk of leaving, place each in a needs-based "
-        "segment and support retention decisions by people. Not for credit decisions, pricing "
-        "or any automated decision about a customer without review.",
+        "segment and support retention decisions by people. Its credit offers (limit increase, "
+        "card upgrade, instalment plan) are proposals decided without protected attributes; "
+        "underwriting stays with the bank's credit process. Not for pricing or any automated "
+        "decision about a customer without review.",
         "",
         "## Data",
         f"- Source: `{data['path']}` ({data['origin']}), {data['rows']:,} rows, "
@@ -291,6 +332,7 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
         *_criteria_lines(metrics),
         *_stage1_lines(metrics.get("stage1", {})),
         *_actions_lines(metrics.get("actions", {})),
+        *_fairness_lines(metrics.get("fairness", {}), churn),
     ]
     held_out = {int(r["id"]): r.get("churn_rate_test") for r in seg.get("segments", [])}
     lines += [

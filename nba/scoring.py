@@ -39,6 +39,9 @@ SCORE_COLUMNS = (
     "segment_name",
 )
 RISK_BANDS = ("low", "medium", "high")
+#: P(churn) from the model fitted without the protected attributes, which credit actions use
+#: (present when the bundle holds such a model beside the main one; `nba.actions.CREDIT_SCORE`).
+CREDIT_SCORE = "credit_churn_probability"
 #: The score column naming the columns outside the training range ("" when none).
 OUT_OF_RANGE = "out_of_range"
 #: Key of the training range in `bundle.reference`.
@@ -157,6 +160,11 @@ def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, 
             df, bundle.reference.get(TRAINING_RANGE), M, bundle.churn.feature_names_
         ),
     }
+    credit = getattr(bundle, "credit_churn", None)
+    if credit is not None:
+        # the score credit actions are decided on: a model that never saw the protected
+        # attributes (the main model itself when it is blind, and then no extra column)
+        cols[CREDIT_SCORE] = credit.predict_proba(credit.model_matrix(df))[:, 1]
     if bundle.catalogue:
         cols.update(recommend_for(bundle, cols, df))
     if drivers:

@@ -87,6 +87,31 @@ def evaluation_note(n_train: int, n_test: int, refit: bool, rows: int) -> str:
     return held_out + "The bundle holds exactly these evaluated models."
 
 
+def fairness_record(
+    bundle: Bundle,
+    held_out: pd.DataFrame,
+    protected: tuple[str, ...],
+    settings: Settings,
+    credit_metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """What the bundle promises on responsible decisioning: the protected attributes, whether
+    the main model keeps them, the blind model's held-out figures, and the adverse impact of
+    the engine's first choices on the held-out customers (`nba.fairness`, four-fifths rule)."""
+    from nba.fairness import FOUR_FIFTHS, engine_adverse_impact, impact_summary
+
+    catalogue = bundle.action_catalogue
+    impact = engine_adverse_impact(bundle.score(held_out), held_out, catalogue, protected)
+    return {
+        "protected": list(protected),
+        "churn_keeps_protected": bool(settings.churn_keeps_protected),
+        "credit_actions": catalogue.credit_ids,
+        "credit_churn": credit_metrics,
+        "four_fifths": FOUR_FIFTHS,
+        "customers": len(held_out),
+        "adverse_impact": impact_summary(impact).to_dict(orient="records"),
+    }
+
+
 def train(
     df: pd.DataFrame,
     source: DataSource,
@@ -107,7 +132,9 @@ def train(
     record = lineage.check_choices(choices or lineage.default_choices())
     n_jobs = options.n_jobs if options is not None else 2
     train_part, test_part = lineage.held_out_split(df, settings)
-    churn_model = lineage.fit_churn(record["churn"], train_part, settings, n_jobs=n_jobs)
+    # the main model and, beside it, the one credit actions use: fitted without the protected
+    # attributes (None when the main model is blind itself)
+    churn_model, credit_model = lineage.fit_models(record["churn"], train_part, settings, n_jobs)
     segmenter = lineage.fit_segmenter(record["segments"], train_part, settings)
     churn_metrics = lineage.churn_record(churn_model, train_part, test_part)
     # the restated stage-1 target, by the function notebook 07 shows it with
@@ -115,9 +142,16 @@ def train(
     churn_metrics.update(stage1["measured"])
     seg_metrics = lineage.segment_record(segmenter, train_part, test_part)
     plain_catalogue = catalogue_data(catalogue)
+    protected = lineage.protected_columns(settings)
     action_metrics = lineage.actions_record(
-        churn_model, segmenter, df, parse_catalogue(plain_catalogue), settings
+        churn_model,
+        segmenter,
+        df,
+        parse_catalogue(plain_catalogue, protected),
+        settings,
+        credit_model=credit_model,
     )
+    credit_metrics = lineage.credit_record(credit_model or churn_model, test_part, protected)
     recorded = record["churn"]["threshold"]
     reproduces = lineage.reproduces(record, source, settings)
     if reproduces and recorded is not None and recorded != churn_model.threshold_:
@@ -129,7 +163,7 @@ def train(
         )
     evaluated_threshold = float(churn_model.threshold_)
     if refit:
-        churn_model = lineage.fit_churn(record["churn"], df, settings, n_jobs=n_jobs)
+        churn_model, credit_model = lineage.fit_models(record["churn"], df, settings, n_jobs)
         segmenter = lineage.fit_segmenter(record["segments"], df, settings)
     note = evaluation_note(len(train_part), len(test_part), refit, len(df))
     metrics = {
@@ -137,6 +171,7 @@ def train(
         "stage1": stage1,
         "segments": seg_metrics,
         "actions": action_metrics,
+        "credit_churn": credit_metrics,
         "evaluation": note,
         "train_seconds": round(time.perf_counter() - start, 2),
     }
@@ -150,6 +185,7 @@ def train(
         "stage1": {k: stage1[k] for k in STAGE1_KEYS},
         "segments": {k: seg_metrics[k] for k in SEGMENT_KEYS if k in seg_metrics},
         "actions": action_metrics,
+        "credit_churn": credit_metrics,
         "evaluation": note,
         "models": "refitted on all customers" if refit else "the evaluated models",
     }
@@ -168,9 +204,12 @@ def train(
         catalogue=plain_catalogue,
         settings=settings.to_dict(),
         metadata=metadata,
+        credit_churn=credit_model,
     )
     # population medians first: the action reasons compare each customer with them
     bundle.reference = {"population_medians": population_medians(df)}
     bundle.reference.update(reference_profile(df, bundle.score(df)))  # for `nba monitor`
+    fairness = fairness_record(bundle, test_part, protected, settings, credit_metrics)
+    bundle.metadata["metrics"]["fairness"] = metrics["fairness"] = fairness
     log.info("trained in %.1f s", metrics["train_seconds"])
     return bundle, metrics

@@ -11,7 +11,7 @@ intervals:
 - incremental net value per treated customer ($) = mean over treated of retained × value at
   risk − mean over control of the same − the action's cost, se from the two groups' variances
   of retained × value at risk (the cost is fixed).
-The same per (action, segment).
+The same per (action, segment), and per (action, protected attribute, group) in the JSON.
 """
 
 from __future__ import annotations
@@ -92,6 +92,27 @@ def impact_table(interactions: pd.DataFrame, by: Sequence[str] = ("action",)) ->
     return pd.DataFrame(rows, columns=columns)
 
 
+def impact_by_group(interactions: pd.DataFrame, protected: Sequence[str]) -> pd.DataFrame:
+    """`impact_table` per action, protected attribute and group (age in the bands of
+    `nba.fairness.age_bands`): whether an action helps or fails some groups more than others.
+    Attributes missing from `interactions` (decisions recorded without their customers) are
+    left out; so are rows where the attribute is missing."""
+    from nba.fairness import protected_groups
+
+    tables = []
+    for attribute in protected:
+        if attribute not in interactions.columns:
+            continue
+        known = interactions[interactions[attribute].notna()]
+        if known.empty:
+            continue
+        groups = protected_groups(known, [attribute])[attribute].astype(str).to_numpy()
+        # "group" already names treatment / control
+        frame = known.assign(attribute=attribute, protected_group=groups)
+        tables.append(impact_table(frame, by=("action", "attribute", "protected_group")))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
 def _clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """NaN (no control group, too few rows) → None, so the JSON says null."""
     out = []
@@ -102,10 +123,15 @@ def _clean(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def impact_summary(interactions: pd.DataFrame, campaigns: Sequence[str]) -> dict[str, Any]:
-    """The JSON summary: per action, per action and segment, and the campaigns covered."""
+def impact_summary(
+    interactions: pd.DataFrame, campaigns: Sequence[str], protected: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The JSON summary: per action, per action and segment, per action and protected group
+    (when `protected` is given and the interactions carry those columns), and the campaigns
+    covered."""
     by_action = impact_table(interactions)
     by_segment = impact_table(interactions, by=("action", "segment"))
+    by_group = impact_by_group(interactions, protected)
     return {
         "campaigns": list(campaigns),
         "outcomes": int(len(interactions)),
@@ -114,6 +140,7 @@ def impact_summary(interactions: pd.DataFrame, campaigns: Sequence[str]) -> dict
         ),
         "actions": _clean(by_action.to_dict(orient="records")),
         "segments": _clean(by_segment.to_dict(orient="records")),
+        "protected_groups": _clean(by_group.to_dict(orient="records")),
         "method": (
             "treated vs control customers the policy chose the action for (exploration rows "
             "left out); 95 % Wald intervals; net value per treated customer in $ = retained x "
@@ -141,14 +168,17 @@ def impact_report(
                 f"unknown campaign_id {unknown[0]!r}: not in the history {history.path}"
             )
     chosen = list(campaign_ids) if campaign_ids else known
-    interactions = history.interactions(chosen)
+    # with the customers' columns: outcomes by protected group (params/protected.yaml)
+    interactions = history.interactions(chosen, with_customers=True)
     if interactions.empty:
         raise DataError(
             f"no recorded outcome in {history.path}"
             + (f" for campaign {', '.join(chosen)}" if campaign_ids else "")
             + ": record outcomes with `nba campaign record` first"
         )
-    summary = impact_summary(interactions, chosen)
+    from nba.config import protected_attributes
+
+    summary = impact_summary(interactions, chosen, tuple(protected_attributes()))
     out = Path(out)
     html_path = report.write_text(out, impact_html(summary, impact_table(interactions)))
     json_path = report.write_json(out.with_suffix(".json"), summary)

@@ -76,7 +76,13 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
     band = _band_codes(p, bundle.threshold)
     catalogue: Catalogue = bundle.action_catalogue
     ref = bundle.reference.get("population_medians")
-    ev = evaluate({"churn_probability": p}, customers, catalogue, bundle.run_settings, None, ref)
+    scores = {"churn_probability": p}
+    if getattr(bundle, "credit_churn", None) is not None:  # credit actions: the blind score
+        credit = bundle.credit_churn
+        scores["credit_churn_probability"] = credit.predict_proba(credit.model_matrix(customers))[
+            :, 1
+        ]
+    ev = evaluate(scores, customers, catalogue, bundle.run_settings, None, ref)
     traits = {k: np.asarray(v) for k, v in ev.trait_arrays.items()}
     return EngineView(
         index=customers.index,

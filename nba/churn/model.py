@@ -156,6 +156,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     cv_folds: folds for the out-of-fold predictions behind calibration and threshold.
     n_jobs: processes for the out-of-fold fits and threads for batch prediction.
     random_state: the one seed (use `ChurnModel.from_settings(settings)`).
+    exclude: record columns the model never sees (the protected attributes, for the model
+        credit actions use: `nba.lineage.fit_credit_churn`).
 
     Fitted attributes: `features_` (FeatureBuilder), `estimator_` (LGBMClassifier fitted on
     all of X), `calibration_`, `calibrator_`, `threshold_`, `feature_names_` (model inputs),
@@ -174,9 +176,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         cv_folds: int = 5,
         n_jobs: int = 2,
         random_state: int = 42,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.params = params
         self.engineered = engineered
+        self.exclude = exclude
         self.calibration = calibration
         self.threshold_rule = threshold_rule
         self.cost_fp = cost_fp
@@ -189,6 +193,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ChurnModel:
         """A model seeded and folded by `settings` (seed, cv_folds); other parameters as given."""
         return cls(random_state=settings.seed, cv_folds=settings.cv_folds, **kwargs)
+
+    @property
+    def _excluded(self) -> tuple[str, ...]:
+        return tuple(getattr(self, "exclude", ()))  # models from before `exclude` lack it
 
     # fitting ---------------------------------------------------------------------------------
 
@@ -211,7 +219,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         seeded folds `fit` uses: the data behind the reliability and threshold charts (feed it
         to `reliability_table`, `calibration_report`, `threshold_table`). Needs no fitting."""
         y = np.asarray(y).astype(np.int64)
-        F = FeatureBuilder(engineered=tuple(self.engineered)).fit(X).transform(X)
+        F = FeatureBuilder(tuple(self.engineered), tuple(self._excluded)).fit(X).transform(X)
         return self._out_of_fold(F, y, self._folds(F, y))
 
     def fit(self, X: pd.DataFrame, y: np.ndarray | pd.Series) -> ChurnModel:
@@ -224,7 +232,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         if len(y) != len(X) or not set(np.unique(y)) == {0, 1}:
             raise ValueError("y must hold one 0/1 churn label per customer, with both classes")
         start = time.perf_counter()
-        self.features_ = FeatureBuilder(engineered=tuple(self.engineered)).fit(X)
+        self.features_ = FeatureBuilder(tuple(self.engineered), tuple(self._excluded)).fit(X)
         F = self.features_.transform(X)
         self.feature_names_ = [str(c) for c in F.columns]
 
@@ -297,7 +305,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == len(self.feature_names_):
             return X  # already the model input (see `model_matrix`)
-        if not isinstance(X, pd.DataFrame) or self.features_.engineered:
+        if not isinstance(X, pd.DataFrame) or self.features_.engineered or self._excluded:
             return self.features_.matrix(X)
         try:
             cols = schema.column_arrays(X, FEATURES)

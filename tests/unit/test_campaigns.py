@@ -221,11 +221,19 @@ def test_off_policy_estimates_cover_the_true_value_of_a_known_policy(bundle, wor
     # a crude reward model for DR: retention of the customer left alone, no effect
     r_hat = np.repeat(((1 - view.p) * view.var)[:, None], len(view.ids), axis=1)
     r_hat -= view.cost[None, :]
+    # six 95 % intervals checked at once would miss somewhere one run in four or so by chance
+    # alone (any change to the engine reshuffles which): each is widened to the Bonferroni
+    # level 1 - 0.05 / 6, so that the joint check itself holds at 95 %
+    from scipy.stats import norm
+
+    widen = norm.ppf(1 - 0.05 / 12) / norm.ppf(0.975)
     for target in (oracle, greedy):
         truth = float(np.mean(p_stay * view.var + true_net[rows, target]))
         est = ope.estimate(reward, data.mu, data.delivered, target, r_hat)
         for name in ("ips", "snips", "dr"):
-            assert est[f"{name}_low"] <= truth <= est[f"{name}_high"], (name, est, truth)
+            low, high = est[f"{name}_low"], est[f"{name}_high"]
+            centre, half = (low + high) / 2, (high - low) / 2 * widen
+            assert centre - half <= truth <= centre + half, (name, est, truth)
 
 
 # -- learning ----------------------------------------------------------------------------------

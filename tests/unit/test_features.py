@@ -115,7 +115,7 @@ def test_builder_rejects_unknown_features_and_missing_columns(clean):
 
 def test_builder_follows_the_estimator_api(clean):
     fb = FeatureBuilder(engineered=("Avg_Trans_Amt",))
-    assert clone(fb).get_params() == {"engineered": ("Avg_Trans_Amt",)}
+    assert clone(fb).get_params() == {"engineered": ("Avg_Trans_Amt",), "exclude": ()}
     assert FeatureBuilder().get_params()["engineered"] == KEPT_ENGINEERED
     assert fb.fit(clean) is fb
     assert list(fb.get_feature_names_out()) == [*FEATURES, "Avg_Trans_Amt"]
@@ -130,3 +130,15 @@ def test_split_is_stratified_seeded_and_disjoint(clean):
     assert not set(train[schema.ID]) & set(test[schema.ID])
     assert train[schema.TARGET].mean() == pytest.approx(clean[schema.TARGET].mean(), abs=0.01)
     assert train[schema.ID].tolist() == again[schema.ID].tolist()
+
+
+def test_excluded_columns_never_reach_the_model_inputs(clean):
+    from nba.config import DEFAULT_PROTECTED
+
+    fb = FeatureBuilder(exclude=DEFAULT_PROTECTED).fit(clean)
+    frame, matrix = fb.transform(clean), fb.matrix(clean)
+    assert not set(DEFAULT_PROTECTED) & set(frame.columns)
+    assert list(fb.get_feature_names_out()) == list(frame.columns)
+    np.testing.assert_array_equal(matrix, to_matrix(frame))
+    with pytest.raises(ValueError, match="Trans_Amt_per_Limit read an excluded column"):
+        FeatureBuilder(("Trans_Amt_per_Limit",), exclude=("Credit_Limit",)).fit(clean)
