@@ -160,7 +160,10 @@ def apply_calibrator(
     if calibrator is None:
         return p
     if isinstance(calibrator, LogisticRegression):
-        return calibrator.predict_proba(_logit(p)[:, None])[:, 1]
+        # Platt's formula from the fitted coefficients: what `predict_proba` computes, without
+        # its input validation (≈ 0.1 ms, which counts when scoring one customer)
+        z = calibrator.coef_[0, 0] * _logit(p) + calibrator.intercept_[0]
+        return 1.0 / (1.0 + np.exp(-z))
     return calibrator.predict(p)
 
 

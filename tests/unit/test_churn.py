@@ -155,6 +155,10 @@ def test_the_default_model_ships_the_sigmoid_map_fitted_out_of_fold(model, train
     order = np.argsort(raw, kind="stable")
     assert (np.diff(calibrated[order]) >= 0).all()
     assert not np.allclose(calibrated, raw)  # and it does move the probabilities
+    # the direct Platt formula equals the logistic regression's own predict_proba
+    clipped = np.clip(raw, 1e-6, 1 - 1e-6)  # as the map clips its input
+    logit = np.log(clipped / (1 - clipped))[:, None]
+    np.testing.assert_allclose(calibrated, refit.predict_proba(logit)[:, 1], rtol=1e-12)
 
 
 def test_fast_scoring_path_equals_lightgbm_on_pandas(train, test):
