@@ -69,7 +69,7 @@ def _plain(value: Any) -> Any:
 def default_choices() -> dict[str, Any]:
     """The committed default choice: what the full study chose on the development data (see
     `nba.churn` and `nba.segments`); the threshold is chosen by its rule when fitted."""
-    from nba.churn import CHOSEN, TUNED_PARAMS
+    from nba.churn import CHOSEN, DEFAULT_CALIBRATION, TUNED_PARAMS
     from nba.features import KEPT_ENGINEERED
     from nba.segments import DEFAULT_FEATURE_SET, DEFAULT_K, DEFAULT_TRANSFORM
 
@@ -82,7 +82,7 @@ def default_choices() -> dict[str, Any]:
             "model": CHOSEN,
             "params": {k: _plain(v) for k, v in TUNED_PARAMS.items()},
             "engineered": list(KEPT_ENGINEERED),
-            "calibration": "auto",
+            "calibration": DEFAULT_CALIBRATION,
             "threshold_rule": "f1",
             "threshold": None,
             "cost_fp": None,

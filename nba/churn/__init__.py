@@ -14,6 +14,7 @@ Every public name of these modules is importable from `nba.churn` itself.
 from nba.churn.calibration import (
     CALIBRATION_MIN_GAIN,
     CALIBRATIONS,
+    DEFAULT_CALIBRATION,
     THRESHOLD_RULES,
     apply_calibrator,
     calibration_metrics,
@@ -53,6 +54,7 @@ __all__ = [
     "BASELINE",
     "CACHE_KEEP",
     "CALIBRATIONS",
+    "DEFAULT_CALIBRATION",
     "CALIBRATION_MIN_GAIN",
     "CANDIDATES",
     "CHOSEN",

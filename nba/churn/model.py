@@ -31,6 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from nba.churn.calibration import (
     CALIBRATIONS,
+    DEFAULT_CALIBRATION,
     THRESHOLD_RULES,
     apply_calibrator,
     calibration_report,
@@ -150,7 +151,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     ----------
     params: LightGBM hyper-parameters (default `TUNED_PARAMS`).
     engineered: engineered features to add (default `KEPT_ENGINEERED`).
-    calibration: "auto" (decide by `calibration_report`), "none", "sigmoid" or "isotonic".
+    calibration: "sigmoid" (default, `DEFAULT_CALIBRATION`), "none", "isotonic" or "auto"
+        (decide by `calibration_report`).
     threshold_rule: "f1" (max F1) or "cost" (needs `cost_fp` and `value_missed`).
     cost_fp, value_missed: money per customer, for the cost rule (see `choose_threshold`).
     cv_folds: folds for the out-of-fold predictions behind calibration and threshold.
@@ -169,7 +171,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self,
         params: dict[str, Any] | None = None,
         engineered: Sequence[str] = KEPT_ENGINEERED,
-        calibration: str = "auto",
+        calibration: str = DEFAULT_CALIBRATION,
         threshold_rule: str = "f1",
         cost_fp: float | None = None,
         value_missed: float | None = None,

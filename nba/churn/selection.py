@@ -15,8 +15,9 @@ search), so LightGBM is chosen for what later stages need: exact TreeSHAP built 
 (`pred_contrib=True`), which `ChurnModel.reasons` turns into sentences such as
 "Total_Trans_Ct 28 (median 67): raises risk", and faster scoring at the same size
 (`bench/bench_train.py`). None of the engineered features beat the fold-to-fold noise
-(`feature_evidence`), so none is used. Probabilities out of fold are already calibrated
-(ECE ≈ 0.006), so no calibration map is applied unless `calibration_report` says otherwise.
+(`feature_evidence`), so none is used. A sigmoid map fitted on out-of-fold
+probabilities (`DEFAULT_CALIBRATION`) lowers the expected calibration error; `bench/stage1_cv.py`
+chose it by cross-validation on the training split.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sklearn.model_selection import RandomizedSearchCV, StratifiedKFold, cross_v
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from nba.churn.calibration import DEFAULT_CALIBRATION
 from nba.churn.model import CHOSEN, TUNED_PARAMS, ChurnModel, lgbm_params
 from nba.config import Settings
 from nba.data import schema
@@ -432,7 +434,7 @@ class TrainOptions:
     compare: bool = True  # cross-validated comparison of all candidates
     select_features: bool = True  # feature evidence, then keep what helps (select_engineered)
     search_iter: int = 60  # random-search draws for LightGBM; 0 = use TUNED_PARAMS
-    calibration: str = "auto"  # "auto", "none", "sigmoid" or "isotonic"
+    calibration: str = DEFAULT_CALIBRATION  # "sigmoid", "none", "isotonic" or "auto"
     threshold_rule: str = "f1"  # "f1" or "cost"
     cost_fp: float | None = None  # cost of contacting a customer who would have stayed
     value_missed: float | None = None  # value lost per churner the model misses

@@ -50,10 +50,13 @@ def test_held_out_metrics_stay_above_the_floors(trained):
 # The model that `nba train` builds without a record (the committed default choice, fitted on
 # the training split) against a default LightGBM and a default HistGradientBoosting trained on
 # the same split, on the same held-out customers, in one run. Measured on the real file
-# (5 folds, seed 42, 1,621 held-out customers, 200 paired resamples):
+# (5 folds, seed 42, 1,621 held-out customers, 200 paired resamples), with the sigmoid map that
+# `bench/stage1_cv.py` chose by CV on the training split alone:
 #   vs LightGBM:             PR-AUC +0.0027 [-0.0028, +0.0076]   F1 +0.0047 [-0.0126, +0.0244]
 #   vs HistGradientBoosting: PR-AUC -0.0011 [-0.0060, +0.0045]   F1 +0.0105 [-0.0038, +0.0267]
-#   held-out ECE 0.0132 (target <= 0.01)
+#   held-out ECE 0.0065 (target <= 0.01; 0.0132 without a calibration map)
+# In that CV the same configuration led default HGB in PR-AUC on all 5 folds (mean +0.0061) and
+# no candidate the rule allowed did better, so nothing was changed to chase the held-out gap.
 # Where the data says no, the criterion is kept as it is and marked as a strict expected failure
 # with the figures: it reports the gap and fails the day the model closes it, so the mark goes.
 BEHIND = {
@@ -102,7 +105,6 @@ def test_the_churn_model_is_ahead_of_the_default_learner(stage1, baseline, metri
     assert row["lead"] > 0, f"{metric} lead over default {baseline}: {row['lead']:+.4f}"
 
 
-@pytest.mark.xfail(strict=True, reason="measured held-out ECE 0.0132 (10 equal-width bins)")
 def test_held_out_expected_calibration_error_is_at_most_one_point(stage1):
     assert stage1["ece"] <= ECE_MAX, f"held-out ECE {stage1['ece']:.4f}"
 

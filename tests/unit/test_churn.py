@@ -137,6 +137,30 @@ def test_predict_uses_the_chosen_threshold(model, test):
     assert model.metrics_["threshold"] == model.threshold_
 
 
+def test_the_default_model_ships_the_sigmoid_map_fitted_out_of_fold(model, train, test):
+    from nba import lineage
+
+    assert churn.DEFAULT_CALIBRATION == "sigmoid" and model.calibration_ == "sigmoid"
+    assert lineage.default_choices()["churn"]["calibration"] == churn.DEFAULT_CALIBRATION
+    assert TrainOptions().calibration == churn.DEFAULT_CALIBRATION
+    # the map is the one fitted on the out-of-fold probabilities of the training data
+    p_oof = model.out_of_fold_proba(train, train[schema.TARGET])
+    refit = churn.fit_calibrator("sigmoid", train[schema.TARGET].to_numpy(), p_oof)
+    raw = 1.0 / (1.0 + np.exp(-model.decision_function(test)))
+    np.testing.assert_allclose(
+        model.predict_proba(test)[:, 1], churn.apply_calibrator(refit, raw), rtol=1e-9
+    )
+    # monotone: the calibrated score ranks customers exactly as the raw trees do
+    calibrated = model.predict_proba(test)[:, 1]
+    order = np.argsort(raw, kind="stable")
+    assert (np.diff(calibrated[order]) >= 0).all()
+    assert not np.allclose(calibrated, raw)  # and it does move the probabilities
+    # the direct Platt formula equals the logistic regression's own predict_proba
+    clipped = np.clip(raw, 1e-6, 1 - 1e-6)  # as the map clips its input
+    logit = np.log(clipped / (1 - clipped))[:, None]
+    np.testing.assert_allclose(calibrated, refit.predict_proba(logit)[:, 1], rtol=1e-12)
+
+
 def test_fast_scoring_path_equals_lightgbm_on_pandas(train, test):
     m = ChurnModel(params=QUICK, calibration="none", n_jobs=1, random_state=5)
     m.fit(train, train[schema.TARGET])
