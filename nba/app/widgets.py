@@ -18,7 +18,6 @@ never a traceback; an invalid form is explained field by field from the validato
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 import os
@@ -37,12 +36,15 @@ from nba import config
 from nba.app.server import READY_LINE, bundle_path
 from nba.app.views import (
     banner_html,
+    batch_table_html,
     card_html,
+    download_link,
     escape,
     message,
     money,
     number,
     png,
+    rounded_scores,
     table_html,
 )
 from nba.data import schema
@@ -107,6 +109,39 @@ def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, f
         "Avg_Open_To_Buy": float(credit_limit - revolving_balance),
         "Avg_Utilization_Ratio": round(ratio, 3),
     }
+
+
+def parse_field(name: str, text: Any) -> tuple[Any, str]:
+    """A form field's text as its value, or None and one sentence (with the field's friendly
+    name) saying what is wrong: nothing typed is ever changed silently ("12k" is not 12,
+    "2.5" dependants is not 2). Thousands separators ("12,000") are accepted. Ranges are the
+    validator's to check."""
+    label = LABELS[name]
+    if name in schema.CATEGORIES:
+        return text, ""
+    raw = str(text).strip().replace(",", "")
+    lo, hi = schema.BOUNDS[name]
+    if not raw:
+        return None, f"{label} is empty: enter a number from {number(lo)} to {number(hi)}."
+    try:
+        value = float(raw)
+    except ValueError:
+        return None, f"{label} must be a number such as {number(hi // 4 or 1)}; got '{text}'."
+    if not np.isfinite(value):
+        return None, f"{label} must be a number; got '{text}'."
+    if name in schema.INTEGERS:
+        if not value.is_integer():
+            return None, f"{label} must be a whole number; got '{text}'."
+        return int(value), ""
+    return value, ""
+
+
+def field_text(value: Any) -> str:
+    """A value as the form shows it: 46, 12691, 0.7 (no trailing .0, no exponent)."""
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
 
 
 def _guard(report: Callable[[str], None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -219,13 +254,12 @@ class App(w.VBox):
         common = {"description": label, "style": _STYLE, "layout": w.Layout(width=_FIELD_WIDTH)}
         if name in schema.CATEGORIES:
             return w.Dropdown(options=list(schema.CATEGORIES[name]), value=value, **common)
+        # Text, not a number box: the browser's number boxes silently revert "abc" and cut
+        # "12k" to 12; here what was typed is parsed and, if wrong, explained beside the field.
         # The range is shown (tooltip) and checked by the validator, not clamped silently.
         lo, hi = schema.BOUNDS[name]
         common["tooltip"] = f"{label}: {number(lo)} to {number(hi)}"
-        if name in schema.INTEGERS:
-            return w.IntText(value=value, **common)
-        step = 100.0 if name == "Credit_Limit" else 0.01
-        return w.FloatText(value=value, step=step, **common)
+        return w.Text(value=field_text(value), continuous_update=False, **common)
 
     def _customer_tab(self) -> w.Widget:
         self.example_id = int(self.base.scores.index[0]) if len(self.base.scores) else 0
@@ -267,8 +301,14 @@ class App(w.VBox):
         for name in ("Credit_Limit", "Total_Revolving_Bal"):
             self.fields[name].observe(lambda _: self._show_derived(), names="value")
         self._show_derived()
-        self.score_button = w.Button(description="Score this customer", button_style="primary")
-        self.new_button = w.Button(description="Reset form")
+        self.score_button = w.Button(
+            description="Score this customer",
+            button_style="primary",
+            layout=w.Layout(width="auto", min_width="170px"),
+        )
+        self.new_button = w.Button(
+            description="Reset form", layout=w.Layout(width="auto", min_width="100px")
+        )
         self.form_message = w.HTML()
         self.score_button.on_click(lambda _: self.score_form())
         self.new_button.on_click(lambda _: self.reset_form())
@@ -284,7 +324,11 @@ class App(w.VBox):
         self.result = w.HTML(
             "<p class='nba-empty'>Look a customer up or score the form to see the result.</p>"
         )
-        self.segment_chart = w.Image(format="png", layout=w.Layout(max_width="520px"))
+        # hidden until a customer is shown: an empty image is a broken-image icon
+        self.segment_chart_title = w.HTML()
+        self.segment_chart = w.Image(
+            format="png", layout=w.Layout(max_width="560px", width="100%", display="none")
+        )
         self.what_if: dict[str, w.IntSlider] = {}
         for name in WHAT_IF:
             self.what_if[name] = w.IntSlider(
@@ -298,7 +342,9 @@ class App(w.VBox):
             )
             self.what_if[name].add_class(f"nba-what-if-{name}")
             self.what_if[name].observe(lambda _: self.apply_what_if(), names="value")
-        self.what_if_reset = w.Button(description="Reset what-if", disabled=True)
+        self.what_if_reset = w.Button(
+            description="Reset what-if", disabled=True, layout=w.Layout(width="auto")
+        )
         self.what_if_reset.on_click(lambda _: self._reset_what_if())
         self.what_if_message = w.HTML()
         what_if = w.VBox(
@@ -309,28 +355,71 @@ class App(w.VBox):
             ]
         )
         left = w.VBox([lookup, w.HTML("<hr>"), form], layout=w.Layout(width="50%"))
-        right = w.VBox([self.result, what_if, self.segment_chart], layout=w.Layout(width="50%"))
-        return w.HBox([left, right])
+        right = w.VBox(
+            [self.result, what_if, self.segment_chart_title, self.segment_chart],
+            layout=w.Layout(width="50%"),
+        )
+        # the result first: on a 1280×800 screen the card and its actions are above the fold
+        return w.HBox([right, left])
 
     def _show_derived(self) -> None:
-        limit = float(self.fields["Credit_Limit"].value or 0)
-        balance = float(self.fields["Total_Revolving_Bal"].value or 0)
-        d = derived_fields(limit, balance)
+        limit, bad_limit = parse_field("Credit_Limit", self.fields["Credit_Limit"].value)
+        balance, bad_bal = parse_field(
+            "Total_Revolving_Bal", self.fields["Total_Revolving_Bal"].value
+        )
+        if bad_limit or bad_bal:
+            shown = "— (enter a credit limit and a revolving balance)"
+        else:
+            d = derived_fields(float(limit), float(balance))
+            open_to_buy = d["Avg_Open_To_Buy"]
+            otb = (
+                f"−{money(-open_to_buy)} (the balance is above the limit)"
+                if open_to_buy < 0
+                else money(open_to_buy)
+            )
+            util = (
+                "— (no credit limit)" if limit <= 0 else f"{balance / limit:.1%}"
+            )  # the true share shown; the record keeps the card system's 3-decimal ratio
+            shown = (
+                f"{LABELS['Avg_Open_To_Buy']}: {otb} · {LABELS['Avg_Utilization_Ratio']}: {util}"
+            )
         self.derived.value = (
-            f"<span style='color:#555'>{LABELS['Avg_Open_To_Buy']}: "
-            f"{money(d['Avg_Open_To_Buy'])} · {LABELS['Avg_Utilization_Ratio']}: "
-            f"{d['Avg_Utilization_Ratio']:.1%} (computed from limit and balance)</span>"
+            f"<span class='nba-derived' style='color:#555'>{escape(shown)} "
+            "(computed from limit and balance)</span>"
         )
 
-    def form_record(self) -> dict[str, Any]:
-        """The customer the form describes, with the derived columns computed."""
-        record = {name: widget.value for name, widget in self.fields.items()}
-        record.update(
-            derived_fields(
-                float(record["Credit_Limit"] or 0), float(record["Total_Revolving_Bal"] or 0)
+    def form_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The form's values as typed, parsed, and a sentence per field that cannot be read."""
+        record: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, widget in self.fields.items():
+            record[name], problem = parse_field(name, widget.value)
+            if problem:
+                problems[name] = problem
+        if not problems.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
+            record.update(
+                derived_fields(float(record["Credit_Limit"]), float(record["Total_Revolving_Bal"]))
             )
-        )
+        return record, problems
+
+    def form_record(self) -> dict[str, Any]:
+        """The customer the form describes, with the derived columns computed (NbaError naming
+        the fields that cannot be read)."""
+        record, problems = self.form_values()
+        if problems:
+            raise NbaError(" ".join(problems.values()))
         return record
+
+    def clear_card(self, why: str) -> None:
+        """No result on show (after a failed entry the previous card must not look like the
+        answer): the card says `why`, what-if and the chart are off."""
+        self.record = self.current = self.baseline = None
+        self.result.value = f"<p class='nba-empty'>{escape(why)}</p>"
+        self.segment_chart.layout.display = "none"
+        self.segment_chart_title.value = ""
+        for slider in self.what_if.values():
+            slider.disabled = True
+        self.what_if_reset.disabled = True
 
     def _report_form(self, text: str) -> None:
         self.form_message.value = message(text)
@@ -343,11 +432,13 @@ class App(w.VBox):
         for widget in self.field_messages.values():
             widget.value = ""
         self.form_message.value = ""
-        record = self.form_record()
-        try:  # recommend validates: one check, and its issues say which field is wrong
-            self.show_customer(record, "Entered customer")
-        except RecordError as exc:
-            problems = field_problems(exc.issues)
+        record, problems = self.form_values()
+        if not problems:
+            try:  # recommend validates: one check, and its issues say which field is wrong
+                self.show_customer(record, "Entered customer")
+            except RecordError as exc:
+                problems = field_problems(exc.issues)
+        if problems:
             for name, text in problems.items():
                 if name:
                     self.field_messages[name].value = message(text)
@@ -356,12 +447,13 @@ class App(w.VBox):
             self.form_message.value = message(
                 " ".join(t for t in (f"Please correct: {names}." if names else "", other) if t)
             )
+            self.clear_card("No result: the entered customer could not be scored (see the form).")
             return
         self.form_message.value = message("Scored.", "ok")
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
-            widget.value = self.defaults[name]
+            widget.value = field_text(self.defaults[name])
             self.field_messages[name].value = ""
         self.form_message.value = ""
 
@@ -390,7 +482,7 @@ class App(w.VBox):
         row = self.base.customers.loc[key]
         record = {c: _plain(row[c]) for c in schema.REQUIRED[1:]}
         for name, widget in self.fields.items():
-            widget.value = record[name]
+            widget.value = field_text(record[name])
             self.field_messages[name].value = ""
         self.form_message.value = ""
         outcome = None
@@ -486,8 +578,14 @@ class App(w.VBox):
             changes=changes,
             before=float(self.baseline["churn_probability"]) if self.baseline else None,
             outcome=self.outcome,
+            labels=LABELS,
         )
         self.segment_chart.value = self.chart(segment)
+        self.segment_chart.layout.display = ""
+        self.segment_chart_title.value = (
+            f"<h4 style='margin:8px 0 2px 0'>How segment “{escape(scored['segment_name'])}” "
+            "differs from the typical customer</h4>"
+        )
 
     def chart(self, segment: int) -> bytes:
         """A segment's profile chart as PNG, drawn once per bundle: kept in memory and, when
@@ -589,20 +687,23 @@ class App(w.VBox):
         if scores is not None:
             shown = scores.head(SHOWN_ROWS)
             more = f" (first {SHOWN_ROWS} of {scored:,})" if scored > SHOWN_ROWS else ""
-            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + table_html(shown)
-            data = base64.b64encode(scores.to_csv(index=False).encode()).decode()
-            out_name = f"{Path(safe).stem}.scores.csv"
-            self.download.value = (
-                f"<a class='nba-download' download='{escape(out_name)}' "
-                f"href='data:text/csv;base64,{data}' style='font-weight:bold'>"
-                f"⬇ Download {escape(out_name)} ({scored:,} rows)</a>"
+            names = {a: self.catalogue.action(a).name for a in self.catalogue.ids}
+            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + batch_table_html(
+                shown, names
+            )
+            self.download.value = download_link(
+                rounded_scores(scores), f"{Path(safe).stem}.scores.csv", "nba-download"
             )
         if len(rejects):
             first = [c for c in ("row", schema.ID, "reason") if c in rejects.columns]
             rest = [c for c in rejects.columns if c not in first and c not in schema.LEAKAGE]
             self.rejects_table.value = (
                 f"<h4 class='nba-rejects'>Rejected rows ({len(rejects):,}): not scored, with "
-                "the reason</h4>" + table_html(rejects[first + rest], max_height="260px")
+                "the reason</h4>"
+                + download_link(
+                    rejects[first + rest], f"{Path(safe).stem}.rejects.csv", "nba-download-rejects"
+                )
+                + table_html(rejects[first + rest], max_height="260px")
             )
 
     # ------------------------------------------------------------------ segments tab
@@ -697,6 +798,8 @@ def field_problems(issues: Iterable[Issue]) -> dict[str, str]:
     out: dict[str, str] = {}
     for issue in issues:
         name, sentence = issue.column, issue.message
+        if name in LABELS and name not in DERIVED:  # the form's name, not the column's
+            sentence = sentence.replace(name, LABELS[name], 1)
         if name in DERIVED:
             name = "Total_Revolving_Bal"
             sentence = "Revolving balance must be between 0 and the credit limit."
