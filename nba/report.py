@@ -86,13 +86,46 @@ def read_metrics(name: str, settings: Settings) -> dict[str, Any]:
     return json.loads((settings.path("reports_dir") / METRICS / f"{name}.json").read_text())
 
 
+def figure_alt(fig: matplotlib.figure.Figure) -> str:
+    """A figure's alternative text for people who cannot see it: its title (suptitle, else the
+    axes' titles) and what its axes show."""
+    parts = []
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    parts.append(title or "; ".join(titles) or "Figure")
+    axes = [
+        f"{ax.get_xlabel()} against {ax.get_ylabel()}"
+        for ax in fig.axes
+        if ax.get_xlabel() and ax.get_ylabel()
+    ]
+    if axes:
+        parts.append("axes: " + "; ".join(dict.fromkeys(axes)))
+    return ". ".join(parts)
+
+
 def save_figure(fig: matplotlib.figure.Figure, name: str, settings: Settings) -> Path:
-    """`reports/figures/<name>.png` at a resolution fit for a slide; returns the path."""
+    """`reports/figures/<name>.png` at a resolution fit for a slide; returns the path.
+
+    The figure then also shows itself when a notebook cell ends with it, with alternative
+    text: our figures are bare `Figure`s (no pyplot), for which IPython has no image formatter
+    unless pyplot's inline backend happened to start, so a cell ending in `fig` printed
+    "<Figure size 500x420 with 1 Axes>" in the reports. The saved PNG is what is shown."""
+    import base64
+    import html
+
     path = settings.path("reports_dir") / FIGURES / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
+    data = path.read_bytes()
+    alt = html.escape(figure_alt(fig), quote=True)
+    encoded = base64.b64encode(data).decode()
+    # instance attributes: IPython looks _repr_*_ up on the object, so only saved figures change
+    fig._repr_html_ = lambda: (  # type: ignore[attr-defined]
+        f'<img src="data:image/png;base64,{encoded}" alt="{alt}" style="max-width:100%">'
+    )
+    fig._repr_png_ = lambda: data  # type: ignore[attr-defined]
     return path
 
 
