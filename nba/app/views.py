@@ -133,6 +133,40 @@ def batch_table_html(scores: pd.DataFrame, action_names: Mapping[str, str]) -> s
     )
 
 
+def campaign_figures(
+    scores: pd.DataFrame, action_names: Mapping[str, str], costs: Mapping[str, float]
+) -> dict[str, float]:
+    """A scored list's campaign totals ($): value at risk, the cost of contacting everyone with
+    their best action, and the expected net value of doing so (customers whose best is no
+    action cost and bring nothing)."""
+    best = scores["action_1"].astype("str")
+    cost = best.map(lambda a: float(costs.get(a, 0.0))).fillna(0.0)
+    net = scores["action_1_value"].fillna(0.0).where(best.ne("no_action"), 0.0)
+    return {
+        "customers": float(len(scores)),
+        "value_at_risk": float(scores["value_at_risk"].sum()),
+        "campaign_cost": float(cost.sum()),
+        "expected_net_value": float(net.sum()),
+        "contacted": float((best.ne("no_action") & best.ne("")).sum()),
+    }
+
+
+def summary_chart(scores: pd.DataFrame, action_names: Mapping[str, str]) -> Any:
+    """Two bar charts of a scored list: customers by risk band, and by best action (by name)."""
+    from matplotlib.figure import Figure
+
+    bands = scores["risk_band"].astype("str").value_counts().reindex(["high", "medium", "low"])
+    actions = scores["action_1"].astype("str").map(lambda a: action_names.get(a, a))
+    by_action = actions.value_counts().sort_values()
+    fig = Figure(figsize=(10, 2.2 + 0.18 * len(by_action)), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 2])
+    left.bar(bands.index, bands.fillna(0), color=[BAND_COLOURS[b] for b in bands.index])
+    left.set(title="Customers by risk band", xlabel="risk band", ylabel="customers")
+    right.barh(by_action.index, by_action.to_numpy(), color="#455a64")
+    right.set(title="Customers by best action", xlabel="customers", ylabel="")
+    return fig
+
+
 def schema_id(scores: pd.DataFrame) -> str:
     """The customer id column of a scores frame."""
     return "CLIENTNUM" if "CLIENTNUM" in scores.columns else scores.columns[0]
@@ -217,10 +251,6 @@ def card_html(
         )
     if outcome:
         parts.append(f"<p><small>In the data this customer {escape(outcome)}.</small></p>")
-    parts.append(
-        f"<h4 style='margin:8px 0 2px 0'>Segment: <span class='nba-segment'>"
-        f"{escape(scored['segment_name'])}</span></h4><p style='margin:0'>{escape(description)}</p>"
-    )
     parts.append("<h4 style='margin:8px 0 2px 0'>Next best actions</h4>")
     rows = []
     for k in (1, 2, 3):
@@ -241,6 +271,11 @@ def card_html(
         + "</table>"
         f"<small>Value at risk if this customer leaves: "
         f"{money(float(scored.get('value_at_risk', np.nan)))}.</small>"
+    )
+    # the segment after the actions: on a laptop screen the actions sit above the fold
+    parts.append(
+        f"<h4 style='margin:8px 0 2px 0'>Segment: <span class='nba-segment'>"
+        f"{escape(scored['segment_name'])}</span></h4><p style='margin:0'>{escape(description)}</p>"
     )
     drivers = [scored[k] for k in ("driver_1", "driver_2", "driver_3") if scored.get(k)]
     parts.append(

@@ -37,6 +37,7 @@ from nba.app.server import READY_LINE, bundle_path
 from nba.app.views import (
     banner_html,
     batch_table_html,
+    campaign_figures,
     card_html,
     download_link,
     escape,
@@ -45,6 +46,7 @@ from nba.app.views import (
     number,
     png,
     rounded_scores,
+    summary_chart,
     table_html,
 )
 from nba.data import schema
@@ -221,15 +223,16 @@ class App(w.VBox):
         self.tabs = w.Tab(
             children=[
                 self._customer_tab(),
+                self._worklist_tab(),
                 self._batch_tab(),
                 self._segments_tab(),
                 self._model_tab(),
             ]
         )
-        self.tabs.titles = ("Customer", "Batch", "Segments", "Model")
+        self.tabs.titles = ("Customer", "Worklist", "Batch", "Segments", "Model")
         title = w.HTML(
-            "<p style='margin:0 0 4px 0'><b>Will they leave, what kind of customer are they, "
-            "what should we do next.</b></p>"
+            "<p style='margin:0 0 4px 0'><b>Retention desk</b>: who is likely to leave, what "
+            "kind of customer they are, and the next best action to keep them.</p>"
         )
         super().__init__([title, self.banner, self.tabs])
         self.add_class("nba-app")
@@ -601,12 +604,181 @@ class App(w.VBox):
                     atomic_write_bytes(cached, self._charts[segment])
         return self._charts[segment]
 
+    # ------------------------------------------------------------------ worklist tab
+    def _action_names(self) -> dict[str, str]:
+        return {a: self.catalogue.action(a).name for a in self.catalogue.ids}
+
+    def _worklist_tab(self) -> w.Widget:
+        names = self._action_names()
+        style = {"description_width": "150px"}
+        wide = w.Layout(width="340px")
+        self.wl_band = w.Dropdown(
+            description="Risk band",
+            options=[("all", ""), ("high", "high"), ("medium", "medium"), ("low", "low")],
+            value="high",
+            style=style,
+            layout=wide,
+        )
+        segments = self.bundle.segmenter.names_
+        self.wl_segment = w.Dropdown(
+            description="Segment",
+            options=[("all", -1), *[(n, i) for i, n in enumerate(segments)]],
+            style=style,
+            layout=wide,
+        )
+        self.wl_action = w.Dropdown(
+            description="Best action",
+            options=[("all", ""), *[(names[a], a) for a in self.catalogue.ids]],
+            style=style,
+            layout=wide,
+        )
+        self.wl_min_value = w.Text(
+            description="Value at risk from ($)", value="0", style=style, layout=wide
+        )
+        self.wl_sort = w.Dropdown(
+            description="Sort by",
+            options=[
+                ("value at risk", "value_at_risk"),
+                ("churn risk", "churn_probability"),
+                ("expected net value", "action_1_value"),
+            ],
+            style=style,
+            layout=wide,
+        )
+        self.wl_budget = w.Text(
+            description="Budget ($)", placeholder="no cap", style=style, layout=wide
+        )
+        self.wl_capacity = w.Text(
+            description="Contacts we can make", placeholder="no cap", style=style, layout=wide
+        )
+        self.wl_button = w.Button(
+            description="Build the call list", button_style="primary", layout=w.Layout(width="auto")
+        )
+        self.wl_button.on_click(lambda _: self.build_worklist())
+        self.wl_message = w.HTML()
+        self.wl_summary = w.HTML()
+        self.wl_table = w.HTML()
+        self.wl_download = w.HTML()
+        self.worklist: pd.DataFrame | None = None
+        return w.VBox(
+            [
+                w.HTML(
+                    f"<p>Choose whom to call among the {len(self.base.scores):,} customers of "
+                    "the scored base. With a budget, customers are taken by expected net value "
+                    "per $ of their best action until the budget is spent (the engine's budget "
+                    "mode); a contact capacity keeps the first customers of the sorted list.</p>"
+                ),
+                w.HBox(
+                    [
+                        w.VBox([self.wl_band, self.wl_segment, self.wl_action, self.wl_min_value]),
+                        w.VBox([self.wl_sort, self.wl_budget, self.wl_capacity, self.wl_button]),
+                    ]
+                ),
+                self.wl_message,
+                self.wl_summary,
+                self.wl_download,
+                self.wl_table,
+            ]
+        )
+
+    def _report_worklist(self, text: str) -> None:
+        self.wl_message.value = message(text)
+
+    def build_worklist(self) -> None:
+        """Filter, sort and cap the scored base into a call list, with totals and a CSV."""
+        _guard(self._report_worklist)(self._build_worklist)()
+
+    def _amount(self, widget: w.Text, what: str) -> tuple[float | None, str]:
+        raw = str(widget.value).strip().replace(",", "").lstrip("$")
+        if not raw:
+            return None, ""
+        try:
+            value = float(raw)
+        except ValueError:
+            return None, f"{what} must be a number such as 5000; got '{widget.value}'."
+        if not np.isfinite(value) or value < 0:
+            return None, f"{what} must be 0 or more; got '{widget.value}'."
+        return value, ""
+
+    def _build_worklist(self) -> None:
+        from nba.actions import NO_ACTION, allocate_budget, budget_candidates
+
+        for widget in (self.wl_message, self.wl_summary, self.wl_table, self.wl_download):
+            widget.value = ""
+        self.worklist = None
+        floor, bad_floor = self._amount(self.wl_min_value, "Value at risk from")
+        budget, bad_budget = self._amount(self.wl_budget, "Budget")
+        capacity, bad_capacity = self._amount(self.wl_capacity, "Contacts we can make")
+        if capacity is not None and not float(capacity).is_integer():
+            bad_capacity = f"Contacts we can make must be a whole number; got '{capacity:g}'."
+        problems = [p for p in (bad_floor, bad_budget, bad_capacity) if p]
+        if problems:
+            self.wl_message.value = message(" ".join(problems))
+            return
+        s = self.base.scores
+        keep = pd.Series(True, index=s.index)
+        if self.wl_band.value:
+            keep &= s["risk_band"].astype("str").eq(self.wl_band.value)
+        if self.wl_segment.value >= 0:
+            keep &= s["segment"].eq(self.wl_segment.value)
+        if self.wl_action.value:
+            keep &= s["action_1"].astype("str").eq(self.wl_action.value)
+        if floor:
+            keep &= s["value_at_risk"].ge(floor)
+        chosen = s[keep.to_numpy()].sort_values(self.wl_sort.value, ascending=False, kind="stable")
+        note = ""
+        if budget is not None:
+            plan = allocate_budget(budget_candidates(chosen, self.catalogue), budget)
+            chosen = chosen.loc[plan["customer"].to_numpy()]
+            note = f" Budget ${budget:,.0f}: {len(chosen):,} customers fit, by value per $."
+        elif self.wl_action.value != NO_ACTION:
+            chosen = chosen[chosen["action_1"].astype("str").ne(NO_ACTION)]
+        if capacity is not None:
+            chosen = chosen.head(int(capacity))
+            note += f" Capacity {int(capacity):,} contacts."
+        self.worklist = chosen
+        names = self._action_names()
+        costs = {a.id: a.cost for a in self.catalogue.actions}
+        totals = campaign_figures(chosen, names, costs)
+        self.wl_summary.value = (
+            f"<p class='nba-worklist-summary'><b>{len(chosen):,} customers to contact.</b> "
+            f"Value at risk {money(totals['value_at_risk'])} · campaign cost "
+            f"{money(totals['campaign_cost'])} · expected net value "
+            f"{money(totals['expected_net_value'])}.{escape(note)}</p>"
+        )
+        if len(chosen):
+            self.wl_table.value = batch_table_html(chosen.head(SHOWN_ROWS), names)
+            listed = chosen.assign(
+                action_1_name=chosen["action_1"].astype("str").map(names),
+                action_1_cost=chosen["action_1"].astype("str").map(costs),
+            )
+            columns = [
+                c
+                for c in (
+                    schema.ID,
+                    "churn_probability",
+                    "risk_band",
+                    "segment_name",
+                    "action_1",
+                    "action_1_name",
+                    "action_1_cost",
+                    "action_1_value",
+                    "value_at_risk",
+                    "action_1_reason",
+                )
+                if c in listed.columns
+            ]
+            self.wl_download.value = download_link(
+                rounded_scores(listed[columns]), "call-list.csv", "nba-worklist-download"
+            )
+
     # ------------------------------------------------------------------ batch tab
     def _batch_tab(self) -> w.Widget:
         self.upload = w.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
         self.upload.observe(self._on_upload, names="value")
         self.upload_message = w.HTML()
         self.batch_summary = w.HTML()
+        self.batch_chart = w.Image(format="png", layout=w.Layout(display="none", max_width="900px"))
         self.batch_table = w.HTML()
         self.rejects_table = w.HTML()
         self.download = w.HTML()
@@ -622,6 +794,7 @@ class App(w.VBox):
                 ),
                 w.HBox([self.upload, self.upload_message]),
                 self.batch_summary,
+                self.batch_chart,
                 self.download,
                 self.batch_table,
                 self.rejects_table,
@@ -656,6 +829,7 @@ class App(w.VBox):
         ):
             widget.value = ""
         self.batch_scores = self.batch_rejects = None
+        self.batch_chart.layout.display = "none"
         safe = Path(name).name or "upload.csv"
         if len(content) > UPLOAD_LIMIT:
             self.upload_message.value = message(
@@ -685,6 +859,16 @@ class App(w.VBox):
             else message(summary + " Nothing could be scored: see the reasons below.")
         )
         if scores is not None:
+            names = self._action_names()
+            totals = campaign_figures(scores, names, {a.id: a.cost for a in self.catalogue.actions})
+            self.batch_summary.value += (
+                f"<p class='nba-batch-totals'>Value at risk {money(totals['value_at_risk'])} · "
+                f"contacting the {totals['contacted']:,.0f} customers with an action costs "
+                f"{money(totals['campaign_cost'])} · expected net value "
+                f"{money(totals['expected_net_value'])}</p>"
+            )
+            self.batch_chart.value = png(summary_chart(scores, names))
+            self.batch_chart.layout.display = ""
             shown = scores.head(SHOWN_ROWS)
             more = f" (first {SHOWN_ROWS} of {scored:,})" if scored > SHOWN_ROWS else ""
             names = {a: self.catalogue.action(a).name for a in self.catalogue.ids}

@@ -49,7 +49,7 @@ def _record(app: App, key: int) -> dict:
 def test_a_synthetic_bundle_is_announced_loudly(app):
     assert "SYNTHETIC DATA" in app.banner.value
     assert "customers.csv" in app.banner.value
-    assert app.tabs.titles == ("Customer", "Batch", "Segments", "Model")
+    assert app.tabs.titles == ("Customer", "Worklist", "Batch", "Segments", "Model")
 
 
 def _middling(app: App) -> int:
@@ -383,3 +383,67 @@ def test_uploading_the_same_file_twice_scores_it_twice(app):
     assert first is not None and app.upload.value == ()
     _upload(app, "again.csv", content)
     assert app.batch_scores is not first and len(app.batch_scores) == 5
+
+
+def test_worklist_filters_sorts_and_exports_the_call_list(app):
+    app.wl_band.value = "high"
+    app.wl_segment.value = -1
+    app.wl_action.value = ""
+    app.wl_min_value.value = "0"
+    app.wl_sort.value = "value_at_risk"
+    app.wl_budget.value = app.wl_capacity.value = ""
+    app.wl_button.click()
+    s = app.base.scores
+    expected = s[s["risk_band"].eq("high") & s["action_1"].ne("no_action")]
+    got = app.worklist
+    assert set(got.index) == set(expected.index)
+    assert got["value_at_risk"].is_monotonic_decreasing
+    assert f"{len(expected):,} customers to contact" in _text(app.wl_summary.value)
+    link = re.search(r"base64,([^']+)'", app.wl_download.value)
+    listed = pd.read_csv(io.BytesIO(base64.b64decode(link.group(1))))
+    assert len(listed) == len(expected) and "action_1_name" in listed.columns
+    # a contact capacity keeps the first customers of the sorted list
+    app.wl_capacity.value = "7"
+    app.wl_button.click()
+    assert list(app.worklist.index) == list(got.index[:7])
+    # a segment and an action filter
+    seg = int(expected["segment"].iloc[0])
+    app.wl_capacity.value = ""
+    app.wl_segment.value = seg
+    app.wl_button.click()
+    assert (app.worklist["segment"] == seg).all() and len(app.worklist) > 0
+    app.wl_segment.value = -1
+
+
+def test_worklist_budget_uses_the_engines_budget_mode(app):
+    from nba.actions import allocate_budget, budget_candidates
+
+    app.wl_band.value = ""
+    app.wl_segment.value = -1
+    app.wl_action.value = ""
+    app.wl_capacity.value = ""
+    app.wl_budget.value = "2,000"
+    app.wl_button.click()
+    plan = allocate_budget(budget_candidates(app.base.scores, app.catalogue), 2000)
+    assert list(app.worklist.index) == list(plan["customer"])
+    costs = {a.id: a.cost for a in app.catalogue.actions}
+    spent = app.worklist["action_1"].astype("str").map(costs).sum()
+    assert 0 < spent <= 2000
+    assert f"campaign cost ${spent:,.0f}" in _text(app.wl_summary.value)
+    app.wl_budget.value = "lots"
+    app.wl_button.click()
+    assert "Budget must be a number" in _text(app.wl_message.value)
+    assert app.worklist is None
+    app.wl_budget.value = ""
+
+
+def test_batch_summary_shows_totals_and_a_chart(app):
+    content = synth.kaggle_csv_text(synth.generate(60, 4)).encode()
+    _upload(app, "sixty.csv", content)
+    scores = app.batch_scores
+    totals = _text(app.batch_summary.value)
+    assert f"Value at risk ${scores['value_at_risk'].sum():,.0f}" in totals
+    acted = scores["action_1"].astype("str").ne("no_action")
+    net = scores.loc[acted, "action_1_value"].sum()
+    assert f"expected net value ${net:,.0f}" in totals
+    assert app.batch_chart.value[:4] == b"\x89PNG" and app.batch_chart.layout.display == ""
