@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
 UPLOAD_LIMIT = 2 * 2**20
+#: The campaign id under which contacts recorded on a customer's card go into the history.
+APP_CAMPAIGN = "app-desk"
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -203,8 +205,18 @@ class App(w.VBox):
     """The whole app: a banner and four tabs. Its widgets are attributes, so tests (and a
     notebook) can set values and press buttons exactly as a user does."""
 
-    def __init__(self, bundle: Any, base: Base, chart_cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Any,
+        base: Base,
+        chart_cache: Path | None = None,
+        history: str | Path | None = None,
+    ) -> None:
+        from nba.campaigns.history import default_history_path
+
         self.bundle, self.base, self.chart_cache = bundle, base, chart_cache
+        self.history_path = Path(history) if history else default_history_path()
+        self.customer_id: int | None = None  # CLIENTNUM of the card's customer, when looked up
         self.catalogue = bundle.action_catalogue
         self.defaults = self._defaults()
         self._charts: dict[int, bytes] = {}
@@ -226,10 +238,11 @@ class App(w.VBox):
                 self._worklist_tab(),
                 self._batch_tab(),
                 self._segments_tab(),
+                self._campaigns_tab(),
                 self._model_tab(),
             ]
         )
-        self.tabs.titles = ("Customer", "Worklist", "Batch", "Segments", "Model")
+        self.tabs.titles = ("Customer", "Worklist", "Batch", "Segments", "Campaigns", "Model")
         title = w.HTML(
             "<p style='margin:0 0 4px 0'><b>Retention desk</b>: who is likely to leave, what "
             "kind of customer they are, and the next best action to keep them.</p>"
@@ -359,7 +372,13 @@ class App(w.VBox):
         )
         left = w.VBox([lookup, w.HTML("<hr>"), form], layout=w.Layout(width="50%"))
         right = w.VBox(
-            [self.result, what_if, self.segment_chart_title, self.segment_chart],
+            [
+                self.result,
+                self._outcome_box(),
+                what_if,
+                self.segment_chart_title,
+                self.segment_chart,
+            ],
             layout=w.Layout(width="50%"),
         )
         # the result first: on a 1280×800 screen the card and its actions are above the fold
@@ -423,6 +442,7 @@ class App(w.VBox):
         for slider in self.what_if.values():
             slider.disabled = True
         self.what_if_reset.disabled = True
+        self.outcome_box.layout.display = "none"
 
     def _report_form(self, text: str) -> None:
         self.form_message.value = message(text)
@@ -438,6 +458,7 @@ class App(w.VBox):
         record, problems = self.form_values()
         if not problems:
             try:  # recommend validates: one check, and its issues say which field is wrong
+                self.customer_id = None  # an entered customer has no CLIENTNUM to record
                 self.show_customer(record, "Entered customer")
             except RecordError as exc:
                 problems = field_problems(exc.issues)
@@ -491,6 +512,7 @@ class App(w.VBox):
         outcome = None
         if schema.TARGET in row.index and pd.notna(row[schema.TARGET]):
             outcome = "left (attrited)" if int(row[schema.TARGET]) == 1 else "stayed (existing)"
+        self.customer_id = key
         self.show_customer(record, f"Customer {key}", outcome)
         self.lookup_message.value = message(f"Found customer {key}.", "ok")
 
@@ -501,6 +523,7 @@ class App(w.VBox):
         scored = self.bundle.recommend(record)
         self.record, self.label, self.outcome = dict(record), label, outcome
         self.baseline = self.current = scored
+        self._offer_outcome(scored)
         self._set_sliders(record)
         self._render(scored)
         return scored
@@ -520,7 +543,8 @@ class App(w.VBox):
                     slider.min = 1
                     top = max(8, value)
                 else:
-                    top = max(2 * value, 10)
+                    # room to try a real change (the slider clamps what is typed beyond it)
+                    top = max(2 * value, value + 100, 10)
                 slider.max = max(top, value)
                 slider.value = value
                 slider.disabled = False
@@ -603,6 +627,222 @@ class App(w.VBox):
                 if cached is not None:
                     atomic_write_bytes(cached, self._charts[segment])
         return self._charts[segment]
+
+    # ------------------------------------------------------------------ outcome capture
+    RESULTS = (
+        ("not known yet", None),
+        ("reached; customer stayed", (1, 1)),
+        ("reached; customer left", (1, 0)),
+        ("not reached; customer stayed", (0, 1)),
+        ("not reached; customer left", (0, 0)),
+    )
+
+    def _outcome_box(self) -> w.Widget:
+        style = {"description_width": "120px"}
+        self.oc_action = w.Dropdown(description="Action taken", style=style)
+        self.oc_reason = w.Text(
+            description="Why override",
+            placeholder="needed when the action is not the recommended one",
+            style=style,
+            layout=w.Layout(width="460px"),
+        )
+        self.oc_result = w.Dropdown(
+            description="Result",
+            options=[(label, i) for i, (label, _) in enumerate(self.RESULTS)],
+            style=style,
+        )
+        self.oc_button = w.Button(description="Record contact", layout=w.Layout(width="auto"))
+        self.oc_button.on_click(lambda _: self.record_contact())
+        self.oc_message = w.HTML()
+        self.outcome_box = w.VBox(
+            [
+                w.HTML("<h4 style='margin:8px 0 2px 0'>Record the contact</h4>"),
+                self.oc_action,
+                self.oc_reason,
+                self.oc_result,
+                w.HBox([self.oc_button, self.oc_message]),
+            ],
+            layout=w.Layout(display="none"),
+        )
+        self.outcome_box.add_class("nba-outcome")
+        return self.outcome_box
+
+    def _offer_outcome(self, scored: dict[str, Any]) -> None:
+        """Offer the recommended action first ("accept"), every other action as an override."""
+        names = self._action_names()
+        best = str(scored.get("action_1") or "")
+        others = [a for a in self.catalogue.ids if a != best]
+        self.oc_action.options = [
+            (f"accept: {names.get(best, best)}", best),
+            *[(f"override: {names[a]}", a) for a in others],
+        ]
+        self.oc_action.value = best
+        self.oc_reason.value = ""
+        self.oc_result.value = 0
+        self.oc_message.value = ""
+        self.outcome_box.layout.display = "" if self.customer_id is not None else "none"
+
+    def _report_outcome(self, text: str) -> None:
+        self.oc_message.value = message(text)
+
+    def record_contact(self) -> None:
+        """Write the contact (accepted or overridden action) and, when known, its result into
+        the interaction history of `nba.campaigns`, so save rates can be measured."""
+        _guard(self._report_outcome)(self._record_contact)()
+
+    def _record_contact(self) -> None:
+        import uuid
+        from datetime import UTC, datetime
+
+        from nba.campaigns.history import History
+        from nba.campaigns.policy import bundle_id
+
+        if self.current is None or self.customer_id is None:
+            self.oc_message.value = message("Look a customer up first.")
+            return
+        scored, chosen = self.current, str(self.oc_action.value)
+        recommended = str(scored.get("action_1") or "")
+        reason = str(self.oc_reason.value).strip()
+        if chosen != recommended and not reason:
+            self.oc_message.value = message(
+                "Say why you override the recommendation (Why override)."
+            )
+            return
+        value = next(
+            (scored[f"action_{k}_value"] for k in (1, 2, 3) if scored.get(f"action_{k}") == chosen),
+            np.nan,
+        )
+        decision_id = f"app:{self.customer_id}:{uuid.uuid4().hex[:12]}"
+        decision = pd.DataFrame(
+            [
+                {
+                    "decision_id": decision_id,
+                    schema.ID: self.customer_id,
+                    "campaign_id": APP_CAMPAIGN,
+                    "channel": "api",
+                    "group": "treatment",
+                    "action": chosen,
+                    "propensity": 1.0,
+                    "churn_probability": float(scored["churn_probability"]),
+                    "segment": int(scored["segment"]),
+                    "expected_value": float(value),
+                    "bundle_id": bundle_id(self.bundle),
+                    "value_at_risk": float(scored.get("value_at_risk", np.nan)),
+                    "cost": float(self.catalogue.action(chosen).cost),
+                }
+            ]
+        )
+        customer = pd.DataFrame([{c: self.record[c] for c in schema.REQUIRED[1:]}])
+        result = self.RESULTS[int(self.oc_result.value)][1]
+        with History(self.history_path) as history:
+            history.record_decisions(decision, customer)
+            if result is not None:
+                history.record_responses(
+                    pd.DataFrame(
+                        [
+                            {
+                                "decision_id": decision_id,
+                                "responded": result[0],
+                                "retained": result[1],
+                            }
+                        ]
+                    )
+                )
+        # the override's reason is the manager's, not the engine's: kept beside the history
+        log_file = self.history_path.with_suffix(".decisions.csv")
+        row = pd.DataFrame(
+            [
+                {
+                    "decision_id": decision_id,
+                    schema.ID: self.customer_id,
+                    "recommended": recommended,
+                    "action": chosen,
+                    "override_reason": reason if chosen != recommended else "",
+                    "result": self.RESULTS[int(self.oc_result.value)][0],
+                    "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            ]
+        )
+        row.to_csv(log_file, mode="a", header=not log_file.exists(), index=False)
+        kind = "accepted" if chosen == recommended else "overridden"
+        self.oc_message.value = message(
+            f"Recorded: {self._action_names()[chosen]} ({kind}) for customer {self.customer_id}"
+            + ("" if result is None else f", {self.RESULTS[int(self.oc_result.value)][0]}")
+            + ".",
+            "ok",
+        )
+        self.refresh_campaigns()
+
+    # ------------------------------------------------------------------ campaigns tab
+    def _campaigns_tab(self) -> w.Widget:
+        self.campaigns_table = w.HTML()
+        refresh = w.Button(description="Refresh", layout=w.Layout(width="auto"))
+        refresh.on_click(lambda _: self.refresh_campaigns())
+        self.refresh_campaigns()
+        return w.VBox(
+            [
+                w.HTML(
+                    "<p>What the recorded contacts and their results say: per action, customers "
+                    "treated and held out as control, the share retained in each, the lift with "
+                    "its 95 % interval and the net value per treated customer. Contacts recorded "
+                    f"on a customer's card count as treated. History: "
+                    f"<code>{escape(self.history_path)}</code>.</p>"
+                ),
+                refresh,
+                self.campaigns_table,
+            ]
+        )
+
+    def refresh_campaigns(self) -> None:
+        """The impact report of `nba.campaigns` over the history's recorded outcomes."""
+        from nba.campaigns.history import History
+        from nba.campaigns.impact import impact_table
+
+        if not self.history_path.is_file():
+            self.campaigns_table.value = message(
+                "No outcomes recorded yet: record a contact on a customer's card, or "
+                "`nba campaign record` a campaign's results.",
+                "info",
+            )
+            return
+        with History(self.history_path) as history:
+            interactions = history.interactions()
+        table = impact_table(interactions) if len(interactions) else pd.DataFrame()
+        if table.empty:
+            self.campaigns_table.value = message(
+                "No outcomes recorded yet (contacts without a known result do not count).",
+                "info",
+            )
+            return
+        names = self._action_names()
+
+        def pct(v: float) -> str:
+            return "—" if pd.isna(v) else f"{v:.1%}"
+
+        shown = pd.DataFrame(
+            {
+                "action": table["action"].map(lambda a: names.get(a, a)),
+                "treated": table["treated"].astype(int),
+                "control": table["control"].astype(int),
+                "retained (treated)": table["retention_treated"].map(pct),
+                "retained (control)": table["retention_control"].map(pct),
+                "lift (95 % interval)": [
+                    "— (needs a control group)"
+                    if pd.isna(v)
+                    else f"{v * 100:+.1f} pts ({lo * 100:+.1f} to {hi * 100:+.1f})"
+                    for v, lo, hi in zip(
+                        table["lift"], table["lift_low"], table["lift_high"], strict=True
+                    )
+                ],
+                "net value per treated customer": table["net_value"].map(
+                    lambda v: "—" if pd.isna(v) else money(v)
+                ),
+            }
+        )
+        self.campaigns_table.value = (
+            f"<p class='nba-impact'>{len(interactions):,} outcomes recorded.</p>"
+            + table_html(shown)
+        )
 
     # ------------------------------------------------------------------ worklist tab
     def _action_names(self) -> dict[str, str]:
@@ -1003,7 +1243,11 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = None) -> w.Widget:
+def build_app(
+    bundle: str | Path | Any | None = None,
+    data: str | Path | None = None,
+    history: str | Path | None = None,
+) -> w.Widget:
     """The app for Voila or a notebook: the bundle at `bundle` (default `NBA_BUNDLE`, else
     models/nba.bundle) and the customers at `data` (default: the file the bundle learnt from,
     else data discovery). A missing or unreadable bundle gives a page that says how to build
@@ -1021,7 +1265,7 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
             path = Path(bundle or bundle_path())
             loaded = load_bundle(path)
             cache = config.cache_dir() / "app-charts" / sha256(path)[:16]
-        app = App(loaded, load_base(loaded, data), cache)
+        app = App(loaded, load_base(loaded, data), cache, history)
         if os.environ.get("VOILA_APP_PORT"):  # inside Voila: say so in the server's log
             print(f"{READY_LINE} in {time.perf_counter() - start:.1f} s", file=sys.__stderr__)
         return app

@@ -49,7 +49,7 @@ def _record(app: App, key: int) -> dict:
 def test_a_synthetic_bundle_is_announced_loudly(app):
     assert "SYNTHETIC DATA" in app.banner.value
     assert "customers.csv" in app.banner.value
-    assert app.tabs.titles == ("Customer", "Worklist", "Batch", "Segments", "Model")
+    assert app.tabs.titles == ("Customer", "Worklist", "Batch", "Segments", "Campaigns", "Model")
 
 
 def _middling(app: App) -> int:
@@ -447,3 +447,44 @@ def test_batch_summary_shows_totals_and_a_chart(app):
     net = scores.loc[acted, "action_1_value"].sum()
     assert f"expected net value ${net:,.0f}" in totals
     assert app.batch_chart.value[:4] == b"\x89PNG" and app.batch_chart.layout.display == ""
+
+
+def test_outcome_capture_records_the_contact_and_the_campaigns_tab_reports_it(app_files, tmp_path):
+    from nba.campaigns.history import History
+
+    history = tmp_path / "history.sqlite"
+    desk = build_app(app_files[0], app_files[1], history=history)
+    assert "No outcomes recorded yet" in _text(desk.campaigns_table.value)
+    assert desk.outcome_box.layout.display == "none"  # nothing to record before a lookup
+    s = desk.base.scores
+    acted = s[s["action_1"].ne("no_action")]
+    key = int(acted.index[0])
+    desk.lookup(str(key))
+    assert desk.outcome_box.layout.display == ""
+    recommended = desk.current["action_1"]
+    assert desk.oc_action.value == recommended
+    # accept, reached, stayed
+    desk.oc_result.value = 1
+    desk.record_contact()
+    assert "Recorded" in _text(desk.oc_message.value)
+    # an override without a reason is refused, with one sentence
+    other = next(a for a in desk.catalogue.ids if a not in (recommended, "no_action"))
+    desk.oc_action.value = other
+    desk.record_contact()
+    assert "Say why you override" in _text(desk.oc_message.value)
+    desk.oc_reason.value = "customer asked for a call back"
+    desk.oc_result.value = 2  # reached, left
+    desk.record_contact()
+    assert "overridden" in _text(desk.oc_message.value)
+    with History(history) as h:
+        got = h.interactions()
+    assert len(got) == 2 and set(got["action"]) == {recommended, other}
+    assert got.set_index("action").loc[recommended, "retained"] == 1
+    assert got.set_index("action").loc[other, "retained"] == 0
+    log = pd.read_csv(history.with_suffix(".decisions.csv"))
+    assert list(log["override_reason"].fillna("")) == ["", "customer asked for a call back"]
+    # the Campaigns tab now shows the impact report by action
+    report = _text(desk.campaigns_table.value)
+    assert "2 outcomes recorded" in report
+    assert desk.catalogue.action(recommended).name in report
+    assert "needs a control group" in report
