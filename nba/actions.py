@@ -701,12 +701,12 @@ def evaluate(
 
 
 def _text(values: np.ndarray, kind: str) -> list[Any]:
-    """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", " %", money → "$",
+    """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", "%", money → "$",
     "610" (a list of pieces for `_join`)."""
     scale = 100.0 if kind == "pct" else 1.0
     digits = pc.cast(pa.array(np.rint(values * scale).astype(np.int64)), pa.large_string())
     if kind == "pct":
-        return [digits, " %"]
+        return [digits, "%"]  # as the app writes percentages: "72%", no space
     if kind == "money":
         return ["$", digits]
     return [digits]
@@ -715,7 +715,7 @@ def _text(values: np.ndarray, kind: str) -> list[Any]:
 def _median_text(value: float, kind: str) -> str:
     """One number formatted as `_text` does, for the median quoted in every reason."""
     if kind == "pct":
-        return f"{round(value * 100)} %"
+        return f"{round(value * 100)}%"
     return f"${round(value)}" if kind == "money" else f"{round(value)}"
 
 

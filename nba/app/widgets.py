@@ -243,11 +243,8 @@ class App(w.VBox):
             ]
         )
         self.tabs.titles = ("Customer", "Worklist", "Batch", "Segments", "Campaigns", "Model")
-        title = w.HTML(
-            "<p style='margin:0 0 4px 0'><b>Retention desk</b>: who is likely to leave, what "
-            "kind of customer they are, and the next best action to keep them.</p>"
-        )
-        super().__init__([title, self.banner, self.tabs])
+        # the page's heading and purpose are app.ipynb's first cell: not repeated here
+        super().__init__([self.banner, self.tabs])
         self.add_class("nba-app")
 
     # ------------------------------------------------------------------ customer tab

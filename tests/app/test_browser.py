@@ -146,7 +146,7 @@ def test_a_business_user_walks_through_the_app(browser, server, scored, app_bund
     summary = page.locator(".nba-batch-summary")
     summary.wait_for(timeout=60_000)
     assert summary.inner_text() == "25 rows in small batch.csv: 24 scored, 1 rejected."
-    rejects = page.locator(".nba-rejects + div").inner_text()
+    rejects = page.locator(".nba-rejects ~ div").first.inner_text()
     assert "Gender 'X' is not one of F, M" in rejects
     link = page.locator("a.nba-download")
     assert link.get_attribute("download") == "small batch.scores.csv"

@@ -303,7 +303,7 @@ def test_reason_quotes_risk_as_shown_evidence_and_the_trait_behind_the_save_rate
     ev = actions.evaluate(scores, customers, catalogue, SETTINGS)
     j = catalogue.ids.index("reactivation_cashback")
     row = customers.index.get_loc(i)
-    assert f"keep {round(100 * ev.save[row, j])} %" in reason
+    assert f"keep {round(100 * ev.save[row, j])}% " in reason
     a = catalogue.action("reactivation_cashback")
     if np.isclose(ev.save[row, j], a.save_rate["default"]) and not any(
         ev.trait_arrays[t][row] for t in a.suits

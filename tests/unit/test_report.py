@@ -120,6 +120,7 @@ def test_model_card_shows_the_promised_figures_as_recorded():
     card = report.model_card(_metadata(), profiles, 0.3245)
     assert "threshold 0.325 by the f1 rule" in card and "at or above 32.5% are flagged" in card
     assert "| roc_auc | 0.9876 |" in card and "| ece | 0.0120 |" in card
+    assert "| roc_auc | 0.9876 | chance the model ranks a random leaver" in card
     assert "notebooks 04 and 05 (`reports/artifacts/choices.json`)" in card
     assert "it holds the evaluated models" in card
     # the actions' gain is the recorded one, in the criteria and in its own section
