@@ -750,9 +750,14 @@ def percent_text(p: np.ndarray) -> pa.Array:
     return pa.array(text.astype(str).tolist(), pa.large_string())
 
 
-def _money_text(values: np.ndarray) -> pa.Array:
-    """Dollars as "$1,340" (whole dollars, "-$" for losses). Python's own thousands separator:
-    an arrow-kernel version (pad and join the 3-digit groups) measured slower."""
+def _money_text(values: np.ndarray, cents: bool = False) -> pa.Array:
+    """Dollars as "$1,340" (whole dollars, "-$" for losses; "$0.62" with `cents`). Python's own
+    thousands separator: an arrow-kernel version (pad and join 3-digit groups) measured slower."""
+    if cents:
+        c = np.nan_to_num(np.asarray(values, dtype=np.float64))
+        return pa.array(
+            [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c.tolist()], pa.large_string()
+        )
     v = np.rint(np.asarray(values, dtype=np.float64))
     v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
     return pa.array([f"-${-x:,}" if x < 0 else f"${x:,}" for x in v.tolist()], pa.large_string())
@@ -824,13 +829,15 @@ def _no_action_text(
         a = catalogue.actions[j]
         mask = some & (best == j)
         masks.append(mask)
+        small = a.cost < 10  # cents, or "$1 … less than its $1 cost" reads as a contradiction
+        cost = f"${a.cost:,.2f}" if small else f"${a.cost:,.0f}"
         pieces.append(
             _join(
                 f"{lead}the best {other}offer, {a.name}, would keep an expected ",
-                _money_text(saving),
+                _money_text(saving, cents=small),
                 " of the ",
                 _money_text(ev.var[rows]),
-                f" at risk, less than its ${a.cost:,.0f} cost.",
+                f" at risk, less than its {cost} cost.",
             )
         )
     result = pieces[0]

@@ -333,7 +333,8 @@ def test_no_action_says_why_in_business_words(
     best = catalogue.actions[int(np.argmax(net))]
     reason = recs["action_1_reason"].iloc[i]
     assert f"the best offer, {best.name}, would keep an expected" in reason
-    assert f"less than its ${best.cost:,.0f} cost" in reason
+    cost = f"${best.cost:,.2f}" if best.cost < 10 else f"${best.cost:,.0f}"
+    assert f"less than its {cost} cost" in reason
     # after a positive action, a later "no action" slot says nothing further pays
     later = recs["action_2"] == NO_ACTION
     assert recs.loc[later, "action_2_reason"].str.startswith("Nothing further: ").all()
