@@ -171,6 +171,7 @@ def test_on_a_1280x800_laptop_the_first_action_is_visible_without_scrolling(
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     page.goto(server.url, wait_until="commit")
     _ready(page)
+    assert page.title() == "Retention desk"  # the tab's title, not "app"
     # before any lookup: no broken image, a full button label
     assert page.locator(".nba-app img").count() == 0 or all(
         not img.is_visible() for img in page.locator(".nba-app img").all()
