@@ -797,12 +797,12 @@ def _credit_probability(
 
 
 def _text(values: np.ndarray, kind: str) -> list[Any]:
-    """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", " %", money → "$",
+    """Numbers as arrow text pieces, vectorised: int → "28", pct → "72", "%", money → "$",
     "610" (a list of pieces for `_join`)."""
     scale = 100.0 if kind == "pct" else 1.0
     digits = pc.cast(pa.array(np.rint(values * scale).astype(np.int64)), pa.large_string())
     if kind == "pct":
-        return [digits, " %"]
+        return [digits, "%"]  # as the app writes percentages: "72%", no space
     if kind == "money":
         return ["$", digits]
     return [digits]
@@ -811,7 +811,7 @@ def _text(values: np.ndarray, kind: str) -> list[Any]:
 def _median_text(value: float, kind: str) -> str:
     """One number formatted as `_text` does, for the median quoted in every reason."""
     if kind == "pct":
-        return f"{round(value * 100)} %"
+        return f"{round(value * 100)}%"
     return f"${round(value)}" if kind == "money" else f"{round(value)}"
 
 
@@ -822,6 +822,126 @@ def _join(*parts: Any) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, pa.scalar("", pa.large_string()))
 
 
+#: Each trait as a reason names it, when it set an action's save rate.
+TRAIT_WORDS = {
+    "revolver": "revolves a balance",
+    "transactor": "pays in full",
+    "light": "light spender",
+    "everyday": "everyday spender",
+    "high_spend": "high spender",
+    "declining": "declining use",
+    "inactive": "inactive months",
+    "few_products": "few products",
+    "high_utilisation": "high utilisation",
+    "many_contacts": "many contacts",
+}
+
+
+def percent_text(p: np.ndarray) -> pa.Array:
+    """Probabilities as the app shows them: one decimal ("72.4%"), "< 0.1%" and "> 99.9%" at
+    the ends, so that a reason never says 100 % beside a card's 99.7%."""
+    p = np.asarray(p, dtype=np.float64)
+    mid = np.char.mod("%.1f%%", np.clip(p, 0.001, 0.999) * 100).astype(object)
+    text = np.where(p < 0.001, "< 0.1%", np.where(p > 0.999, "> 99.9%", mid))
+    return pa.array(text.astype(str).tolist(), pa.large_string())
+
+
+def _money_text(values: np.ndarray, cents: bool = False) -> pa.Array:
+    """Dollars as "$1,340" (whole dollars, "-$" for losses; "$0.62" with `cents`). Python's own
+    thousands separator: an arrow-kernel version (pad and join 3-digit groups) measured slower."""
+    if cents:
+        c = np.nan_to_num(np.asarray(values, dtype=np.float64))
+        return pa.array(
+            [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c.tolist()], pa.large_string()
+        )
+    v = np.rint(np.asarray(values, dtype=np.float64))
+    v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
+    return pa.array([f"-${-x:,}" if x < 0 else f"${x:,}" for x in v.tolist()], pa.large_string())
+
+
+def _trait_text(a: Action, ev: Evaluation, rows: np.ndarray, j: int) -> pa.Array:
+    """Which trait set action `a`'s save rate for each of `rows`: " for customers who revolve a
+    balance", " (the catalogue's default rate)", or " (learned from outcomes)"."""
+    out = np.full(rows.size, " (the catalogue's default rate)", dtype=object)
+    if ev.save.shape[1] and a.suits:
+        rate = ev.save[rows, j]
+        for trait in reversed(a.suits):  # the first listed trait wins a tie
+            has = np.asarray(ev.trait_arrays[trait])[rows]
+            hit = has & np.isclose(rate, a.save_rate[trait])
+            out[hit] = f" (the rate for customers with {TRAIT_WORDS.get(trait, trait)})"
+    if a.save_rate.get("default") is not None:
+        learned = ~np.isclose(ev.save[rows, j], [a.save_rate["default"]]) & (
+            out == " (the catalogue's default rate)"
+        )
+        out[learned] = " (learned from recorded outcomes)"
+    return pa.array(out.astype(str).tolist(), pa.large_string())
+
+
+def _no_action_text(
+    ev: Evaluation, catalogue: Catalogue, rows: np.ndarray, taken: np.ndarray | None
+) -> pa.Array:
+    """Why nothing (more) is recommended, in business words: the customer brings no value to
+    keep, every offer is ruled out, or the best remaining offer's expected saving is below its
+    cost (which offer, what it would save, what it costs)."""
+    j0 = catalogue.ids.index(NO_ACTION)
+    net = ev.net[rows].copy()
+    net[:, j0] = -np.inf
+    if taken is not None:
+        net[taken[rows]] = -np.inf
+    best = np.argmax(net, axis=1)
+    best_net = net[np.arange(rows.size), best]
+    first = taken is None or not taken[rows].any()
+    lead = "No action: " if first else "Nothing further: "
+    other = "" if first else "other "
+    out = pa.repeat(pa.scalar("", pa.large_string()), rows.size)
+    none_left = ~np.isfinite(best_net)
+    no_value = ~none_left & (ev.var[rows] <= 0)
+    pieces = [out]
+    masks = [np.ones(rows.size, dtype=bool)]
+    masks.append(none_left)
+    pieces.append(
+        pa.repeat(
+            pa.scalar(
+                lead + "every offer is ruled out for this customer by the catalogue's rules.",
+                pa.large_string(),
+            ),
+            rows.size,
+        )
+    )
+    masks.append(no_value)
+    pieces.append(
+        pa.repeat(
+            pa.scalar(
+                lead + "under the value assumptions this card earns less than it costs to "
+                "serve, so there is no value at risk to protect.",
+                pa.large_string(),
+            ),
+            rows.size,
+        )
+    )
+    saving = ev.gross[rows, best]
+    some = ~none_left & ~no_value
+    for j in np.unique(best[some]).tolist():
+        a = catalogue.actions[j]
+        mask = some & (best == j)
+        masks.append(mask)
+        small = a.cost < 10  # cents, or "$1 … less than its $1 cost" reads as a contradiction
+        cost = f"${a.cost:,.2f}" if small else f"${a.cost:,.0f}"
+        pieces.append(
+            _join(
+                f"{lead}the best {other}offer, {a.name}, would keep an expected ",
+                _money_text(saving, cents=small),
+                " of the ",
+                _money_text(ev.var[rows]),
+                f" at risk, less than its {cost} cost.",
+            )
+        )
+    result = pieces[0]
+    for mask, piece in zip(masks[1:], pieces[1:], strict=True):
+        result = pc.if_else(pa.array(mask), piece, result)
+    return result
+
+
 def _reasons(
     chosen: np.ndarray,
     ev: Evaluation,
@@ -829,36 +949,53 @@ def _reasons(
     customers: Mapping[str, Any],
     segment: tuple[pa.Array, np.ndarray],
     reference: Mapping[str, float],
+    taken: np.ndarray | None = None,
+    policy: np.ndarray | None = None,
 ) -> pa.Array:
-    """One sentence per customer for its chosen action index (-1 = empty slot), built with
-    arrow string kernels, looping over actions only: churn risk, the evidence column the action
-    targets vs the population median, the segment, and the expected saving."""
+    """One short sentence per customer for its chosen action index (-1 = empty slot), built
+    with arrow string kernels, looping over actions only: churn risk as the card shows it, the
+    evidence the action targets against the typical (median) customer, the save rate and which
+    trait set it, the value at risk and the expected net value. The action's and the segment's
+    names are shown beside the reason, so the reason does not repeat them. "No action" says
+    why in business words (see `_no_action_text`); `taken` (n × actions) marks the actions
+    of earlier slots, `policy` (n, bool) the rows whose action the high-risk minimum-service
+    setting chose. `segment` is kept for callers; the reason no longer quotes it."""
     n = len(chosen)
-    names, codes = segment  # the few distinct segment names and each customer's code
+    del segment  # shown beside the reason on every page; repeating it made reasons long
     pieces: list[pa.Array] = []
     positions: list[np.ndarray] = []
     for j in np.unique(chosen[chosen >= 0]).tolist():  # the actions chosen, in catalogue order
         a = catalogue.actions[j]
         rows = np.flatnonzero(chosen == j)
+        if a.id == NO_ACTION:
+            pieces.append(_no_action_text(ev, catalogue, rows, taken))
+            positions.append(rows)
+            continue
         # a credit action quotes the blind score it was decided on, nothing protected
-        parts: list[Any] = ["Churn risk ", *_text(ev.p_for(a.credit)[rows], "pct")]
+        parts: list[Any] = ["Churn risk ", percent_text(ev.p_for(a.credit)[rows])]
         if a.evidence is not None:
             col, fmt = a.evidence["column"], a.evidence["format"]
             vals = np.asarray(customers[col], dtype=np.float64)[rows]
             median = _median_text(reference[col], fmt)
-            parts += [f" ({a.evidence['label']} ", *_text(vals, fmt), f" vs median {median})"]
-        parts += ["; ", names.take(pa.array(codes[rows]))]
-        if a.id == NO_ACTION:
-            parts.append(": no eligible action's expected saving beats its cost")
-        else:
-            parts += [
-                f": {a.name}, assumed to save ",
-                *_text(ev.save[rows, j], "pct"),
-                " of churners, ",
-                *_text(ev.var[rows], "money"),
-                " at risk, expected net ",
-                *_text(ev.net[rows, j], "money"),
-            ]
+            parts += [f"; {a.evidence['label']} ", *_text(vals, fmt), f" (typical {median})"]
+        parts += [
+            ". Assumed to keep ",
+            *_text(ev.save[rows, j], "pct"),
+            " of would-be leavers",
+            _trait_text(a, ev, rows, j),
+            " of ",
+            _money_text(ev.var[rows]),
+            " at risk: expected net ",
+            _money_text(ev.net[rows, j]),
+            ".",
+        ]
+        if policy is not None and policy[rows].any():
+            note = np.where(
+                policy[rows],
+                " Given by the high-risk minimum-service policy (setting high_risk_minimum_action).",
+                "",
+            )
+            parts.append(pa.array(note.tolist(), pa.large_string()))
         pieces.append(_join(*parts))
         positions.append(rows)
     if len(positions) == 1 and len(positions[0]) == n:
@@ -916,6 +1053,31 @@ def _top_order(net: np.ndarray, top: int) -> np.ndarray:
     return order
 
 
+def _minimum_service(
+    order: np.ndarray,
+    ev: Evaluation,
+    scores: pd.DataFrame | Mapping[str, Any],
+    catalogue: Catalogue,
+    settings: Settings,
+) -> np.ndarray | None:
+    """Rows (bool, n) the high-risk minimum-service policy applies to: the setting
+    `high_risk_minimum_action` names an action, the customer is in the high risk band
+    (`risk_band` of the scores), the engine's best is no action, and the rules allow the
+    policy's action. None when the setting is empty or the scores carry no risk band."""
+    wanted = getattr(settings, "high_risk_minimum_action", "")
+    if not wanted or "risk_band" not in scores:
+        return None
+    if wanted not in catalogue.ids or wanted == NO_ACTION:
+        raise ValueError(
+            f"high_risk_minimum_action '{wanted}' is not an action of the catalogue "
+            f"(choose from {', '.join(i for i in catalogue.ids if i != NO_ACTION)})"
+        )
+    band = np.asarray(_score_column(scores, "risk_band"), dtype=object)
+    jm = catalogue.ids.index(wanted)
+    j0 = catalogue.ids.index(NO_ACTION)
+    return (band == "high") & (order[:, 0] == j0) & ev.exclusions.allowed[:, jm]
+
+
 def recommendation_columns(
     scores: pd.DataFrame | Mapping[str, Any],
     customers: pd.DataFrame,
@@ -935,8 +1097,15 @@ def recommendation_columns(
     top = min(top, k_actions)
     order = _top_order(ev.net, top)
     j0 = catalogue.ids.index(NO_ACTION)
+    policy = _minimum_service(order, ev, scores, catalogue, settings)
+    if policy is not None and top > 1:  # the policy's action first, then the engine's list
+        order[policy, 1:] = order[policy, :-1]
+        order[policy, 0] = catalogue.ids.index(settings.high_risk_minimum_action)
+    elif policy is not None:
+        order[policy, 0] = catalogue.ids.index(settings.high_risk_minimum_action)
     after_none = np.cumsum(order == j0, axis=1) - (order == j0) > 0
     chosen = np.where(after_none, -1, order)
+    taken = np.zeros(ev.net.shape, dtype=bool)
     rows = np.arange(n)
     ids = pa.array([*catalogue.ids, ""], type=pa.large_string())
     if "segment_name" in scores:
@@ -956,7 +1125,9 @@ def recommendation_columns(
         value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
         out[f"action_{k + 1}"] = text_array(ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))))
         out[f"action_{k + 1}_value"] = value
-        out[f"action_{k + 1}_reason"] = text_array(_reasons(c, ev, catalogue, cols, segment, ref))
+        why = _reasons(c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None)
+        out[f"action_{k + 1}_reason"] = text_array(why)
+        taken[rows[c >= 0], c[c >= 0]] = True
     out["value_at_risk"] = ev.var
     return out
 

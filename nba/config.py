@@ -78,6 +78,9 @@ class Settings:
     annual_fee_platinum: float = 199.0
     servicing_cost: float = 40.0  # yearly cost to serve an active account
     value_horizon_years: float = 3.0  # years of value a retained customer is expected to bring
+    # Policy: the action every high-risk customer gets when the engine would recommend nothing
+    # (its expected saving is below the cost); empty: no floor. Rationale in params/default.yaml.
+    high_risk_minimum_action: str = ""
 
     # Responsible decisioning (params/protected.yaml, README "Responsible decisioning").
     protected_params: str = "params/protected.yaml"  # the protected attributes and their rationale

@@ -121,13 +121,58 @@ def _for_notebook(notebook: Path, parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in parameters.items() if k in declared}
 
 
+def _title(nb: Any) -> str:
+    """A notebook's page title: its first markdown heading, without the # marks."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in str(cell.source).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return "nba report"
+
+
+def _alt_text(nb: Any) -> None:
+    """Every picture output without an HTML form of its own (a plain PNG, which nbconvert
+    renders without alternative text) gets one: an <img> whose alt is the first sentence of the
+    next markdown cell (the house style puts a sentence under every figure saying what it
+    shows), else the last heading above it. In place."""
+    import html
+    import re
+
+    heading = "Figure"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for line in str(cell.source).splitlines():
+                if line.startswith("#"):
+                    heading = line.lstrip("#").strip()
+            continue
+        if cell.cell_type != "code":
+            continue
+        after = next((c for c in nb.cells[i + 1 :] if c.cell_type == "markdown"), None)
+        text = heading
+        if after is not None and not str(after.source).lstrip().startswith("#"):
+            plain = re.sub(r"[*_`#>\[\]]", "", str(after.source))
+            text = re.split(r"(?<=[.!?])\s", " ".join(plain.split()), maxsplit=1)[0] or heading
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data and "text/html" not in data:
+                alt = html.escape(text[:300], quote=True)
+                png = str(data["image/png"]).replace("\n", "")
+                data["text/html"] = (
+                    f'<img src="data:image/png;base64,{png}" alt="{alt}" style="max-width:100%">'
+                )
+
+
 def _html(executed: Path, html_dir: Path) -> None:
-    """Two HTML copies: with code (for the team) and without (for business readers)."""
+    """Two HTML copies: with code (for the team) and without (for business readers), titled
+    with the notebook's heading (not "Notebook"), every figure with alternative text."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(executed, as_version=4)
     html_dir.mkdir(parents=True, exist_ok=True)
+    title = _title(nb)
+    _alt_text(nb)
     for suffix, exporter in (
         ("", HTMLExporter()),
         (
@@ -135,7 +180,7 @@ def _html(executed: Path, html_dir: Path) -> None:
             HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True),
         ),
     ):
-        body, _ = exporter.from_notebook_node(nb)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         (html_dir / f"{executed.stem}{suffix}.html").write_text(body, encoding="utf-8")
 
 

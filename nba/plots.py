@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, StrMethodFormatter
 
 from nba.data import schema
-from nba.segments.profile import PROFILE_FEATURES, Profile
+from nba.segments.profile import PROFILE_COLUMNS, PROFILE_FEATURES, Profile
 from nba.segments.selection import MIN_SILHOUETTE, MIN_STABILITY
 from nba.segments.space import REVOLVER
 
@@ -923,19 +923,34 @@ def policy_comparison(summary: pd.DataFrame) -> Figure:
 # --- stage 2: segments (notebook 05, the app's profile charts) ---------------------------------
 
 
+def profile_difference(p: Profile, s: int) -> np.ndarray:
+    """Segment `s` against the base, per profile column, as the bar labels quote it: the
+    segment's median ÷ the base median − 1 (the share of revolvers: means), so that a bar is
+    never drawn below the line while its label says the segment is above. 0 when both are 0."""
+    seg = p.median[s].astype(np.float64).copy()
+    base = p.base_median.astype(np.float64).copy()
+    j = PROFILE_COLUMNS.index(REVOLVER)
+    seg[j], base[j] = p.mean[s, j], p.base_mean[j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(base != 0, seg / base - 1, np.where(seg == 0, 0.0, np.sign(seg)))
+    return np.nan_to_num(out)
+
+
 def segment_profile(p: Profile, s: int, name: str) -> Figure:
-    """Bar chart of segment `s`'s standardised feature means against the base (0); each bar
-    is annotated with the segment's median and the base median in the feature's unit."""
-    z = p.z[s]
+    """Bar chart of segment `s` against the typical customer of the base: the segment's median
+    as a % above or below the base median (the revolver share: means); each bar is annotated
+    with both values in the feature's unit, so bars and labels always agree."""
+    d = profile_difference(p, s) * 100
     labels = [lab for _, lab, _ in PROFILE_FEATURES]
-    order = np.arange(len(z))[::-1]  # first profile column at the top
+    order = np.arange(len(d))[::-1]  # first profile column at the top
     fig = Figure(figsize=(9, 5.8), layout="constrained")
     ax = fig.add_subplot()
-    colors = np.where(z[order] >= 0, "#2a7ab9", "#d9822b")
-    ax.barh(np.arange(len(z)), z[order], color=colors)
+    colors = np.where(d[order] >= 0, "#2a7ab9", "#d9822b")
+    ax.barh(np.arange(len(d)), d[order], color=colors)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(np.arange(len(z)), [labels[j] for j in order])
-    lim = max(1.5, float(np.nanmax(np.abs(z))) * 1.25 + 1.5)  # room for the bar labels
+    ax.set_yticks(np.arange(len(d)), [labels[j] for j in order])
+    span = float(np.nanmax(np.abs(d))) if len(d) else 0.0
+    lim = max(60.0, span * 1.6)  # room for the bar labels
     ax.set_xlim(-lim, lim)
     for y, j in enumerate(order):
         fmt = PROFILE_FEATURES[j][2]
@@ -944,26 +959,29 @@ def segment_profile(p: Profile, s: int, name: str) -> Figure:
         else:
             note = f"{fmt.format(p.median[s, j])} vs {fmt.format(p.base_median[j])}"
         ax.text(
-            z[j] + (0.03 * lim if z[j] >= 0 else -0.03 * lim),
+            d[j] + (0.02 * lim if d[j] >= 0 else -0.02 * lim),
             y,
             note,
             va="center",
-            ha="left" if z[j] >= 0 else "right",
+            ha="left" if d[j] >= 0 else "right",
             fontsize=8,
             parse_math=False,  # "$" is a currency sign here, not mathtext
         )
     for tick in ax.get_yticklabels():
         tick.set_parse_math(False)
     churn = (
-        f", churn {p.churn[s]:.1%} (base {p.base_churn:.1%})" if math.isfinite(p.churn[s]) else ""
+        f", churn {p.churn[s]:.1%} (all customers {p.base_churn:.1%})"
+        if math.isfinite(p.churn[s])
+        else ""
     )
     ax.set_title(
         f"Segment {s}: {name}\n{p.size[s]:,} customers ({p.share[s]:.0%}){churn}\n"
-        "bar labels: segment median vs base median",
+        "bar labels: this segment's typical (median) value vs all customers'",
         fontsize=10,
     )
-    ax.set_xlabel("Segment mean − base mean (base standard deviations)")
+    ax.set_xlabel("This segment's median vs all customers' median (% above or below)")
     ax.set_ylabel("Feature (unit)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:+.0f}%"))
     ax.grid(axis="x", alpha=0.3)
     return fig
 

@@ -86,13 +86,46 @@ def read_metrics(name: str, settings: Settings) -> dict[str, Any]:
     return json.loads((settings.path("reports_dir") / METRICS / f"{name}.json").read_text())
 
 
+def figure_alt(fig: matplotlib.figure.Figure) -> str:
+    """A figure's alternative text for people who cannot see it: its title (suptitle, else the
+    axes' titles) and what its axes show."""
+    parts = []
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    parts.append(title or "; ".join(titles) or "Figure")
+    axes = [
+        f"{ax.get_xlabel()} against {ax.get_ylabel()}"
+        for ax in fig.axes
+        if ax.get_xlabel() and ax.get_ylabel()
+    ]
+    if axes:
+        parts.append("axes: " + "; ".join(dict.fromkeys(axes)))
+    return ". ".join(parts)
+
+
 def save_figure(fig: matplotlib.figure.Figure, name: str, settings: Settings) -> Path:
-    """`reports/figures/<name>.png` at a resolution fit for a slide; returns the path."""
+    """`reports/figures/<name>.png` at a resolution fit for a slide; returns the path.
+
+    The figure then also shows itself when a notebook cell ends with it, with alternative
+    text: our figures are bare `Figure`s (no pyplot), for which IPython has no image formatter
+    unless pyplot's inline backend happened to start, so a cell ending in `fig` printed
+    "<Figure size 500x420 with 1 Axes>" in the reports. The saved PNG is what is shown."""
+    import base64
+    import html
+
     path = settings.path("reports_dir") / FIGURES / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
+    data = path.read_bytes()
+    alt = html.escape(figure_alt(fig), quote=True)
+    encoded = base64.b64encode(data).decode()
+    # instance attributes: IPython looks _repr_*_ up on the object, so only saved figures change
+    fig._repr_html_ = lambda: (  # type: ignore[attr-defined]
+        f'<img src="data:image/png;base64,{encoded}" alt="{alt}" style="max-width:100%">'
+    )
+    fig._repr_png_ = lambda: data  # type: ignore[attr-defined]
     return path
 
 
@@ -168,6 +201,21 @@ def _lineage_lines(metadata: dict[str, Any]) -> list[str]:
     ]
 
 
+#: Each metric of the model card in one sentence for a business reader.
+METRIC_MEANING = {
+    "roc_auc": "chance the model ranks a random leaver above a random stayer (0.5 = guessing, 1 = perfect)",
+    "pr_auc": "how precise the flags stay as more leavers are caught (the churn rate = guessing, 1 = perfect)",
+    "f1": "balance of precision and recall at the chosen threshold (0 to 1)",
+    "precision": "share of flagged customers who really leave",
+    "recall": "share of leavers the model flags",
+    "ece": "average gap between predicted and observed churn rates (0 = probabilities to be trusted as they are)",
+    "silhouette": "how clearly the segments are apart (-1 to 1; above about 0.25 is distinct)",
+    "stability_ari": "how much the same segments come back on resampled customers (0 = chance, 1 = identical)",
+    "churn_ratio": "churn of the riskiest segment divided by the safest's",
+    "churn_ratio_high_low": "churn of the riskiest segment divided by the safest's",
+}
+
+
 def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
     from nba.value import check_criteria
 
@@ -177,7 +225,10 @@ def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
         "segments": {**seg, "churn_ratio_high_low": seg.get("churn_ratio")},
         "actions": metrics.get("actions", {}),
     }
-    lines = ["| stage | metric | measured | target | status |", "|---|---|---|---|---|"]
+    lines = [
+        "| stage | metric | measured | target | status | what it means |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in check_criteria(measured).itertuples():
         if row.status == "not measured":
             shown = "—"
@@ -189,8 +240,14 @@ def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
             )
         lines.append(
             f"| {row.stage} | {row.metric} | {shown} | {row.comparison} {row.target:g} | "
-            f"{row.status} |"
+            f"{row.status} | {METRIC_MEANING.get(row.metric, '')} |"
         )
+    lines.append(
+        ""
+        if (check_criteria(measured)["status"] != "not met").all()
+        else '\n"not met" means the held-out result misses the target the business set in '
+        "notebook 01: the model still works, but that promise is not kept on this data."
+    )
     return lines
 
 
@@ -315,15 +372,15 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
         f"- Evaluation: {metrics.get('evaluation', '')}",
         "",
         "## Metrics (held-out customers)",
-        "| metric | value |",
-        "|---|---|",
+        "| metric | value | what it means |",
+        "|---|---|---|",
         *(
-            f"| {m} | {churn[m]:.4f} |"
+            f"| {m} | {churn[m]:.4f} | {METRIC_MEANING[m]} |"
             for m in ("roc_auc", "pr_auc", "f1", "precision", "recall", "ece")
             if m in churn
         ),
         *(
-            f"| {m} | {seg[m]:.4f} |"
+            f"| {m} | {seg[m]:.4f} | {METRIC_MEANING[m]} |"
             for m in ("silhouette", "stability_ari", "churn_ratio")
             if seg.get(m) is not None
         ),

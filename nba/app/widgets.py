@@ -18,7 +18,6 @@ never a traceback; an invalid form is explained field by field from the validato
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
 import os
@@ -37,12 +36,17 @@ from nba import config
 from nba.app.server import READY_LINE, bundle_path
 from nba.app.views import (
     banner_html,
+    batch_table_html,
+    campaign_figures,
     card_html,
+    download_link,
     escape,
     message,
     money,
     number,
     png,
+    rounded_scores,
+    summary_chart,
     table_html,
 )
 from nba.data import schema
@@ -54,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
 UPLOAD_LIMIT = 2 * 2**20
+#: The campaign id under which contacts recorded on a customer's card go into the history.
+APP_CAMPAIGN = "app-desk"
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -107,6 +113,39 @@ def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, f
         "Avg_Open_To_Buy": float(credit_limit - revolving_balance),
         "Avg_Utilization_Ratio": round(ratio, 3),
     }
+
+
+def parse_field(name: str, text: Any) -> tuple[Any, str]:
+    """A form field's text as its value, or None and one sentence (with the field's friendly
+    name) saying what is wrong: nothing typed is ever changed silently ("12k" is not 12,
+    "2.5" dependants is not 2). Thousands separators ("12,000") are accepted. Ranges are the
+    validator's to check."""
+    label = LABELS[name]
+    if name in schema.CATEGORIES:
+        return text, ""
+    raw = str(text).strip().replace(",", "")
+    lo, hi = schema.BOUNDS[name]
+    if not raw:
+        return None, f"{label} is empty: enter a number from {number(lo)} to {number(hi)}."
+    try:
+        value = float(raw)
+    except ValueError:
+        return None, f"{label} must be a number such as {number(hi // 4 or 1)}; got '{text}'."
+    if not np.isfinite(value):
+        return None, f"{label} must be a number; got '{text}'."
+    if name in schema.INTEGERS:
+        if not value.is_integer():
+            return None, f"{label} must be a whole number; got '{text}'."
+        return int(value), ""
+    return value, ""
+
+
+def field_text(value: Any) -> str:
+    """A value as the form shows it: 46, 12691, 0.7 (no trailing .0, no exponent)."""
+    if isinstance(value, str):
+        return value
+    v = float(value)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
 
 
 def _guard(report: Callable[[str], None]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -166,8 +205,18 @@ class App(w.VBox):
     """The whole app: a banner and four tabs. Its widgets are attributes, so tests (and a
     notebook) can set values and press buttons exactly as a user does."""
 
-    def __init__(self, bundle: Any, base: Base, chart_cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Any,
+        base: Base,
+        chart_cache: Path | None = None,
+        history: str | Path | None = None,
+    ) -> None:
+        from nba.campaigns.history import default_history_path
+
         self.bundle, self.base, self.chart_cache = bundle, base, chart_cache
+        self.history_path = Path(history) if history else default_history_path()
+        self.customer_id: int | None = None  # CLIENTNUM of the card's customer, when looked up
         self.catalogue = bundle.action_catalogue
         self.defaults = self._defaults()
         self._charts: dict[int, bytes] = {}
@@ -186,17 +235,16 @@ class App(w.VBox):
         self.tabs = w.Tab(
             children=[
                 self._customer_tab(),
+                self._worklist_tab(),
                 self._batch_tab(),
                 self._segments_tab(),
+                self._campaigns_tab(),
                 self._model_tab(),
             ]
         )
-        self.tabs.titles = ("Customer", "Batch", "Segments", "Model")
-        title = w.HTML(
-            "<p style='margin:0 0 4px 0'><b>Will they leave, what kind of customer are they, "
-            "what should we do next.</b></p>"
-        )
-        super().__init__([title, self.banner, self.tabs])
+        self.tabs.titles = ("Customer", "Worklist", "Batch", "Segments", "Campaigns", "Model")
+        # the page's heading and purpose are app.ipynb's first cell: not repeated here
+        super().__init__([self.banner, self.tabs])
         self.add_class("nba-app")
 
     # ------------------------------------------------------------------ customer tab
@@ -219,13 +267,12 @@ class App(w.VBox):
         common = {"description": label, "style": _STYLE, "layout": w.Layout(width=_FIELD_WIDTH)}
         if name in schema.CATEGORIES:
             return w.Dropdown(options=list(schema.CATEGORIES[name]), value=value, **common)
+        # Text, not a number box: the browser's number boxes silently revert "abc" and cut
+        # "12k" to 12; here what was typed is parsed and, if wrong, explained beside the field.
         # The range is shown (tooltip) and checked by the validator, not clamped silently.
         lo, hi = schema.BOUNDS[name]
         common["tooltip"] = f"{label}: {number(lo)} to {number(hi)}"
-        if name in schema.INTEGERS:
-            return w.IntText(value=value, **common)
-        step = 100.0 if name == "Credit_Limit" else 0.01
-        return w.FloatText(value=value, step=step, **common)
+        return w.Text(value=field_text(value), continuous_update=False, **common)
 
     def _customer_tab(self) -> w.Widget:
         self.example_id = int(self.base.scores.index[0]) if len(self.base.scores) else 0
@@ -267,8 +314,14 @@ class App(w.VBox):
         for name in ("Credit_Limit", "Total_Revolving_Bal"):
             self.fields[name].observe(lambda _: self._show_derived(), names="value")
         self._show_derived()
-        self.score_button = w.Button(description="Score this customer", button_style="primary")
-        self.new_button = w.Button(description="Reset form")
+        self.score_button = w.Button(
+            description="Score this customer",
+            button_style="primary",
+            layout=w.Layout(width="auto", min_width="170px"),
+        )
+        self.new_button = w.Button(
+            description="Reset form", layout=w.Layout(width="auto", min_width="100px")
+        )
         self.form_message = w.HTML()
         self.score_button.on_click(lambda _: self.score_form())
         self.new_button.on_click(lambda _: self.reset_form())
@@ -284,7 +337,11 @@ class App(w.VBox):
         self.result = w.HTML(
             "<p class='nba-empty'>Look a customer up or score the form to see the result.</p>"
         )
-        self.segment_chart = w.Image(format="png", layout=w.Layout(max_width="520px"))
+        # hidden until a customer is shown: an empty image is a broken-image icon
+        self.segment_chart_title = w.HTML()
+        self.segment_chart = w.Image(
+            format="png", layout=w.Layout(max_width="560px", width="100%", display="none")
+        )
         self.what_if: dict[str, w.IntSlider] = {}
         for name in WHAT_IF:
             self.what_if[name] = w.IntSlider(
@@ -298,7 +355,9 @@ class App(w.VBox):
             )
             self.what_if[name].add_class(f"nba-what-if-{name}")
             self.what_if[name].observe(lambda _: self.apply_what_if(), names="value")
-        self.what_if_reset = w.Button(description="Reset what-if", disabled=True)
+        self.what_if_reset = w.Button(
+            description="Reset what-if", disabled=True, layout=w.Layout(width="auto")
+        )
         self.what_if_reset.on_click(lambda _: self._reset_what_if())
         self.what_if_message = w.HTML()
         what_if = w.VBox(
@@ -309,28 +368,78 @@ class App(w.VBox):
             ]
         )
         left = w.VBox([lookup, w.HTML("<hr>"), form], layout=w.Layout(width="50%"))
-        right = w.VBox([self.result, what_if, self.segment_chart], layout=w.Layout(width="50%"))
-        return w.HBox([left, right])
+        right = w.VBox(
+            [
+                self.result,
+                self._outcome_box(),
+                what_if,
+                self.segment_chart_title,
+                self.segment_chart,
+            ],
+            layout=w.Layout(width="50%"),
+        )
+        # the result first: on a 1280×800 screen the card and its actions are above the fold
+        return w.HBox([right, left])
 
     def _show_derived(self) -> None:
-        limit = float(self.fields["Credit_Limit"].value or 0)
-        balance = float(self.fields["Total_Revolving_Bal"].value or 0)
-        d = derived_fields(limit, balance)
+        limit, bad_limit = parse_field("Credit_Limit", self.fields["Credit_Limit"].value)
+        balance, bad_bal = parse_field(
+            "Total_Revolving_Bal", self.fields["Total_Revolving_Bal"].value
+        )
+        if bad_limit or bad_bal:
+            shown = "— (enter a credit limit and a revolving balance)"
+        else:
+            d = derived_fields(float(limit), float(balance))
+            open_to_buy = d["Avg_Open_To_Buy"]
+            otb = (
+                f"−{money(-open_to_buy)} (the balance is above the limit)"
+                if open_to_buy < 0
+                else money(open_to_buy)
+            )
+            util = (
+                "— (no credit limit)" if limit <= 0 else f"{balance / limit:.1%}"
+            )  # the true share shown; the record keeps the card system's 3-decimal ratio
+            shown = (
+                f"{LABELS['Avg_Open_To_Buy']}: {otb} · {LABELS['Avg_Utilization_Ratio']}: {util}"
+            )
         self.derived.value = (
-            f"<span style='color:#555'>{LABELS['Avg_Open_To_Buy']}: "
-            f"{money(d['Avg_Open_To_Buy'])} · {LABELS['Avg_Utilization_Ratio']}: "
-            f"{d['Avg_Utilization_Ratio']:.1%} (computed from limit and balance)</span>"
+            f"<span class='nba-derived' style='color:#555'>{escape(shown)} "
+            "(computed from limit and balance)</span>"
         )
 
-    def form_record(self) -> dict[str, Any]:
-        """The customer the form describes, with the derived columns computed."""
-        record = {name: widget.value for name, widget in self.fields.items()}
-        record.update(
-            derived_fields(
-                float(record["Credit_Limit"] or 0), float(record["Total_Revolving_Bal"] or 0)
+    def form_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The form's values as typed, parsed, and a sentence per field that cannot be read."""
+        record: dict[str, Any] = {}
+        problems: dict[str, str] = {}
+        for name, widget in self.fields.items():
+            record[name], problem = parse_field(name, widget.value)
+            if problem:
+                problems[name] = problem
+        if not problems.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
+            record.update(
+                derived_fields(float(record["Credit_Limit"]), float(record["Total_Revolving_Bal"]))
             )
-        )
+        return record, problems
+
+    def form_record(self) -> dict[str, Any]:
+        """The customer the form describes, with the derived columns computed (NbaError naming
+        the fields that cannot be read)."""
+        record, problems = self.form_values()
+        if problems:
+            raise NbaError(" ".join(problems.values()))
         return record
+
+    def clear_card(self, why: str) -> None:
+        """No result on show (after a failed entry the previous card must not look like the
+        answer): the card says `why`, what-if and the chart are off."""
+        self.record = self.current = self.baseline = None
+        self.result.value = f"<p class='nba-empty'>{escape(why)}</p>"
+        self.segment_chart.layout.display = "none"
+        self.segment_chart_title.value = ""
+        for slider in self.what_if.values():
+            slider.disabled = True
+        self.what_if_reset.disabled = True
+        self.outcome_box.layout.display = "none"
 
     def _report_form(self, text: str) -> None:
         self.form_message.value = message(text)
@@ -343,11 +452,14 @@ class App(w.VBox):
         for widget in self.field_messages.values():
             widget.value = ""
         self.form_message.value = ""
-        record = self.form_record()
-        try:  # recommend validates: one check, and its issues say which field is wrong
-            self.show_customer(record, "Entered customer")
-        except RecordError as exc:
-            problems = field_problems(exc.issues)
+        record, problems = self.form_values()
+        if not problems:
+            try:  # recommend validates: one check, and its issues say which field is wrong
+                self.customer_id = None  # an entered customer has no CLIENTNUM to record
+                self.show_customer(record, "Entered customer")
+            except RecordError as exc:
+                problems = field_problems(exc.issues)
+        if problems:
             for name, text in problems.items():
                 if name:
                     self.field_messages[name].value = message(text)
@@ -356,12 +468,13 @@ class App(w.VBox):
             self.form_message.value = message(
                 " ".join(t for t in (f"Please correct: {names}." if names else "", other) if t)
             )
+            self.clear_card("No result: the entered customer could not be scored (see the form).")
             return
         self.form_message.value = message("Scored.", "ok")
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
-            widget.value = self.defaults[name]
+            widget.value = field_text(self.defaults[name])
             self.field_messages[name].value = ""
         self.form_message.value = ""
 
@@ -390,12 +503,13 @@ class App(w.VBox):
         row = self.base.customers.loc[key]
         record = {c: _plain(row[c]) for c in schema.REQUIRED[1:]}
         for name, widget in self.fields.items():
-            widget.value = record[name]
+            widget.value = field_text(record[name])
             self.field_messages[name].value = ""
         self.form_message.value = ""
         outcome = None
         if schema.TARGET in row.index and pd.notna(row[schema.TARGET]):
             outcome = "left (attrited)" if int(row[schema.TARGET]) == 1 else "stayed (existing)"
+        self.customer_id = key
         self.show_customer(record, f"Customer {key}", outcome)
         self.lookup_message.value = message(f"Found customer {key}.", "ok")
 
@@ -406,6 +520,7 @@ class App(w.VBox):
         scored = self.bundle.recommend(record)
         self.record, self.label, self.outcome = dict(record), label, outcome
         self.baseline = self.current = scored
+        self._offer_outcome(scored)
         self._set_sliders(record)
         self._render(scored)
         return scored
@@ -425,7 +540,8 @@ class App(w.VBox):
                     slider.min = 1
                     top = max(8, value)
                 else:
-                    top = max(2 * value, 10)
+                    # room to try a real change (the slider clamps what is typed beyond it)
+                    top = max(2 * value, value + 100, 10)
                 slider.max = max(top, value)
                 slider.value = value
                 slider.disabled = False
@@ -486,8 +602,14 @@ class App(w.VBox):
             changes=changes,
             before=float(self.baseline["churn_probability"]) if self.baseline else None,
             outcome=self.outcome,
+            labels=LABELS,
         )
         self.segment_chart.value = self.chart(segment)
+        self.segment_chart.layout.display = ""
+        self.segment_chart_title.value = (
+            f"<h4 style='margin:8px 0 2px 0'>How segment “{escape(scored['segment_name'])}” "
+            "differs from the typical customer</h4>"
+        )
 
     def chart(self, segment: int) -> bytes:
         """A segment's profile chart as PNG, drawn once per bundle: kept in memory and, when
@@ -503,12 +625,397 @@ class App(w.VBox):
                     atomic_write_bytes(cached, self._charts[segment])
         return self._charts[segment]
 
+    # ------------------------------------------------------------------ outcome capture
+    RESULTS = (
+        ("not known yet", None),
+        ("reached; customer stayed", (1, 1)),
+        ("reached; customer left", (1, 0)),
+        ("not reached; customer stayed", (0, 1)),
+        ("not reached; customer left", (0, 0)),
+    )
+
+    def _outcome_box(self) -> w.Widget:
+        style = {"description_width": "120px"}
+        self.oc_action = w.Dropdown(description="Action taken", style=style)
+        self.oc_reason = w.Text(
+            description="Why override",
+            placeholder="needed when the action is not the recommended one",
+            style=style,
+            layout=w.Layout(width="460px"),
+        )
+        self.oc_result = w.Dropdown(
+            description="Result",
+            options=[(label, i) for i, (label, _) in enumerate(self.RESULTS)],
+            style=style,
+        )
+        self.oc_button = w.Button(description="Record contact", layout=w.Layout(width="auto"))
+        self.oc_button.on_click(lambda _: self.record_contact())
+        self.oc_message = w.HTML()
+        self.outcome_box = w.VBox(
+            [
+                w.HTML("<h4 style='margin:8px 0 2px 0'>Record the contact</h4>"),
+                self.oc_action,
+                self.oc_reason,
+                self.oc_result,
+                w.HBox([self.oc_button, self.oc_message]),
+            ],
+            layout=w.Layout(display="none"),
+        )
+        self.outcome_box.add_class("nba-outcome")
+        return self.outcome_box
+
+    def _offer_outcome(self, scored: dict[str, Any]) -> None:
+        """Offer the recommended action first ("accept"), every other action as an override."""
+        names = self._action_names()
+        best = str(scored.get("action_1") or "")
+        others = [a for a in self.catalogue.ids if a != best]
+        self.oc_action.options = [
+            (f"accept: {names.get(best, best)}", best),
+            *[(f"override: {names[a]}", a) for a in others],
+        ]
+        self.oc_action.value = best
+        self.oc_reason.value = ""
+        self.oc_result.value = 0
+        self.oc_message.value = ""
+        self.outcome_box.layout.display = "" if self.customer_id is not None else "none"
+
+    def _report_outcome(self, text: str) -> None:
+        self.oc_message.value = message(text)
+
+    def record_contact(self) -> None:
+        """Write the contact (accepted or overridden action) and, when known, its result into
+        the interaction history of `nba.campaigns`, so save rates can be measured."""
+        _guard(self._report_outcome)(self._record_contact)()
+
+    def _record_contact(self) -> None:
+        import uuid
+        from datetime import UTC, datetime
+
+        from nba.campaigns.history import History
+        from nba.campaigns.policy import bundle_id
+
+        if self.current is None or self.customer_id is None:
+            self.oc_message.value = message("Look a customer up first.")
+            return
+        scored, chosen = self.current, str(self.oc_action.value)
+        recommended = str(scored.get("action_1") or "")
+        reason = str(self.oc_reason.value).strip()
+        if chosen != recommended and not reason:
+            self.oc_message.value = message(
+                "Say why you override the recommendation (Why override)."
+            )
+            return
+        value = next(
+            (scored[f"action_{k}_value"] for k in (1, 2, 3) if scored.get(f"action_{k}") == chosen),
+            np.nan,
+        )
+        decision_id = f"app:{self.customer_id}:{uuid.uuid4().hex[:12]}"
+        decision = pd.DataFrame(
+            [
+                {
+                    "decision_id": decision_id,
+                    schema.ID: self.customer_id,
+                    "campaign_id": APP_CAMPAIGN,
+                    "channel": "api",
+                    "group": "treatment",
+                    "action": chosen,
+                    "propensity": 1.0,
+                    "churn_probability": float(scored["churn_probability"]),
+                    "segment": int(scored["segment"]),
+                    "expected_value": float(value),
+                    "bundle_id": bundle_id(self.bundle),
+                    "value_at_risk": float(scored.get("value_at_risk", np.nan)),
+                    "cost": float(self.catalogue.action(chosen).cost),
+                }
+            ]
+        )
+        customer = pd.DataFrame([{c: self.record[c] for c in schema.REQUIRED[1:]}])
+        result = self.RESULTS[int(self.oc_result.value)][1]
+        with History(self.history_path) as history:
+            history.record_decisions(decision, customer)
+            if result is not None:
+                history.record_responses(
+                    pd.DataFrame(
+                        [
+                            {
+                                "decision_id": decision_id,
+                                "responded": result[0],
+                                "retained": result[1],
+                            }
+                        ]
+                    )
+                )
+        # the override's reason is the manager's, not the engine's: kept beside the history
+        log_file = self.history_path.with_suffix(".decisions.csv")
+        row = pd.DataFrame(
+            [
+                {
+                    "decision_id": decision_id,
+                    schema.ID: self.customer_id,
+                    "recommended": recommended,
+                    "action": chosen,
+                    "override_reason": reason if chosen != recommended else "",
+                    "result": self.RESULTS[int(self.oc_result.value)][0],
+                    "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            ]
+        )
+        row.to_csv(log_file, mode="a", header=not log_file.exists(), index=False)
+        kind = "accepted" if chosen == recommended else "overridden"
+        self.oc_message.value = message(
+            f"Recorded: {self._action_names()[chosen]} ({kind}) for customer {self.customer_id}"
+            + ("" if result is None else f", {self.RESULTS[int(self.oc_result.value)][0]}")
+            + ".",
+            "ok",
+        )
+        self.refresh_campaigns()
+
+    # ------------------------------------------------------------------ campaigns tab
+    def _campaigns_tab(self) -> w.Widget:
+        self.campaigns_table = w.HTML()
+        refresh = w.Button(description="Refresh", layout=w.Layout(width="auto"))
+        refresh.on_click(lambda _: self.refresh_campaigns())
+        self.refresh_campaigns()
+        return w.VBox(
+            [
+                w.HTML(
+                    "<p>What the recorded contacts and their results say: per action, customers "
+                    "treated and held out as control, the share retained in each, the lift with "
+                    "its 95 % interval and the net value per treated customer. Contacts recorded "
+                    f"on a customer's card count as treated. History: "
+                    f"<code>{escape(self.history_path)}</code>.</p>"
+                ),
+                refresh,
+                self.campaigns_table,
+            ]
+        )
+
+    def refresh_campaigns(self) -> None:
+        """The impact report of `nba.campaigns` over the history's recorded outcomes."""
+        from nba.campaigns.history import History
+        from nba.campaigns.impact import impact_table
+
+        if not self.history_path.is_file():
+            self.campaigns_table.value = message(
+                "No outcomes recorded yet: record a contact on a customer's card, or "
+                "`nba campaign record` a campaign's results.",
+                "info",
+            )
+            return
+        with History(self.history_path) as history:
+            interactions = history.interactions()
+        table = impact_table(interactions) if len(interactions) else pd.DataFrame()
+        if table.empty:
+            self.campaigns_table.value = message(
+                "No outcomes recorded yet (contacts without a known result do not count).",
+                "info",
+            )
+            return
+        names = self._action_names()
+
+        def pct(v: float) -> str:
+            return "—" if pd.isna(v) else f"{v:.1%}"
+
+        shown = pd.DataFrame(
+            {
+                "action": table["action"].map(lambda a: names.get(a, a)),
+                "treated": table["treated"].astype(int),
+                "control": table["control"].astype(int),
+                "retained (treated)": table["retention_treated"].map(pct),
+                "retained (control)": table["retention_control"].map(pct),
+                "lift (95 % interval)": [
+                    "— (needs a control group)"
+                    if pd.isna(v)
+                    else f"{v * 100:+.1f} pts ({lo * 100:+.1f} to {hi * 100:+.1f})"
+                    for v, lo, hi in zip(
+                        table["lift"], table["lift_low"], table["lift_high"], strict=True
+                    )
+                ],
+                "net value per treated customer": table["net_value"].map(
+                    lambda v: "—" if pd.isna(v) else money(v)
+                ),
+            }
+        )
+        self.campaigns_table.value = (
+            f"<p class='nba-impact'>{len(interactions):,} outcomes recorded.</p>"
+            + table_html(shown)
+        )
+
+    # ------------------------------------------------------------------ worklist tab
+    def _action_names(self) -> dict[str, str]:
+        return {a: self.catalogue.action(a).name for a in self.catalogue.ids}
+
+    def _worklist_tab(self) -> w.Widget:
+        names = self._action_names()
+        style = {"description_width": "150px"}
+        wide = w.Layout(width="340px")
+        self.wl_band = w.Dropdown(
+            description="Risk band",
+            options=[("all", ""), ("high", "high"), ("medium", "medium"), ("low", "low")],
+            value="high",
+            style=style,
+            layout=wide,
+        )
+        segments = self.bundle.segmenter.names_
+        self.wl_segment = w.Dropdown(
+            description="Segment",
+            options=[("all", -1), *[(n, i) for i, n in enumerate(segments)]],
+            style=style,
+            layout=wide,
+        )
+        self.wl_action = w.Dropdown(
+            description="Best action",
+            options=[("all", ""), *[(names[a], a) for a in self.catalogue.ids]],
+            style=style,
+            layout=wide,
+        )
+        self.wl_min_value = w.Text(
+            description="Value at risk from ($)", value="0", style=style, layout=wide
+        )
+        self.wl_sort = w.Dropdown(
+            description="Sort by",
+            options=[
+                ("value at risk", "value_at_risk"),
+                ("churn risk", "churn_probability"),
+                ("expected net value", "action_1_value"),
+            ],
+            style=style,
+            layout=wide,
+        )
+        self.wl_budget = w.Text(
+            description="Budget ($)", placeholder="no cap", style=style, layout=wide
+        )
+        self.wl_capacity = w.Text(
+            description="Contacts we can make", placeholder="no cap", style=style, layout=wide
+        )
+        self.wl_button = w.Button(
+            description="Build the call list", button_style="primary", layout=w.Layout(width="auto")
+        )
+        self.wl_button.on_click(lambda _: self.build_worklist())
+        self.wl_message = w.HTML()
+        self.wl_summary = w.HTML()
+        self.wl_table = w.HTML()
+        self.wl_download = w.HTML()
+        self.worklist: pd.DataFrame | None = None
+        return w.VBox(
+            [
+                w.HTML(
+                    f"<p>Choose whom to call among the {len(self.base.scores):,} customers of "
+                    "the scored base. With a budget, customers are taken by expected net value "
+                    "per $ of their best action until the budget is spent (the engine's budget "
+                    "mode); a contact capacity keeps the first customers of the sorted list.</p>"
+                ),
+                w.HBox(
+                    [
+                        w.VBox([self.wl_band, self.wl_segment, self.wl_action, self.wl_min_value]),
+                        w.VBox([self.wl_sort, self.wl_budget, self.wl_capacity, self.wl_button]),
+                    ]
+                ),
+                self.wl_message,
+                self.wl_summary,
+                self.wl_download,
+                self.wl_table,
+            ]
+        )
+
+    def _report_worklist(self, text: str) -> None:
+        self.wl_message.value = message(text)
+
+    def build_worklist(self) -> None:
+        """Filter, sort and cap the scored base into a call list, with totals and a CSV."""
+        _guard(self._report_worklist)(self._build_worklist)()
+
+    def _amount(self, widget: w.Text, what: str) -> tuple[float | None, str]:
+        raw = str(widget.value).strip().replace(",", "").lstrip("$")
+        if not raw:
+            return None, ""
+        try:
+            value = float(raw)
+        except ValueError:
+            return None, f"{what} must be a number such as 5000; got '{widget.value}'."
+        if not np.isfinite(value) or value < 0:
+            return None, f"{what} must be 0 or more; got '{widget.value}'."
+        return value, ""
+
+    def _build_worklist(self) -> None:
+        from nba.actions import NO_ACTION, allocate_budget, budget_candidates
+
+        for widget in (self.wl_message, self.wl_summary, self.wl_table, self.wl_download):
+            widget.value = ""
+        self.worklist = None
+        floor, bad_floor = self._amount(self.wl_min_value, "Value at risk from")
+        budget, bad_budget = self._amount(self.wl_budget, "Budget")
+        capacity, bad_capacity = self._amount(self.wl_capacity, "Contacts we can make")
+        if capacity is not None and not float(capacity).is_integer():
+            bad_capacity = f"Contacts we can make must be a whole number; got '{capacity:g}'."
+        problems = [p for p in (bad_floor, bad_budget, bad_capacity) if p]
+        if problems:
+            self.wl_message.value = message(" ".join(problems))
+            return
+        s = self.base.scores
+        keep = pd.Series(True, index=s.index)
+        if self.wl_band.value:
+            keep &= s["risk_band"].astype("str").eq(self.wl_band.value)
+        if self.wl_segment.value >= 0:
+            keep &= s["segment"].eq(self.wl_segment.value)
+        if self.wl_action.value:
+            keep &= s["action_1"].astype("str").eq(self.wl_action.value)
+        if floor:
+            keep &= s["value_at_risk"].ge(floor)
+        chosen = s[keep.to_numpy()].sort_values(self.wl_sort.value, ascending=False, kind="stable")
+        note = ""
+        if budget is not None:
+            plan = allocate_budget(budget_candidates(chosen, self.catalogue), budget)
+            chosen = chosen.loc[plan["customer"].to_numpy()]
+            note = f" Budget ${budget:,.0f}: {len(chosen):,} customers fit, by value per $."
+        elif self.wl_action.value != NO_ACTION:
+            chosen = chosen[chosen["action_1"].astype("str").ne(NO_ACTION)]
+        if capacity is not None:
+            chosen = chosen.head(int(capacity))
+            note += f" Capacity {int(capacity):,} contacts."
+        self.worklist = chosen
+        names = self._action_names()
+        costs = {a.id: a.cost for a in self.catalogue.actions}
+        totals = campaign_figures(chosen, names, costs)
+        self.wl_summary.value = (
+            f"<p class='nba-worklist-summary'><b>{len(chosen):,} customers to contact.</b> "
+            f"Value at risk {money(totals['value_at_risk'])} · campaign cost "
+            f"{money(totals['campaign_cost'])} · expected net value "
+            f"{money(totals['expected_net_value'])}.{escape(note)}</p>"
+        )
+        if len(chosen):
+            self.wl_table.value = batch_table_html(chosen.head(SHOWN_ROWS), names)
+            listed = chosen.assign(
+                action_1_name=chosen["action_1"].astype("str").map(names),
+                action_1_cost=chosen["action_1"].astype("str").map(costs),
+            )
+            columns = [
+                c
+                for c in (
+                    schema.ID,
+                    "churn_probability",
+                    "risk_band",
+                    "segment_name",
+                    "action_1",
+                    "action_1_name",
+                    "action_1_cost",
+                    "action_1_value",
+                    "value_at_risk",
+                    "action_1_reason",
+                )
+                if c in listed.columns
+            ]
+            self.wl_download.value = download_link(
+                rounded_scores(listed[columns]), "call-list.csv", "nba-worklist-download"
+            )
+
     # ------------------------------------------------------------------ batch tab
     def _batch_tab(self) -> w.Widget:
         self.upload = w.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
         self.upload.observe(self._on_upload, names="value")
         self.upload_message = w.HTML()
         self.batch_summary = w.HTML()
+        self.batch_chart = w.Image(format="png", layout=w.Layout(display="none", max_width="900px"))
         self.batch_table = w.HTML()
         self.rejects_table = w.HTML()
         self.download = w.HTML()
@@ -524,6 +1031,7 @@ class App(w.VBox):
                 ),
                 w.HBox([self.upload, self.upload_message]),
                 self.batch_summary,
+                self.batch_chart,
                 self.download,
                 self.batch_table,
                 self.rejects_table,
@@ -558,6 +1066,7 @@ class App(w.VBox):
         ):
             widget.value = ""
         self.batch_scores = self.batch_rejects = None
+        self.batch_chart.layout.display = "none"
         safe = Path(name).name or "upload.csv"
         if len(content) > UPLOAD_LIMIT:
             self.upload_message.value = message(
@@ -587,22 +1096,35 @@ class App(w.VBox):
             else message(summary + " Nothing could be scored: see the reasons below.")
         )
         if scores is not None:
+            names = self._action_names()
+            totals = campaign_figures(scores, names, {a.id: a.cost for a in self.catalogue.actions})
+            self.batch_summary.value += (
+                f"<p class='nba-batch-totals'>Value at risk {money(totals['value_at_risk'])} · "
+                f"contacting the {totals['contacted']:,.0f} customers with an action costs "
+                f"{money(totals['campaign_cost'])} · expected net value "
+                f"{money(totals['expected_net_value'])}</p>"
+            )
+            self.batch_chart.value = png(summary_chart(scores, names))
+            self.batch_chart.layout.display = ""
             shown = scores.head(SHOWN_ROWS)
             more = f" (first {SHOWN_ROWS} of {scored:,})" if scored > SHOWN_ROWS else ""
-            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + table_html(shown)
-            data = base64.b64encode(scores.to_csv(index=False).encode()).decode()
-            out_name = f"{Path(safe).stem}.scores.csv"
-            self.download.value = (
-                f"<a class='nba-download' download='{escape(out_name)}' "
-                f"href='data:text/csv;base64,{data}' style='font-weight:bold'>"
-                f"⬇ Download {escape(out_name)} ({scored:,} rows)</a>"
+            names = {a: self.catalogue.action(a).name for a in self.catalogue.ids}
+            self.batch_table.value = f"<h4>Scored customers{more}</h4>" + batch_table_html(
+                shown, names
+            )
+            self.download.value = download_link(
+                rounded_scores(scores), f"{Path(safe).stem}.scores.csv", "nba-download"
             )
         if len(rejects):
             first = [c for c in ("row", schema.ID, "reason") if c in rejects.columns]
             rest = [c for c in rejects.columns if c not in first and c not in schema.LEAKAGE]
             self.rejects_table.value = (
                 f"<h4 class='nba-rejects'>Rejected rows ({len(rejects):,}): not scored, with "
-                "the reason</h4>" + table_html(rejects[first + rest], max_height="260px")
+                "the reason</h4>"
+                + download_link(
+                    rejects[first + rest], f"{Path(safe).stem}.rejects.csv", "nba-download-rejects"
+                )
+                + table_html(rejects[first + rest], max_height="260px")
             )
 
     # ------------------------------------------------------------------ segments tab
@@ -697,6 +1219,8 @@ def field_problems(issues: Iterable[Issue]) -> dict[str, str]:
     out: dict[str, str] = {}
     for issue in issues:
         name, sentence = issue.column, issue.message
+        if name in LABELS and name not in DERIVED:  # the form's name, not the column's
+            sentence = sentence.replace(name, LABELS[name], 1)
         if name in DERIVED:
             name = "Total_Revolving_Bal"
             sentence = "Revolving balance must be between 0 and the credit limit."
@@ -716,7 +1240,11 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = None) -> w.Widget:
+def build_app(
+    bundle: str | Path | Any | None = None,
+    data: str | Path | None = None,
+    history: str | Path | None = None,
+) -> w.Widget:
     """The app for Voila or a notebook: the bundle at `bundle` (default `NBA_BUNDLE`, else
     models/nba.bundle) and the customers at `data` (default: the file the bundle learnt from,
     else data discovery). A missing or unreadable bundle gives a page that says how to build
@@ -734,7 +1262,7 @@ def build_app(bundle: str | Path | Any | None = None, data: str | Path | None = 
             path = Path(bundle or bundle_path())
             loaded = load_bundle(path)
             cache = config.cache_dir() / "app-charts" / sha256(path)[:16]
-        app = App(loaded, load_base(loaded, data), cache)
+        app = App(loaded, load_base(loaded, data), cache, history)
         if os.environ.get("VOILA_APP_PORT"):  # inside Voila: say so in the server's log
             print(f"{READY_LINE} in {time.perf_counter() - start:.1f} s", file=sys.__stderr__)
         return app

@@ -5,7 +5,8 @@ with a calibration map and a decision threshold chosen on out-of-fold prediction
 training data (`nba.churn.calibration`). Scoring reads the record's columns straight into the
 model's input matrix and runs the trees compiled to native code (`nba.churn.compiled`), falling
 back to LightGBM's own predict. `reasons` turns exact TreeSHAP values (LightGBM's
-`pred_contrib=True`) into sentences such as "Total_Trans_Ct 28 (median 67): raises risk".
+`pred_contrib=True`) into sentences such as "Transactions in 12 months 28 (below the typical 67): for this
+customer it raises risk".
 
 How this configuration was chosen (candidates, cross-validated comparison, feature evidence,
 tuning, the threshold study) is `nba.churn.selection`.
@@ -99,25 +100,71 @@ def _levels(column: str) -> pa.Array:
 _REASON_TEXT: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = weakref.WeakKeyDictionary()
 
 
+#: What a business user reads for each feature: a friendly name and its unit ("$" before money,
+#: "%" after shares). The app's form uses the same names.
+FRIENDLY: dict[str, tuple[str, str]] = {
+    "Customer_Age": ("Age", " years"),
+    "Gender": ("Gender", ""),
+    "Dependent_count": ("Dependants", ""),
+    "Education_Level": ("Education", ""),
+    "Marital_Status": ("Marital status", ""),
+    "Income_Category": ("Income band", ""),
+    "Card_Category": ("Card", ""),
+    "Months_on_book": ("Months as a customer", ""),
+    "Total_Relationship_Count": ("Products held", ""),
+    "Months_Inactive_12_mon": ("Inactive months in the last 12", ""),
+    "Contacts_Count_12_mon": ("Contacts with the bank in the last 12 months", ""),
+    "Credit_Limit": ("Credit limit", "$"),
+    "Total_Revolving_Bal": ("Revolving balance", "$"),
+    "Avg_Open_To_Buy": ("Open to buy", "$"),
+    "Total_Amt_Chng_Q4_Q1": ("Spend change Q4 vs Q1 (ratio)", ""),
+    "Total_Trans_Amt": ("Spend in 12 months", "$"),
+    "Total_Trans_Ct": ("Transactions in 12 months", ""),
+    "Total_Ct_Chng_Q4_Q1": ("Transaction change Q4 vs Q1 (ratio)", ""),
+    "Avg_Utilization_Ratio": ("Utilisation", "%"),
+    "Avg_Trans_Amt": ("Average transaction", "$"),
+    "Trans_Ct_per_Month_on_Book": ("Transactions per month as a customer", ""),
+    "Amt_Ct_Chng_Ratio": ("Spend change / transaction change", ""),
+    "Amt_x_Ct_Chng": ("Spend change × transaction change", ""),
+    "Products_x_Inactive": ("Products × inactive months", ""),
+    "Contacts_x_Inactive": ("Contacts × inactive months", ""),
+    "Trans_Amt_per_Limit": ("Spend per $ of credit limit", ""),
+}
+
+
+def friendly_value(name: str, values: np.ndarray, fmt: str) -> np.ndarray:
+    """Numbers of feature `name` as text with their unit: "$1,283", "27.3%", "43"."""
+    unit = FRIENDLY.get(name, (name, ""))[1]
+    v = np.asarray(values, dtype=np.float64)
+    if unit == "%":
+        return np.array([f"{x:.1%}" for x in v], dtype=object)
+    if unit == "$":
+        return np.array([f"${x:,.0f}" for x in v], dtype=object)
+    text = np.char.mod(fmt, v).astype(object)
+    return text + unit if unit else text
+
+
 def _reason_text(model: ChurnModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """The fixed text of a fitted model's reasons, built once per model: feature names, the
-    text before each feature's value ("Credit_Limit "), after it (" (median 4549): "), and the
-    category levels of categorical features by feature position. Cached per model and fit."""
+    text before each feature's value ("Credit limit "), the typical (median) value as text
+    ("$4,549"; the most common level of a category), and the category levels of categorical
+    features by feature position. Cached per model and fit."""
     fitted = (model.feature_names_, model.medians_, model.formats_)
     cached = _REASON_TEXT.get(model)
     if cached is not None and all(a is b for a, b in zip(cached[0], fitted, strict=True)):
         return cached[1]  # built from this very fit (a refit makes new attributes)
     names = model.feature_names_
-    closers = []
+    typical = []
     for name in names:
         if name in CATEGORY_DTYPES:
-            closers.append(f" (most common {model.medians_[name]}): ")
+            typical.append(str(model.medians_[name]))
         else:
-            closers.append(f" (median {model.formats_[name] % model.medians_[name]}): ")
+            med = np.array([model.medians_[name]])
+            typical.append(friendly_value(name, med, model.formats_[name])[0])
     built = (
         np.array(names, dtype=object),
-        np.array([f"{name} " for name in names], dtype=object),
-        np.array(closers, dtype=object),
+        np.array([f"{FRIENDLY.get(name, (name, ''))[0]} " for name in names], dtype=object),
+        np.array(typical, dtype=object),
         {
             i: np.array(CATEGORY_DTYPES[c].categories, dtype=object)
             for i, c in enumerate(names)
@@ -376,8 +423,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         """The `top` features that move each customer's score most (by |TreeSHAP value|),
         strongest first.
 
-        Columns per rank k: `reason_k` (text such as "Total_Trans_Ct 28 (median 67): raises
-        risk"; categoricals show the most common value instead of a median),
+        Columns per rank k: `reason_k` (text such as "Transactions in 12 months 28 (below the
+        typical 67): for this customer it raises risk": the friendly name and unit, the value
+        against the population median, and the sign of this customer's TreeSHAP value;
+        categoricals quote the most common level),
         `reason_k_feature` and `reason_k_contribution` (log-odds). Vectorised: one TreeSHAP
         pass in C++ plus string work on n × top cells (≈ 10,000 customers/s on 2 cores).
         Index: X's.
@@ -393,29 +442,45 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         top = int(min(max(top, 1), k_all))
         order = np.argsort(-np.abs(C), axis=1, kind="stable")[:, :top]
         rows = np.arange(n)
-        names, openers, closers, cat_levels = _reason_text(self)
+        names, openers, typical, cat_levels = _reason_text(self)
         texts, features, contributions = [], [], []
         for k in range(top):
             idx = order[:, k]
             contrib = C[rows, idx]
             values = M[rows, idx]
             shown = np.empty(n, dtype=object)
+            compared = np.empty(n, dtype=object)
             for f in np.unique(idx):
                 mask = idx == f
                 v = values[mask]
                 missing = np.isnan(v)
+                name = self.feature_names_[f]
                 if f in cat_levels:
                     s = np.full(v.shape, "missing", dtype=object)
                     s[~missing] = cat_levels[f][v[~missing].astype(np.int64)]
+                    same = s == typical[f]
+                    c = np.where(same, " (the most common)", " (most common: " + typical[f] + ")")
                 else:
-                    s = np.char.mod(self.formats_[self.feature_names_[f]], v).astype(object)
+                    s = friendly_value(name, v, self.formats_[name])
                     s[missing] = "missing"
+                    # compared as shown, so that "67 (typical 67)" never reads as above or below
+                    same = s == typical[f]
+                    med = float(self.medians_[name])
+                    word = np.where(v > med, " (above", " (below")
+                    c = np.where(
+                        same, " (typical)", word.astype(object) + " the typical " + typical[f] + ")"
+                    )
                 shown[mask] = s
+                compared[mask] = c
+            # SHAP's sign is this customer's own: the feature's value moves their score that
+            # way compared with the average customer, given the rest of their profile
             direction = np.where(
-                contrib > 0, "raises risk", np.where(contrib < 0, "lowers risk", "no effect")
+                contrib > 0,
+                ": for this customer it raises risk",
+                np.where(contrib < 0, ": for this customer it lowers risk", ": no effect"),
             ).astype(object)
-            # "<feature> " + value + " (median …): " + direction
-            texts.append(openers[idx] + shown + closers[idx] + direction)
+            # "<Feature> " + value + " (below the typical …)" + direction
+            texts.append(openers[idx] + shown + compared + direction)
             features.append(names[idx])
             contributions.append(contrib)
         # one "str" array for every rank (slices share it): fewer conversions for one customer

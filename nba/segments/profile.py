@@ -212,7 +212,10 @@ def describe_segment(p: Profile, s: int, name: str) -> str:
     short = {c: lab.split(" (")[0].split(",")[0].lower() for c, lab, _ in PROFILE_FEATURES}
     candidates = [j for j, c in enumerate(p.columns) if c not in CREDIT_COLUMNS]
     top = sorted(candidates, key=lambda j: -abs(z[j]))[:2]
-    standout = " and ".join(f"{short[p.columns[j]]} ({z[j]:+.1f} sd)" for j in top)
+    # the distance ranks them (base standard deviations); people read the medians
+    standout = " and ".join(
+        f"{short[p.columns[j]]} (median {med(p.columns[j])} vs {base(p.columns[j])})" for j in top
+    )
     text = (
         f"{name}: {p.size[s]:,} customers ({p.share[s]:.0%} of the base). "
         f"They spend a median {med('Total_Trans_Amt')} a year, "
@@ -250,12 +253,12 @@ def profile_caption(segmenter: Segmenter, segment: int, n: int = 2) -> str:
         _, label, fmt = PROFILE_FEATURES[j]
         short = label.split(" (")[0].split(",")[0]
         parts.append(
-            f"{short[0].lower()}{short[1:]} ({z[j]:+.1f} sd: median "
+            f"{short[0].lower()}{short[1:]} (median "
             f"{fmt.format(p.median[segment, j])} vs {fmt.format(p.base_median[j])})"
         )
     text = (
-        "Bars: the segment's mean minus the training base's, in base standard deviations (blue "
-        "above, orange below); labels: segment median vs base median. "
+        "Bars: the segment's median as a % above (blue) or below (orange) the median of all "
+        "customers (the share carrying a balance: averages); labels: both values. "
         f"**{segmenter.names_[segment]}**: {p.mean[segment, rev]:.0%} carry a revolving balance "
         f"(base {p.base_mean[rev]:.0%}); beyond credit use they differ most in "
         + " and ".join(parts)

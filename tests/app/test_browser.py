@@ -147,16 +147,47 @@ def test_a_business_user_walks_through_the_app(browser, server, scored, app_bund
     summary = page.locator(".nba-batch-summary")
     summary.wait_for(timeout=60_000)
     assert summary.inner_text() == "25 rows in small batch.csv: 24 scored, 1 rejected."
-    rejects = page.locator(".nba-rejects + div").inner_text()
+    rejects = page.locator(".nba-rejects ~ div").first.inner_text()
     assert "Gender 'X' is not one of F, M" in rejects
     link = page.locator("a.nba-download")
     assert link.get_attribute("download") == "small batch.scores.csv"
+
+    # rejected rows can be downloaded too, and the table reads as a business table
+    assert page.locator("a.nba-download-rejects").get_attribute("download") == (
+        "small batch.rejects.csv"
+    )
+    assert "no_action" not in page.locator(".nba-batch").inner_text()
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.locator(".lm-TabBar-tab", has_text="Customer").click()
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 10_000
     assert problems == []
+    page.close()
+
+
+def test_on_a_1280x800_laptop_the_first_action_is_visible_without_scrolling(
+    browser, server, scored
+):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server.url, wait_until="commit")
+    _ready(page)
+    assert page.title() == "Retention desk"  # the tab's title, not "app"
+    # before any lookup: no broken image, a full button label
+    assert page.locator(".nba-app img").count() == 0 or all(
+        not img.is_visible() for img in page.locator(".nba-app img").all()
+    )
+    button = page.get_by_role("button", name="Score this customer")
+    assert button.evaluate("b => b.scrollWidth <= b.clientWidth")  # label not cut
+    key = int((scored["churn_probability"] - 0.5).abs().idxmin())
+    _look_up(page, key)
+    first = page.locator(".nba-actions .nba-action").first
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 800, box
+    assert page.evaluate("window.scrollY") == 0
+    shot = SCREENSHOT.with_name("uat-1280x800.png")
+    page.screenshot(path=str(shot))  # the viewport only: what the user sees
+    assert shot.stat().st_size > 10_000
     page.close()
 
 

@@ -49,7 +49,7 @@ def _record(app: App, key: int) -> dict:
 def test_a_synthetic_bundle_is_announced_loudly(app):
     assert "SYNTHETIC DATA" in app.banner.value
     assert "customers.csv" in app.banner.value
-    assert app.tabs.titles == ("Customer", "Batch", "Segments", "Model")
+    assert app.tabs.titles == ("Customer", "Worklist", "Batch", "Segments", "Campaigns", "Model")
 
 
 def _middling(app: App) -> int:
@@ -75,7 +75,7 @@ def test_lookup_shows_the_customers_score_segment_actions_and_drivers(app, app_b
         assert expected[f"driver_{k}"] in card
     assert app.segment_chart.value[:4] == b"\x89PNG"
     # the form now holds the customer, and the sliders start from its values
-    assert app.fields["Total_Trans_Ct"].value == _record(app, key)["Total_Trans_Ct"]
+    assert app.fields["Total_Trans_Ct"].value == str(_record(app, key)["Total_Trans_Ct"])
     for name in WHAT_IF:
         assert app.what_if[name].value == _record(app, key)[name]
         assert not app.what_if[name].disabled
@@ -122,8 +122,8 @@ def test_revolving_balance_what_if_keeps_the_balance_identities(app, app_bundle)
 
 def test_the_form_scores_a_hand_entered_customer(app, app_bundle):
     app.reset_form()
-    app.fields["Customer_Age"].value = 29
-    app.fields["Months_Inactive_12_mon"].value = 5
+    app.fields["Customer_Age"].value = "29"
+    app.fields["Months_Inactive_12_mon"].value = "5"
     app.score_button.click()
     assert "Scored" in _text(app.form_message.value)
     expected = app_bundle.recommend(app.form_record())
@@ -131,23 +131,98 @@ def test_the_form_scores_a_hand_entered_customer(app, app_bundle):
     assert "Entered customer" in _text(app.result.value)
 
 
-def test_bad_form_values_get_a_message_beside_the_field(app):
+def test_bad_form_values_get_a_message_beside_the_field_and_clear_the_card(app):
     app.reset_form()
-    before = app.current
-    app.fields["Customer_Age"].value = -3
-    app.fields["Total_Revolving_Bal"].value = int(app.fields["Credit_Limit"].value) + 500
     app.score_button.click()
-    assert "Customer_Age -3 is below the minimum 18" in _text(
+    assert app.current is not None  # a card is up
+    app.fields["Customer_Age"].value = "-3"
+    limit = float(app.fields["Credit_Limit"].value)
+    app.fields["Total_Revolving_Bal"].value = str(int(limit) + 500)
+    app.score_button.click()
+    # friendly names, not column names
+    assert "Age (years) -3 is below the minimum 18" in _text(
         app.field_messages["Customer_Age"].value
     )
+    assert "Customer_Age" not in _text(app.field_messages["Customer_Age"].value)
     assert "between 0 and the credit limit" in _text(
         app.field_messages["Total_Revolving_Bal"].value
     )
     assert app.field_messages["Gender"].value == ""
     assert "Please correct" in _text(app.form_message.value)
-    assert app.current is before  # nothing was scored
+    # the previous card is gone: it must not look like the answer to this entry
+    assert app.current is None and "No result" in _text(app.result.value)
+    assert app.segment_chart.layout.display == "none"
+    assert all(s.disabled for s in app.what_if.values())
     app.reset_form()
     assert all(m.value == "" for m in app.field_messages.values())
+
+
+@pytest.mark.parametrize(
+    ("field", "typed", "words"),
+    [
+        ("Customer_Age", "abc", "Age (years) must be a number such as"),
+        ("Credit_Limit", "12k", "Credit limit ($) must be a number such as"),
+        ("Dependent_count", "2.5", "Dependants must be a whole number; got '2.5'."),
+        ("Customer_Age", "", "Age (years) is empty"),
+    ],
+)
+def test_the_form_never_changes_what_was_typed(app, field, typed, words):
+    app.reset_form()
+    app.score_button.click()
+    app.fields[field].value = typed
+    app.score_button.click()
+    assert words in _text(app.field_messages[field].value)
+    assert app.fields[field].value == typed  # kept as typed, not reverted or cut
+    # no other field is blamed, and the old card is cleared
+    blamed = [n for n, m in app.field_messages.items() if m.value]
+    assert blamed == [field]
+    assert app.current is None and "No result" in _text(app.result.value)
+    app.reset_form()
+
+
+def test_open_to_buy_and_utilisation_read_sensibly(app):
+    app.reset_form()
+    app.fields["Credit_Limit"].value = "1000"
+    app.fields["Total_Revolving_Bal"].value = "1500"
+    shown = _text(app.derived.value)
+    assert "Open to buy ($): −$500 (the balance is above the limit)" in shown
+    assert "Utilisation: 150.0%" in shown
+    app.fields["Credit_Limit"].value = "0"
+    assert "Utilisation: — (no credit limit)" in _text(app.derived.value)
+    app.fields["Credit_Limit"].value = "12k"
+    assert "enter a credit limit" in _text(app.derived.value)
+    app.reset_form()
+
+
+def test_the_chart_is_hidden_until_a_customer_is_shown(app_files):
+    fresh = build_app(app_files[0], app_files[1])
+    assert fresh.segment_chart.layout.display == "none"  # no broken-image icon
+    fresh.lookup(str(_middling(fresh)))
+    assert fresh.segment_chart.layout.display == ""
+    assert "differs from the typical customer" in _text(fresh.segment_chart_title.value)
+
+
+def test_card_reads_in_business_language(app):
+    app.lookup(str(_middling(app)))
+    card = _text(app.result.value)
+    for column in schema.REQUIRED[1:]:
+        assert column not in card, column  # friendly names only
+    assert "no_action" not in card
+    assert re.search(r"Churn risk (\d+\.\d%|< 0\.1%|> 99\.9%)", card)
+    for k in (1, 2, 3):
+        driver = app.current[f"driver_{k}"]
+        assert re.search(r"\((typical|above the typical|below the typical|most common)", driver)
+        assert driver.endswith(("raises risk", "lowers risk", "no effect"))
+
+
+def test_a_high_risk_customer_without_action_is_told_why(app):
+    s = app.base.scores
+    left = s[(s["risk_band"] == "high") & (s["action_1"] == "no_action")]
+    assert len(left) > 0, "the synthetic base has high-risk customers the engine leaves alone"
+    app.lookup(str(int(left.index[0])))
+    card = _text(app.result.value)
+    assert "No action" in card
+    assert re.search(r"No action: (every offer|under the value assumptions|the best offer)", card)
 
 
 def test_a_customer_beyond_the_training_range_is_scored_and_the_card_says_so(app, app_bundle):
@@ -155,11 +230,11 @@ def test_a_customer_beyond_the_training_range_is_scored_and_the_card_says_so(app
     app.score_button.click()
     assert "Outside the range" not in _text(app.result.value)
     oldest = app_bundle.reference["training_range"]["Customer_Age"][1]
-    app.fields["Customer_Age"].value = int(oldest) + 4  # plausible, never seen in training
+    app.fields["Customer_Age"].value = str(int(oldest) + 4)  # plausible, never seen in training
     app.score_button.click()
     assert "Scored" in _text(app.form_message.value)
     assert app.current["out_of_range"] == "Customer_Age"
-    assert "Outside the range the model learnt from: Customer_Age" in _text(app.result.value)
+    assert "Outside the range the model learnt from: Age" in _text(app.result.value)
     app.reset_form()
 
 
@@ -174,7 +249,7 @@ def test_field_problems_read_the_issues_column_and_rule():
         Issue(1, "Attrition_Flag", "not_allowed", "Attrition_Flag 'x' is not one of …"),
     ]
     got = field_problems(issues)
-    assert got["Customer_Age"] == "Customer_Age 300 is above the maximum 110"
+    assert got["Customer_Age"] == "Age (years) 300 is above the maximum 110"
     assert got["Total_Revolving_Bal"] == "Revolving balance must be between 0 and the credit limit."
     assert got[""] == "Attrition_Flag 'x' is not one of …"
 
@@ -208,15 +283,33 @@ def test_upload_scores_good_rows_rejects_bad_ones_and_offers_the_download(app):
     lines = synth.kaggle_csv_text(df).splitlines()
     lines[5] = lines[5].replace('"Blue"', '"Diamond"')  # an unknown card category
     _upload(app, "batch.csv", ("\n".join(lines) + "\n").encode())
-    assert _text(app.batch_summary.value) == "40 rows in batch.csv: 39 scored, 1 rejected."
+    assert _text(app.batch_summary.value).startswith("40 rows in batch.csv: 39 scored, 1 rejected.")
     assert len(app.batch_scores) == 39 and len(app.batch_rejects) == 1
     rejects = _text(app.rejects_table.value)
     assert "Card_Category 'Diamond' is not one of" in rejects
-    link = re.search(r"base64,([^']+)'", app.download.value)
+    link = re.search(r"class='nba-download' [^>]*base64,([^']+)'", app.download.value)
     downloaded = pd.read_csv(io.BytesIO(base64.b64decode(link.group(1))))
     assert len(downloaded) == 39
     assert {"churn_probability", "segment_name", "action_1_reason"} <= set(downloaded.columns)
     assert set(downloaded[schema.ID]) == set(df[schema.ID]) - {int(df[schema.ID].iloc[4])}
+    # rounded sensibly: 4 decimals for probabilities, cents for dollars
+    text = base64.b64decode(link.group(1)).decode()
+    assert "e-0" not in text
+    assert (downloaded["churn_probability"] == downloaded["churn_probability"].round(4)).all()
+    assert (downloaded["value_at_risk"] == downloaded["value_at_risk"].round(2)).all()
+    # the rejected rows download too, with their reason
+    bad = re.search(r"class='nba-download-rejects' [^>]*base64,([^']+)'", app.rejects_table.value)
+    rejected = pd.read_csv(io.BytesIO(base64.b64decode(bad.group(1))))
+    assert len(rejected) == 1 and "Diamond" in rejected["reason"].iloc[0]
+    # the table: one line per customer, action names not codes, % and $
+    table = app.batch_table.value
+    assert "no_action" not in _text(table) and "reactivation_cashback" not in _text(table)
+    assert "white-space:nowrap" in table and "text-overflow:ellipsis" in table
+    first = app.batch_scores.iloc[0]
+    from nba.app import percent
+
+    assert percent(float(first["churn_probability"])) in _text(table)
+    assert f"${first['value_at_risk']:,.0f}" in _text(table)
 
 
 @pytest.mark.parametrize(
@@ -290,3 +383,108 @@ def test_uploading_the_same_file_twice_scores_it_twice(app):
     assert first is not None and app.upload.value == ()
     _upload(app, "again.csv", content)
     assert app.batch_scores is not first and len(app.batch_scores) == 5
+
+
+def test_worklist_filters_sorts_and_exports_the_call_list(app):
+    app.wl_band.value = "high"
+    app.wl_segment.value = -1
+    app.wl_action.value = ""
+    app.wl_min_value.value = "0"
+    app.wl_sort.value = "value_at_risk"
+    app.wl_budget.value = app.wl_capacity.value = ""
+    app.wl_button.click()
+    s = app.base.scores
+    expected = s[s["risk_band"].eq("high") & s["action_1"].ne("no_action")]
+    got = app.worklist
+    assert set(got.index) == set(expected.index)
+    assert got["value_at_risk"].is_monotonic_decreasing
+    assert f"{len(expected):,} customers to contact" in _text(app.wl_summary.value)
+    link = re.search(r"base64,([^']+)'", app.wl_download.value)
+    listed = pd.read_csv(io.BytesIO(base64.b64decode(link.group(1))))
+    assert len(listed) == len(expected) and "action_1_name" in listed.columns
+    # a contact capacity keeps the first customers of the sorted list
+    app.wl_capacity.value = "7"
+    app.wl_button.click()
+    assert list(app.worklist.index) == list(got.index[:7])
+    # a segment and an action filter
+    seg = int(expected["segment"].iloc[0])
+    app.wl_capacity.value = ""
+    app.wl_segment.value = seg
+    app.wl_button.click()
+    assert (app.worklist["segment"] == seg).all() and len(app.worklist) > 0
+    app.wl_segment.value = -1
+
+
+def test_worklist_budget_uses_the_engines_budget_mode(app):
+    from nba.actions import allocate_budget, budget_candidates
+
+    app.wl_band.value = ""
+    app.wl_segment.value = -1
+    app.wl_action.value = ""
+    app.wl_capacity.value = ""
+    app.wl_budget.value = "2,000"
+    app.wl_button.click()
+    plan = allocate_budget(budget_candidates(app.base.scores, app.catalogue), 2000)
+    assert list(app.worklist.index) == list(plan["customer"])
+    costs = {a.id: a.cost for a in app.catalogue.actions}
+    spent = app.worklist["action_1"].astype("str").map(costs).sum()
+    assert 0 < spent <= 2000
+    assert f"campaign cost ${spent:,.0f}" in _text(app.wl_summary.value)
+    app.wl_budget.value = "lots"
+    app.wl_button.click()
+    assert "Budget must be a number" in _text(app.wl_message.value)
+    assert app.worklist is None
+    app.wl_budget.value = ""
+
+
+def test_batch_summary_shows_totals_and_a_chart(app):
+    content = synth.kaggle_csv_text(synth.generate(60, 4)).encode()
+    _upload(app, "sixty.csv", content)
+    scores = app.batch_scores
+    totals = _text(app.batch_summary.value)
+    assert f"Value at risk ${scores['value_at_risk'].sum():,.0f}" in totals
+    acted = scores["action_1"].astype("str").ne("no_action")
+    net = scores.loc[acted, "action_1_value"].sum()
+    assert f"expected net value ${net:,.0f}" in totals
+    assert app.batch_chart.value[:4] == b"\x89PNG" and app.batch_chart.layout.display == ""
+
+
+def test_outcome_capture_records_the_contact_and_the_campaigns_tab_reports_it(app_files, tmp_path):
+    from nba.campaigns.history import History
+
+    history = tmp_path / "history.sqlite"
+    desk = build_app(app_files[0], app_files[1], history=history)
+    assert "No outcomes recorded yet" in _text(desk.campaigns_table.value)
+    assert desk.outcome_box.layout.display == "none"  # nothing to record before a lookup
+    s = desk.base.scores
+    acted = s[s["action_1"].ne("no_action")]
+    key = int(acted.index[0])
+    desk.lookup(str(key))
+    assert desk.outcome_box.layout.display == ""
+    recommended = desk.current["action_1"]
+    assert desk.oc_action.value == recommended
+    # accept, reached, stayed
+    desk.oc_result.value = 1
+    desk.record_contact()
+    assert "Recorded" in _text(desk.oc_message.value)
+    # an override without a reason is refused, with one sentence
+    other = next(a for a in desk.catalogue.ids if a not in (recommended, "no_action"))
+    desk.oc_action.value = other
+    desk.record_contact()
+    assert "Say why you override" in _text(desk.oc_message.value)
+    desk.oc_reason.value = "customer asked for a call back"
+    desk.oc_result.value = 2  # reached, left
+    desk.record_contact()
+    assert "overridden" in _text(desk.oc_message.value)
+    with History(history) as h:
+        got = h.interactions()
+    assert len(got) == 2 and set(got["action"]) == {recommended, other}
+    assert got.set_index("action").loc[recommended, "retained"] == 1
+    assert got.set_index("action").loc[other, "retained"] == 0
+    log = pd.read_csv(history.with_suffix(".decisions.csv"))
+    assert list(log["override_reason"].fillna("")) == ["", "customer asked for a call back"]
+    # the Campaigns tab now shows the impact report by action
+    report = _text(desk.campaigns_table.value)
+    assert "2 outcomes recorded" in report
+    assert desk.catalogue.action(recommended).name in report
+    assert "needs a control group" in report

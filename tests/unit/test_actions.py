@@ -282,7 +282,7 @@ def test_top3_sorted_by_value_and_only_allowed_actions(
     assert (recs.loc[acted, "action_1_value"] > 0).all()
 
 
-def test_reason_quotes_risk_evidence_and_segment(
+def test_reason_quotes_risk_as_shown_evidence_and_the_trait_behind_the_save_rate(
     customers: pd.DataFrame, catalogue: actions.Catalogue
 ) -> None:
     scores = make_scores(customers)
@@ -292,9 +292,78 @@ def test_reason_quotes_risk_evidence_and_segment(
     i = recs.index[acted.to_numpy()][0]
     reason = recs.at[i, "action_1_reason"]
     ct = int(customers.at[i, "Total_Trans_Ct"])
-    assert reason.startswith(f"Churn risk {round(100 * scores.at[i, 'churn_probability'])} %")
-    assert f"12-month transactions {ct} vs median" in reason
-    assert scores.at[i, "segment_name"] in reason
+    p = scores.at[i, "churn_probability"]
+    shown = "< 0.1%" if p < 0.001 else "> 99.9%" if p > 0.999 else f"{p:.1%}"
+    assert reason.startswith(f"Churn risk {shown};")  # as the card shows it, never "100 %"
+    assert f"12-month transactions {ct} (typical" in reason
+    # the segment and the action are shown beside the reason: not repeated in it
+    assert scores.at[i, "segment_name"] not in reason
+    assert catalogue.action("reactivation_cashback").name not in reason
+    # which trait set the save rate is said, and the rate quoted is the one used
+    ev = actions.evaluate(scores, customers, catalogue, SETTINGS)
+    j = catalogue.ids.index("reactivation_cashback")
+    row = customers.index.get_loc(i)
+    assert f"keep {round(100 * ev.save[row, j])}% " in reason
+    a = catalogue.action("reactivation_cashback")
+    if np.isclose(ev.save[row, j], a.save_rate["default"]) and not any(
+        ev.trait_arrays[t][row] for t in a.suits
+    ):
+        assert "the catalogue's default rate" in reason
+    else:
+        assert "the rate for customers with" in reason
+
+
+def test_no_action_says_why_in_business_words(
+    customers: pd.DataFrame, catalogue: actions.Catalogue
+) -> None:
+    scores = make_scores(customers)
+    recs = actions.recommend_actions(scores, customers, catalogue, SETTINGS)
+    ev = actions.evaluate(scores, customers, catalogue, SETTINGS)
+    none = (recs["action_1"] == NO_ACTION).to_numpy()
+    reasons = recs.loc[none, "action_1_reason"]
+    assert none.sum() > 20 and reasons.str.startswith("No action: ").all()
+    no_value = none & (ev.var <= 0)
+    some_value = none & (ev.var > 0)
+    assert no_value.any() and some_value.any()
+    assert recs.loc[no_value, "action_1_reason"].str.contains("earns less than it costs").all()
+    # the best offer named is the one with the highest expected net value, with its cost
+    i = int(np.flatnonzero(some_value)[0])
+    net = ev.net[i].copy()
+    net[catalogue.ids.index(NO_ACTION)] = -np.inf
+    best = catalogue.actions[int(np.argmax(net))]
+    reason = recs["action_1_reason"].iloc[i]
+    assert f"the best offer, {best.name}, would keep an expected" in reason
+    cost = f"${best.cost:,.2f}" if best.cost < 10 else f"${best.cost:,.0f}"
+    assert f"less than its {cost} cost" in reason
+    # after a positive action, a later "no action" slot says nothing further pays
+    later = recs["action_2"] == NO_ACTION
+    assert recs.loc[later, "action_2_reason"].str.startswith("Nothing further: ").all()
+
+
+def test_high_risk_minimum_service_policy_is_a_setting(
+    customers: pd.DataFrame, catalogue: actions.Catalogue
+) -> None:
+    scores = make_scores(customers)
+    scores["risk_band"] = np.where(scores["churn_probability"] >= 0.5, "high", "low")
+    plain = actions.recommend_actions(scores, customers, catalogue, SETTINGS)
+    high = scores["risk_band"].eq("high")
+    left = high & plain["action_1"].eq(NO_ACTION)
+    assert left.sum() > 5  # high-risk customers the engine leaves without action
+    floor = SETTINGS.with_overrides(high_risk_minimum_action="digital_nudge")
+    ruled = actions.recommend_actions(scores, customers, catalogue, floor)
+    allowed = actions.evaluate(scores, customers, catalogue, floor).exclusions.allowed
+    ok = allowed[:, catalogue.ids.index("digital_nudge")]
+    got = left.to_numpy() & ok
+    assert got.sum() > 0
+    assert (ruled.loc[got, "action_1"] == "digital_nudge").all()
+    assert (ruled.loc[got, "action_2"] == NO_ACTION).all()
+    assert ruled.loc[got, "action_1_reason"].str.contains("minimum-service policy").all()
+    # everyone else keeps the engine's list
+    assert ruled.loc[~got, "action_1"].equals(plain.loc[~got, "action_1"])
+    with pytest.raises(ValueError, match="not an action of the catalogue"):
+        actions.recommend_actions(
+            scores, customers, catalogue, SETTINGS.with_overrides(high_risk_minimum_action="x")
+        )
 
 
 def test_no_action_wins_when_churn_risk_is_zero(

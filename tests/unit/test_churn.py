@@ -288,10 +288,14 @@ def test_reasons_have_the_right_direction_on_a_constructed_case(ct_model, train)
     median = ct_model.medians_["Total_Trans_Ct"]
     assert list(r["reason_1_feature"]) == ["Total_Trans_Ct", "Total_Trans_Ct"]
     assert (
-        r.loc[few.index[0], "reason_1"] == f"Total_Trans_Ct 20 (median {median:.0f}): raises risk"
+        r.loc[few.index[0], "reason_1"]
+        == f"Transactions in 12 months 20 (below the typical {median:.0f}): for this customer "
+        "it raises risk"
     )
     assert (
-        r.loc[few.index[1], "reason_1"] == f"Total_Trans_Ct 120 (median {median:.0f}): lowers risk"
+        r.loc[few.index[1], "reason_1"]
+        == f"Transactions in 12 months 120 (above the typical {median:.0f}): for this customer "
+        "it lowers risk"
     )
     assert (
         r.loc[few.index[0], "reason_1_contribution"]
@@ -390,5 +394,5 @@ def test_reason_text_follows_a_new_fit(model, test):
     m.medians_ = {**m.medians_, name: new}  # what a refit does: new fitted attributes
     m.formats_ = {**m.formats_, name: "%.0f" if not isinstance(new, str) else "%s"}
     again = m.reasons(few, top=1)["reason_1"].iloc[0]
-    assert ("median 12345" in again) or ("most common Zzz" in again)
+    assert ("typical 12345" in again) or ("most common: Zzz" in again)
     assert again != first["reason_1"].iloc[0]

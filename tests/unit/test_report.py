@@ -120,6 +120,7 @@ def test_model_card_shows_the_promised_figures_as_recorded():
     card = report.model_card(_metadata(), profiles, 0.3245)
     assert "threshold 0.325 by the f1 rule" in card and "at or above 32.5% are flagged" in card
     assert "| roc_auc | 0.9876 |" in card and "| ece | 0.0120 |" in card
+    assert "| roc_auc | 0.9876 | chance the model ranks a random leaver" in card
     assert "notebooks 04 and 05 (`reports/artifacts/choices.json`)" in card
     assert "it holds the evaluated models" in card
     # the actions' gain is the recorded one, in the criteria and in its own section
@@ -136,3 +137,47 @@ def test_model_card_without_a_measurement_says_not_measured():
     card = report.model_card(_metadata(actions=False), pd.DataFrame(columns=["segment"]), 0.5)
     assert "| actions | net_value_uplift_vs_no_action | — | > 0 | not measured |" in card
     assert "Next best actions" not in card
+
+
+def test_a_saved_figure_displays_itself_with_alt_text(tmp_path):
+    """A cell ending in `fig` shows the picture (not "<Figure size …>") with alternative text."""
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
+
+    from nba.config import Settings
+    from nba.report import save_figure
+
+    fig = Figure(figsize=(5, 4.2))
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [1, 0])
+    ax.set(title="Churn by band", xlabel="risk band", ylabel="customers")
+    before, _ = DisplayFormatter().format(fig)
+    assert "text/html" not in before  # a bare Figure has no picture of its own
+    save_figure(fig, "demo", Settings(reports_dir=str(tmp_path)))
+    shown, _ = DisplayFormatter().format(fig)
+    assert 'alt="Churn by band. axes: risk band against customers"' in shown["text/html"]
+    assert shown["image/png"][:4] == b"\x89PNG"
+
+
+def test_report_html_has_the_notebooks_title_and_alt_text(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    from nba.pipeline import _html
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    code = new_code_cell("fig")
+    code.outputs = [new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})]
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 06 · Next best action\n\nWhat to do."),
+            code,
+            new_markdown_cell("The bars show how many customers get each action."),
+        ]
+    )
+    executed = tmp_path / "06_x.ipynb"
+    nbformat.write(nb, executed)
+    _html(executed, tmp_path / "html")
+    page = (tmp_path / "html" / "06_x.business.html").read_text()
+    assert "<title>06 · Next best action</title>" in page
+    assert 'alt="The bars show how many customers get each action."' in page

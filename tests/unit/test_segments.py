@@ -362,3 +362,24 @@ def test_predict_equals_the_pipeline_and_kmeans_for_small_and_large_batches(fitt
     np.testing.assert_array_equal(fitted.predict(big), want)
     one = big.iloc[[7]]
     np.testing.assert_array_equal(fitted.predict(one), want[[7]])
+
+
+def test_profile_bars_agree_with_their_labels(fitted):
+    """A bar is drawn above the line exactly when its label's segment value is above the
+    base's (the chart once drew means while its labels quoted medians)."""
+    from nba.plots import profile_difference
+    from nba.segments.space import REVOLVER
+
+    p = fitted.profile()
+    for s in range(p.k):
+        d = profile_difference(p, s)
+        fig = fitted.profile_chart(s)
+        widths = [bar.get_width() for bar in fig.axes[0].patches][::-1]  # top row first
+        for j, column in enumerate(sg.PROFILE_COLUMNS):
+            seg, base = (
+                (p.mean[s, j], p.base_mean[j])
+                if column == REVOLVER
+                else (p.median[s, j], p.base_median[j])
+            )
+            assert np.sign(d[j]) == np.sign(seg - base) or (seg == base == 0), column
+            assert np.sign(widths[j]) == np.sign(d[j]), column
