@@ -22,13 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the browser the app is tested with: one definition, beside the browser test
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from chromium import launch  # noqa: E402
 from machine import PeakMemory, describe  # noqa: E402
 
 from nba.app import Server, percent  # noqa: E402
 from nba.bundle import load_bundle  # noqa: E402
 from nba.data import schema  # noqa: E402
 from nba.data.io import load  # noqa: E402
+
+from chromium import launch  # noqa: E402
 
 GIB = 2**30
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from chromium import open_browser
 from factories import make_customers, to_kaggle_csv
 
 
@@ -22,3 +23,9 @@ def kaggle_csv(tmp_path: Path, customers: pd.DataFrame) -> Path:
     path = tmp_path / "customers.csv"
     path.write_text(to_kaggle_csv(customers), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module (tests/chromium.py)."""
+    yield from open_browser()

@@ -7,42 +7,19 @@ a machine without internet; that console error is expected and ignored, every ot
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-from chromium import CHROMIUM, launch
 
 from nba import config
 from nba.app import Server, percent
 from nba.data import schema, synth
 from nba.data.io import load
 
-REQUIRE_ENV = "NBA_REQUIRE_BROWSER"
 SESSIONS = 10
 SCREENSHOT = config.REPORTS_DIR / "app" / "uat.png"
 
 pytestmark = pytest.mark.slow
-
-
-def _missing(why: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"{why}, and {REQUIRE_ENV}=1 says the browser test must run")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("Playwright is not installed")
-    if not CHROMIUM.is_file():
-        _missing(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    with sync_playwright() as p:
-        launched = launch(p)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
