@@ -354,16 +354,19 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == len(self.feature_names_):
             return X  # already the model input (see `model_matrix`)
-        if not isinstance(X, pd.DataFrame) or self.features_.engineered or self._excluded:
+        if not isinstance(X, pd.DataFrame) or self.features_.engineered:
             return self.features_.matrix(X)
+        inputs = list(self.features_.inputs)  # FEATURES, less any excluded (protected) ones
         try:
-            cols = schema.column_arrays(X, FEATURES)
+            cols = schema.column_arrays(X, inputs)
         except KeyError:  # a feature is missing: the general path says which
             return self.features_.matrix(X)
-        if not all(isinstance(cols[c], pd.arrays.ArrowStringArray) for c in CATEGORY_DTYPES):
+        if not all(
+            isinstance(cols[c], pd.arrays.ArrowStringArray) for c in CATEGORY_DTYPES if c in cols
+        ):
             return self.features_.matrix(X)
-        out = np.empty((len(X), len(FEATURES)))
-        for j, c in enumerate(FEATURES):
+        out = np.empty((len(X), len(inputs)))
+        for j, c in enumerate(inputs):
             if c in CATEGORY_DTYPES:
                 codes = pc.index_in(pa.array(cols[c]), value_set=_levels(c))  # null: unknown
                 out[:, j] = codes.to_numpy(zero_copy_only=False).astype(np.float64)

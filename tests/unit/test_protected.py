@@ -208,3 +208,13 @@ def test_a_blind_main_model_serves_both():
     assert credit is None
     assert tuple(main.exclude) == DEFAULT_PROTECTED
     assert Settings().with_overrides(churn_keeps_protected="false").churn_keeps_protected is False
+
+
+def test_the_blind_models_fast_matrix_equals_its_feature_builder(bundle, batch):
+    odd = batch.copy()
+    odd.loc[odd.index[0], "Card_Category"] = "Diamond"  # unknown: a missing code on both paths
+    blind = bundle.credit_churn
+    fast = blind.model_matrix(odd)
+    assert fast.shape == (len(odd), len(blind.feature_names_))
+    np.testing.assert_array_equal(fast, blind.features_.matrix(odd))
+    assert np.isnan(fast[0]).sum() == 1
