@@ -23,3 +23,11 @@ def to_kaggle_csv(df: pd.DataFrame) -> str:
 def to_raw(df: pd.DataFrame) -> pd.DataFrame:
     """The frame as `read_table` returns a CSV: every column text, Kaggle's spelling."""
     return pd.read_csv(io.StringIO(to_kaggle_csv(df)), dtype="str", keep_default_na=False)
+
+
+def json_records(df: pd.DataFrame) -> list[dict]:
+    """Rows as plain Python values (what a JSON client sends: numbers as numbers)."""
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]

@@ -23,17 +23,11 @@ from nba.data.discover import write_synthetic
 from nba.serve.decisions import MAX_BODY_BYTES, MAX_CUSTOMERS, bundle_id
 from nba.serve.server import Running
 
+from factories import json_records
+
 pytestmark = pytest.mark.slow
 
 JSON = {"content-type": "application/json"}
-
-
-def records(df: pd.DataFrame) -> list[dict]:
-    """Rows as plain Python values (what a JSON client sends: numbers as numbers)."""
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in df.to_dict("records")
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +71,7 @@ def scored(customers_csv, serve_bundles, folder) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def sent(customers_csv) -> list[dict]:
     """The same customers as a client sends them: the file's numbers parsed exactly."""
-    return records(pd.read_csv(customers_csv))
+    return json_records(pd.read_csv(customers_csv))
 
 
 def _assert_equal_to_scores(decisions: list[dict], scored: pd.DataFrame) -> None:
@@ -458,7 +452,7 @@ def test_every_real_customer_is_decided_as_nba_score_decides(
         main(["score", str(real_path), "--bundle", str(serve_bundles[0]), "--out", str(out)]) == 0
     )
     scored = pd.read_parquet(out).set_index(schema.ID)
-    customers = records(pd.read_csv(real_path))  # as a client sends them, every column
+    customers = json_records(pd.read_csv(real_path))  # as a client sends them, every column
     decisions, rejected = [], 0
     for start in range(0, len(customers), MAX_CUSTOMERS):
         r = client.post(

@@ -18,18 +18,13 @@ from nba.data.validate import validate
 from nba.serve.decisions import bundle_id, challenger_mask
 from nba.serve.server import Running
 
+from factories import json_records
+
 pytestmark = pytest.mark.slow
 
 KEY = "s3cret-key-for-tests"
 SHARE = 0.3
 SEED = 42  # Settings().seed: what `nba serve` hashes with
-
-
-def records(df: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in df.to_dict("records")
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +66,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 )
 def test_without_the_right_key_it_is_401(server, customers, headers):
     for path, body in (
-        ("/v1/decisions", {"customers": records(customers.head(1))}),
+        ("/v1/decisions", {"customers": json_records(customers.head(1))}),
         ("/v1/responses", {"responses": [{"decision_id": "x", "responded": 1, "retained": 1}]}),
     ):
         r = _post(server, path, body, headers)
@@ -92,7 +87,7 @@ def test_health_and_docs_stay_open_and_say_a_key_is_needed(server, serve_bundles
 def test_the_challenger_decides_for_a_sticky_share(
     server, customers, champion, challenger, serve_bundles, folder
 ):
-    sent = records(customers)
+    sent = json_records(customers)
     r = _post(server, "/v1/decisions", {"customers": sent}, AUTH)
     assert r.status_code == 200
     decisions = r.json()["decisions"]
@@ -150,7 +145,7 @@ def test_the_challenger_decides_for_a_sticky_share(
 
 
 def test_a_response_with_the_key_is_recorded(server, customers):
-    made = _post(server, "/v1/decisions", {"customers": records(customers.tail(1))}, AUTH)
+    made = _post(server, "/v1/decisions", {"customers": json_records(customers.tail(1))}, AUTH)
     (d,) = made.json()["decisions"]
     body = {"responses": [{"decision_id": d["decision_id"], "responded": 0, "retained": 1}]}
     r = _post(server, "/v1/responses", body, AUTH)
