@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pandas as pd
 
@@ -31,3 +32,22 @@ def json_records(df: pd.DataFrame) -> list[dict]:
         {k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
         for r in df.to_dict("records")
     ]
+
+
+def write_messy_csv(path: Path) -> Path:
+    """1,500 customers as Kaggle writes them, with bad rows spread over the file (7 rejects,
+    duplicates across partitions among them): the engines' shared messy input."""
+    df = synth.generate(1500, 4)
+    text = synth.kaggle_csv_text(df).splitlines()
+    rows = [line.split(",") for line in text[1:]]
+    col = {c: i for i, c in enumerate(text[0].split(","))}
+    rows[3][col["Customer_Age"]] = '"forty"'  # text in a numeric column
+    rows[400][col["Card_Category"]] = '"Diamond"'  # unknown category
+    rows[700][col["Total_Trans_Amt"]] = "-5"  # negative amount
+    rows[900][col["Dependent_count"]] = ""  # missing value
+    rows[1200][col["CLIENTNUM"]] = rows[10][col["CLIENTNUM"]]  # duplicate across partitions
+    rows[1210][col["CLIENTNUM"]] = rows[1205][col["CLIENTNUM"]]  # duplicate nearby
+    rows[1300][col["CLIENTNUM"]] = rows[20][col["CLIENTNUM"]]  # duplicate and another problem
+    rows[1300][col["Gender"]] = '"X"'
+    path.write_text("\n".join([text[0], *(",".join(r) for r in rows)]) + "\n")
+    return path

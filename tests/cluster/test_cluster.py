@@ -21,25 +21,13 @@ from nba.errors import DataError
 from nba.scoring import score_file
 from nba.scoring_dask import ClusterError, connect, score_file_dask
 
+from factories import write_messy_csv
+
 
 @pytest.fixture(scope="module")
 def messy_csv(tmp_path_factory) -> Path:
     """1,500 customers as Kaggle writes them, with bad rows spread over the file: 7 rejects."""
-    df = synth.generate(1500, 4)
-    text = synth.kaggle_csv_text(df).splitlines()
-    rows = [line.split(",") for line in text[1:]]
-    col = {c: i for i, c in enumerate(text[0].split(","))}
-    rows[3][col["Customer_Age"]] = '"forty"'
-    rows[400][col["Card_Category"]] = '"Diamond"'
-    rows[700][col["Total_Trans_Amt"]] = "-5"
-    rows[900][col["Dependent_count"]] = ""
-    rows[1200][col["CLIENTNUM"]] = rows[10][col["CLIENTNUM"]]  # duplicate across partitions
-    rows[1210][col["CLIENTNUM"]] = rows[1205][col["CLIENTNUM"]]
-    rows[1300][col["CLIENTNUM"]] = rows[20][col["CLIENTNUM"]]
-    rows[1300][col["Gender"]] = '"X"'
-    path = tmp_path_factory.mktemp("messy") / "messy.csv"
-    path.write_text("\n".join([text[0], *(",".join(r) for r in rows)]) + "\n")
-    return path
+    return write_messy_csv(tmp_path_factory.mktemp("messy") / "messy.csv")
 
 
 @pytest.fixture(scope="module")
