@@ -1128,18 +1128,24 @@ def sensitivity_tornado(tables: dict[str, pd.DataFrame], change: float) -> Figur
         t = table.iloc[::-1]  # widest swing on top
         y = np.arange(len(t))
         base = float(t["base"].iloc[0])
-        for column, color in (("low", LOW_COLOR), ("high", HIGH_COLOR)):
-            ends = t[column].to_numpy(dtype=float)
-            ax.barh(y, ends - base, left=base, color=color, height=0.6)
-            for yi, end in zip(y, ends, strict=True):
+        low, high = t["low"].to_numpy(dtype=float), t["high"].to_numpy(dtype=float)
+        for yi, lo, hi in zip(y, low, high, strict=True):
+            # the longer bar first, so that a shorter one on the same side stays visible
+            ends = sorted(((lo, LOW_COLOR), (hi, HIGH_COLOR)), key=lambda e: -abs(e[0] - base))
+            for end, color in ends:
+                ax.barh(yi, end - base, left=base, color=color, height=0.6)
+            if (lo - base) * (hi - base) > 0:  # both on one side: one label, low / high
+                labels = [(max(lo, hi, key=lambda v: abs(v - base)), f"{show(lo)} / {show(hi)}")]
+            else:
+                labels = [(lo, show(lo)), (hi, show(hi))]
+            for end, text in labels:
                 if np.isfinite(end) and end != base:
-                    side = "left" if end > base else "right"
                     ax.annotate(
-                        show(end),
+                        text,
                         (end, yi),
                         xytext=(3 if end > base else -3, 0),
                         textcoords="offset points",
-                        ha=side,
+                        ha="left" if end > base else "right",
                         va="center",
                         fontsize=7.5,
                     )
