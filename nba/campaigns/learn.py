@@ -267,7 +267,7 @@ def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: flo
         if "overridden" in frame.columns
         else np.zeros(len(frame), dtype=bool)
     )
-    usable &= ~overridden
+    usable = usable & ~overridden
     if not usable.any():
         raise ValueError("no recorded outcome with its customer's record: nothing to learn from")
     frame = frame.loc[usable].reset_index(drop=True)
