@@ -68,6 +68,8 @@ UPLOAD_CSS = (
 )
 #: The campaign id under which contacts recorded on a customer's card go into the history.
 APP_CAMPAIGN = "app-desk"
+#: Kinds of problem listed under an upload's summary (the rejected rows' table has them all).
+REASONS_SHOWN = 6
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -151,11 +153,11 @@ def segment_move(segmenter: Any, record: dict[str, Any], segment: int) -> dict[s
     return {k: v for k, v in target.items() if v != record[k]}
 
 
-def parse_field(name: str, text: Any) -> tuple[Any, str]:
+def parse_field(name: str, text: Any, example: Any = None) -> tuple[Any, str]:
     """A form field's text as its value, or None and one sentence (with the field's friendly
-    name) saying what is wrong: nothing typed is ever changed silently ("12k" is not 12,
-    "2.5" dependants is not 2). Thousands separators ("12,000") are accepted. Ranges are the
-    validator's to check."""
+    name and, when given, `example` of a good value) saying what is wrong: nothing typed is
+    ever changed silently ("12k" is not 12, "2.5" dependants is not 2). Thousands separators
+    ("12,000") are accepted. Ranges are the validator's to check."""
     label = LABELS[name]
     if name in schema.CATEGORIES:
         return text, ""
@@ -166,7 +168,8 @@ def parse_field(name: str, text: Any) -> tuple[Any, str]:
     try:
         value = float(raw)
     except ValueError:
-        return None, f"{label} must be a number such as {number(hi // 4 or 1)}; got '{text}'."
+        such = number(example if example is not None else lo)
+        return None, f"{label} must be a number such as {such}; got '{text}'."
     if not np.isfinite(value):
         return None, f"{label} must be a number; got '{text}'."
     if name in schema.INTEGERS:
@@ -466,7 +469,7 @@ class App(w.VBox):
         record: dict[str, Any] = {}
         problems: dict[str, str] = {}
         for name, widget in self.fields.items():
-            record[name], problem = parse_field(name, widget.value)
+            record[name], problem = parse_field(name, widget.value, self.defaults[name])
             if problem:
                 problems[name] = problem
         if not problems.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
@@ -520,6 +523,9 @@ class App(w.VBox):
                 self.show_customer(record, "Entered customer")
             except RecordError as exc:
                 problems = field_problems(exc.issues)
+        else:  # the fields that could be read are checked too: every problem in one round
+            merged = {**self._range_problems(record, problems), **problems}
+            problems = {n: merged[n] for n in self.fields if n in merged}  # the form's order
         if problems:
             for name, text in problems.items():
                 if name:
@@ -532,6 +538,23 @@ class App(w.VBox):
             self.clear_card("No result: the entered customer could not be scored (see the form).")
             return
         self.form_message.value = message("Scored.", "ok")
+
+    def _range_problems(self, record: dict[str, Any], unread: dict[str, str]) -> dict[str, str]:
+        """The validator's problems with the fields that were read, while others (`unread`)
+        could not be: those stand in with the form's defaults, and their problems, and the
+        balance checks that depend on an unread limit or balance, are left out."""
+        from nba.data.validate import validate
+
+        filled = {n: self.defaults[n] if n in unread else record[n] for n in self.fields}
+        filled.update(
+            derived_fields(float(filled["Credit_Limit"]), float(filled["Total_Revolving_Bal"]))
+        )
+        checked = validate(pd.DataFrame([{schema.ID: 1, **filled}]))
+        found = field_problems(checked.issues_in(1)) if not checked.ok else {}
+        skip = set(unread)
+        if unread.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
+            skip.add("Total_Revolving_Bal")
+        return {n: t for n, t in found.items() if n and n not in skip}
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
@@ -1013,10 +1036,11 @@ class App(w.VBox):
             )
             parts.append(
                 f"<h4 class='nba-overrides'>Overrides ({len(overrides):,}, latest first)</h4>"
-                f"<p>A person chose another action than the engine recommended. The "
-                f"{overridden:,} of them with a known result are left out of the table above: "
-                "they are not the engine's decisions, and the engine does not learn from them "
-                "(<code>nba campaign learn</code>).</p>" + table_html(shown, max_height="260px")
+                "<p>A person chose another action than the engine recommended. Overridden "
+                "contacts are not the engine's decisions: they are left out of the impact "
+                "table above, and the engine does not learn from them (<code>nba campaign "
+                f"learn</code>). With a known result so far: {overridden:,}.</p>"
+                + table_html(shown, max_height="260px")
             )
         self.campaigns_table.value = "".join(parts)
 
@@ -1286,13 +1310,16 @@ class App(w.VBox):
             if scored
             else message(summary + " Nothing could be scored: see the reasons below.")
         )
-        if len(rejects):  # why, by rule broken (every row's own reason is in the table)
+        if len(rejects):  # why, by rule broken (every row's own reasons are in the table)
+            shown_problems = checked.problems[:REASONS_SHOWN]
+            more = len(checked.problems) - len(shown_problems)
             self.batch_summary.value += (
                 "<ul class='nba-reject-reasons' style='margin:0'>"
-                + "".join(f"<li>{escape(p)}</li>" for p in checked.problems[:10])
+                + "".join(f"<li>{escape(p)}</li>" for p in shown_problems)
                 + (
-                    f"<li>… {len(checked.problems) - 10} more</li>"
-                    if len(checked.problems) > 10
+                    f"<li>… and {more} more kinds of problem: each rejected row's reasons are "
+                    "in the table below and its download.</li>"
+                    if more > 0
                     else ""
                 )
                 + "</ul>"

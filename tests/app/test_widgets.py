@@ -643,3 +643,22 @@ def test_a_messy_upload_says_what_was_loaded_and_why_rows_were_rejected(app):
     reasons = app.batch_summary.value
     assert "nba-reject-reasons" in reasons
     assert "Customer_Age" in _text(reasons) and "Card_Category" in _text(reasons)
+
+
+def test_every_problem_of_the_form_is_said_in_one_round(app):
+    app.reset_form()
+    app.fields["Customer_Age"].value = "abc"  # cannot be read
+    app.fields["Months_on_book"].value = "1000"  # read, but out of range
+    app.fields["Contacts_Count_12_mon"].value = "-2"
+    app.score_form()
+    assert "Age (years) must be a number such as" in _text(app.field_messages["Customer_Age"].value)
+    assert f"such as {app.defaults['Customer_Age']}" in _text(
+        app.field_messages["Customer_Age"].value
+    )
+    assert "above the maximum" in _text(app.field_messages["Months_on_book"].value)
+    assert "below the minimum" in _text(app.field_messages["Contacts_Count_12_mon"].value)
+    assert _text(app.form_message.value) == (
+        "Please correct: Age (years), Months on book, Contacts (12 m)."
+    )
+    assert app.current is None
+    app.reset_form()
