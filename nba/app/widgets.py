@@ -1292,6 +1292,12 @@ class App(w.VBox):
         if not safe.lower().endswith(".csv"):
             self.upload_message.value = message(f"{safe} is not a .csv file.")
             return
+        if content[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):  # zip (xlsx) or old .xls
+            self.upload_message.value = message(
+                f"{safe} is an Excel workbook, not a CSV: in Excel, Save As → CSV "
+                "(comma delimited), then upload that file."
+            )
+            return
         with tempfile.TemporaryDirectory(prefix="nba-upload-") as folder:
             path = Path(folder) / safe
             path.write_bytes(content)
@@ -1329,7 +1335,7 @@ class App(w.VBox):
             totals = campaign_figures(scores, names, {a.id: a.cost for a in self.catalogue.actions})
             self.batch_summary.value += (
                 f"<p class='nba-batch-totals'>Value at risk {money(totals['value_at_risk'])} · "
-                f"contacting the {totals['contacted']:,.0f} customers with an action costs "
+                f"contacting the {_customers(totals['contacted'])} with an action costs "
                 f"{money(totals['campaign_cost'])} · expected net value "
                 f"{money(totals['expected_net_value'])}</p>"
             )
@@ -1463,6 +1469,11 @@ def field_problems(issues: Iterable[Issue]) -> dict[str, str]:
 
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _customers(n: float) -> str:
+    """ "1 customer", "2,345 customers"."""
+    return f"{n:,.0f} customer" + ("" if n == 1 else "s")
 
 
 def _user_name() -> str:

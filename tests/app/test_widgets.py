@@ -320,6 +320,11 @@ def test_upload_scores_good_rows_rejects_bad_ones_and_offers_the_download(app):
         ("cols.csv", b"CLIENTNUM,Customer_Age\n1,40\n", "cols.csv"),
         ("big.csv", b"x" * (UPLOAD_LIMIT + 1), "the app takes CSV files up to"),
         ("data.xlsx", b"PK\x03\x04", "is not a .csv file"),
+        (
+            "renamed.csv",
+            b"PK\x03\x04" + b"\x00" * 40,
+            "renamed.csv is an Excel workbook, not a CSV",
+        ),
     ],
 )
 def test_unusable_uploads_get_one_line_next_to_the_upload(app, name, content, words):
