@@ -667,3 +667,23 @@ def test_every_problem_of_the_form_is_said_in_one_round(app):
     )
     assert app.current is None
     app.reset_form()
+
+
+def test_learning_leaves_out_contacts_where_a_person_overrode_the_engine(app_files, tmp_path):
+    from nba.campaigns.history import History
+    from nba.campaigns.learn import learn_from_history
+
+    desk = build_app(app_files[0], app_files[1], history=tmp_path / "h.sqlite")
+    for i, key in enumerate(desk.base.scores.index[:4]):
+        desk.lookup(str(key))
+        if i % 2:  # every other contact overrides the recommendation
+            best = desk.baseline["action_1"]
+            desk.oc_action.value = next(a for a in desk.catalogue.ids if a != best)
+            desk.oc_reason.value = "knows the customer"
+        desk.oc_result.value = 1 + i  # each with a result
+        desk.record_contact()
+    with History(tmp_path / "h.sqlite") as history:
+        assert len(history.interactions()) == 4
+        result = learn_from_history(desk.bundle, history)
+    assert result.lineage["outcomes"] == 2
+    assert result.lineage["overridden_left_out"] == 2
