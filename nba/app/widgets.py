@@ -541,20 +541,22 @@ class App(w.VBox):
 
     def _range_problems(self, record: dict[str, Any], unread: dict[str, str]) -> dict[str, str]:
         """The validator's problems with the fields that were read, while others (`unread`)
-        could not be: those stand in with the form's defaults, and their problems, and the
-        balance checks that depend on an unread limit or balance, are left out."""
+        could not be: those stand in with values that break no rule (the form's defaults; for
+        an unread credit limit the largest allowed, so a balance is only checked against its
+        own range) and their problems are left out."""
         from nba.data.validate import validate
 
         filled = {n: self.defaults[n] if n in unread else record[n] for n in self.fields}
+        if "Credit_Limit" in unread:
+            filled["Credit_Limit"] = schema.BOUNDS["Credit_Limit"][1]
+        if "Total_Revolving_Bal" in unread:
+            filled["Total_Revolving_Bal"] = 0
         filled.update(
             derived_fields(float(filled["Credit_Limit"]), float(filled["Total_Revolving_Bal"]))
         )
         checked = validate(pd.DataFrame([{schema.ID: 1, **filled}]))
         found = field_problems(checked.issues_in(1)) if not checked.ok else {}
-        skip = set(unread)
-        if unread.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
-            skip.add("Total_Revolving_Bal")
-        return {n: t for n, t in found.items() if n and n not in skip}
+        return {n: t for n, t in found.items() if n and n not in unread}
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
@@ -945,7 +947,7 @@ class App(w.VBox):
     # ------------------------------------------------------------------ campaigns tab
     def _campaigns_tab(self) -> w.Widget:
         self.campaigns_table = w.HTML()
-        refresh = w.Button(description="Refresh", layout=w.Layout(width="auto"))
+        refresh = w.Button(description="Refresh", layout=w.Layout(width="120px"))
         refresh.on_click(lambda _: self.refresh_campaigns())
         self.refresh_campaigns()
         return w.VBox(
@@ -954,7 +956,8 @@ class App(w.VBox):
                     "<p>What the recorded contacts and their results say: per action, customers "
                     "treated and held out as control, the share retained in each, the lift with "
                     "its 95 % interval and the net value per treated customer. Contacts recorded "
-                    f"on a customer's card count as treated. History: "
+                    "on a customer's card count as treated, except overridden ones (listed "
+                    f"apart). History: "
                     f"<code>{escape(self.history_path)}</code>.</p>"
                 ),
                 refresh,
@@ -1016,8 +1019,9 @@ class App(w.VBox):
                 }
             )
             parts.append(
-                f"<p class='nba-impact'>{len(interactions):,} outcomes recorded.</p>"
-                + table_html(shown)
+                f"<p class='nba-impact'>{len(interactions):,} outcomes recorded, "
+                f"{len(interactions) - overridden:,} of them of the engine's own decisions "
+                "(the table counts those).</p>" + table_html(shown)
             )
         if len(overrides):
             by = overrides.assign(

@@ -509,7 +509,9 @@ def test_outcome_capture_records_the_contact_and_the_campaigns_tab_reports_it(ap
     assert "needs a control group" in report
     assert "Overrides (1, latest first)" in report
     assert "customer asked for a call back" in report and "maria.k" in report
-    assert "are left out of the table above" in report
+    assert "2 outcomes recorded, 1 of them of the engine's own decisions" in report
+    assert "left out of the impact table above" in report
+    assert "With a known result so far: 1." in report
 
 
 def test_the_apps_former_override_file_is_migrated_into_the_history(app_files, tmp_path):
@@ -655,7 +657,10 @@ def test_every_problem_of_the_form_is_said_in_one_round(app):
     app.fields["Customer_Age"].value = "abc"  # cannot be read
     app.fields["Months_on_book"].value = "1000"  # read, but out of range
     app.fields["Contacts_Count_12_mon"].value = "-2"
+    app.fields["Credit_Limit"].value = "12k"  # cannot be read: the balance is still checked
+    app.fields["Total_Revolving_Bal"].value = "-5"
     app.score_form()
+    assert "below the minimum" in _text(app.field_messages["Total_Revolving_Bal"].value)
     assert "Age (years) must be a number such as" in _text(app.field_messages["Customer_Age"].value)
     assert f"such as {app.defaults['Customer_Age']}" in _text(
         app.field_messages["Customer_Age"].value
@@ -663,7 +668,8 @@ def test_every_problem_of_the_form_is_said_in_one_round(app):
     assert "above the maximum" in _text(app.field_messages["Months_on_book"].value)
     assert "below the minimum" in _text(app.field_messages["Contacts_Count_12_mon"].value)
     assert _text(app.form_message.value) == (
-        "Please correct: Age (years), Months on book, Contacts (12 m)."
+        "Please correct: Age (years), Months on book, Contacts (12 m), Credit limit ($), "
+        "Revolving balance ($)."
     )
     assert app.current is None
     app.reset_form()
