@@ -68,6 +68,8 @@ UPLOAD_CSS = (
 )
 #: The campaign id under which contacts recorded on a customer's card go into the history.
 APP_CAMPAIGN = "app-desk"
+#: Longest override reason kept (characters): a sentence or two, not a case file.
+REASON_LIMIT = 500
 #: Kinds of problem listed under an upload's summary (the rejected rows' table has them all).
 REASONS_SHOWN = 6
 #: Rows of the scored table shown on the page (the download has all of them).
@@ -849,6 +851,11 @@ class App(w.VBox):
                 "Say why you override the recommendation (Why override)."
             )
             return
+        if len(reason) > REASON_LIMIT:
+            self.oc_message.value = message(
+                f"Keep the reason to {REASON_LIMIT} characters (it has {len(reason):,})."
+            )
+            return
         if overridden and not who:
             self.oc_message.value = message("Say who overrides the recommendation (Recorded by).")
             return
@@ -965,9 +972,16 @@ class App(w.VBox):
             ]
         )
 
+    def _report_campaigns(self, text: str) -> None:
+        self.campaigns_table.value = message(text)
+
     def refresh_campaigns(self) -> None:
         """The impact report of `nba.campaigns` over the history's recorded outcomes (the
-        engine's decisions: overridden ones are left out and said so), and the overrides."""
+        engine's decisions: overridden ones are left out and said so), and the overrides. A
+        history that cannot be read is one sentence on this tab; the rest of the app works."""
+        _guard(self._report_campaigns)(self._refresh_campaigns)()
+
+    def _refresh_campaigns(self) -> None:
         from nba.campaigns.history import History
         from nba.campaigns.impact import impact_table
 

@@ -693,3 +693,22 @@ def test_learning_leaves_out_contacts_where_a_person_overrode_the_engine(app_fil
         result = learn_from_history(desk.bundle, history)
     assert result.lineage["outcomes"] == 2
     assert result.lineage["overridden_left_out"] == 2
+
+
+def test_an_unreadable_history_is_one_sentence_on_its_tab_and_the_app_still_works(
+    app_files, tmp_path
+):
+    history = tmp_path / "history.sqlite"
+    history.write_text("not a database" * 200)
+    desk = build_app(app_files[0], app_files[1], history=history)
+    assert isinstance(desk, App)
+    assert "is not a usable nba history" in _text(desk.campaigns_table.value)
+    key = int(desk.base.scores.index[0])
+    desk.lookup(str(key))
+    assert f"Customer {key}" in _text(desk.result.value)
+    desk.record_contact()  # the contact cannot be written: said beside the button
+    assert "is not a usable nba history" in _text(desk.oc_message.value)
+    desk.oc_action.value = next(a for a in desk.catalogue.ids if a != desk.baseline["action_1"])
+    desk.oc_reason.value = "x" * 501
+    desk.record_contact()
+    assert "Keep the reason to 500 characters (it has 501)" in _text(desk.oc_message.value)
