@@ -140,7 +140,8 @@ def campaign_figures(
     their best action, and the expected net value of doing so (customers whose best is no
     action cost and bring nothing)."""
     best = scores["action_1"].astype("str")
-    cost = best.map(lambda a: float(costs.get(a, 0.0))).fillna(0.0)
+    # float even for an empty list (a text column's empty sum is "", not 0)
+    cost = best.map({a: float(c) for a, c in costs.items()}).astype("float64").fillna(0.0)
     net = scores["action_1_value"].fillna(0.0).where(best.ne("no_action"), 0.0)
     return {
         "customers": float(len(scores)),

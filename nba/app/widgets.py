@@ -1154,7 +1154,9 @@ class App(w.VBox):
             value = float(raw)
         except ValueError:
             return None, f"{what} must be a number such as 5000; got '{widget.value}'."
-        if not np.isfinite(value) or value < 0:
+        if not np.isfinite(value):
+            return None, f"{what} must be a number such as 5000; got '{widget.value}'."
+        if value < 0:
             return None, f"{what} must be 0 or more; got '{widget.value}'."
         return value, ""
 

@@ -712,3 +712,28 @@ def test_an_unreadable_history_is_one_sentence_on_its_tab_and_the_app_still_work
     desk.oc_reason.value = "x" * 501
     desk.record_contact()
     assert "Keep the reason to 500 characters (it has 501)" in _text(desk.oc_message.value)
+
+
+@pytest.mark.parametrize(
+    ("budget", "capacity", "words"),
+    [
+        ("0", "", "0 customers to contact. Value at risk $0 · campaign cost $0"),
+        ("", "0", "0 customers to contact. Value at risk $0 · campaign cost $0"),
+    ],
+)
+def test_an_empty_call_list_is_said_not_an_error(app, budget, capacity, words):
+    app.wl_band.value = ""
+    app.wl_min_value.value = "0"
+    app.wl_budget.value, app.wl_capacity.value = budget, capacity
+    app.build_worklist()
+    assert app.wl_message.value == ""
+    assert words in _text(app.wl_summary.value)
+    assert len(app.worklist) == 0
+    app.wl_budget.value = app.wl_capacity.value = ""
+
+
+def test_an_infinite_amount_is_not_a_number_for_the_worklist(app):
+    app.wl_min_value.value = "1e309"
+    app.build_worklist()
+    assert "Value at risk from must be a number such as 5000" in _text(app.wl_message.value)
+    app.wl_min_value.value = "0"
