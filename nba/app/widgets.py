@@ -633,6 +633,9 @@ class App(w.VBox):
                 slider.max = max(top, value)
                 slider.value = value
                 slider.disabled = False
+            own = f"its own segment ({self.baseline['segment_name']})" if self.baseline else None
+            if own and self.what_if_segment.options[0][0] != own:
+                self.what_if_segment.options = [(own, -1), *self.what_if_segment.options[1:]]
             self.what_if_segment.value = -1
             self.what_if_segment.disabled = False
             self.moved = {}

@@ -566,6 +566,10 @@ def test_what_if_moves_the_customer_into_another_segment_without_changing_it(
     record = dict(desk.record)
     form = {n: f.value for n, f in desk.fields.items()}
     assert not desk.what_if_segment.disabled
+    assert desk.what_if_segment.options[0] == (
+        f"its own segment ({desk.baseline['segment_name']})",
+        -1,
+    )
     changed_any = False
     for target in range(len(app_bundle.segmenter.names_)):
         if target == own:
