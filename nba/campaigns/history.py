@@ -25,6 +25,13 @@ row per decision indexes them.
   customer numbers, which would triple the time to write a million decisions.
 - `outcomes`: one per decision (its integer id, found by this module before writing),
   responded, retained (0/1), source, recorded.
+
+Version 2 adds `overrides`: one per decision where a person chose another action than the
+engine recommended (the app's "Record the contact"): the decision's key and decision_id, its
+CLIENTNUM and campaign_id, the recommended and the chosen action, the person's reason, who
+recorded it and when. Impact and learning read `interactions_with_overrides`, so that an
+overridden decision is never taken for the engine's own (`overridden` = 1). The app's earlier
+side file `<history>.decisions.csv` is imported by `import_override_log`.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from nba.errors import NbaError
 log = logging.getLogger(__name__)
 
 HISTORY_ENV = "NBA_HISTORY"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds a writer waits for another writer's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
@@ -113,8 +120,34 @@ CREATE TABLE IF NOT EXISTS outcomes (
     recorded TEXT NOT NULL
 );
 """
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS overrides (
+    decision INTEGER PRIMARY KEY,
+    decision_id TEXT NOT NULL UNIQUE,
+    CLIENTNUM INTEGER NOT NULL,
+    campaign_id TEXT NOT NULL,
+    recommended TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    recorded_by TEXT NOT NULL,
+    recorded TEXT NOT NULL
+);
+"""
 #: Migrations: version → statements that bring the schema from version-1 to version.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+#: Columns of `History.overrides()`, in order.
+OVERRIDE_COLUMNS = (
+    "decision_id",
+    schema.ID,
+    "campaign_id",
+    "recommended",
+    "action",
+    "override_reason",
+    "recorded_by",
+    "recorded",
+)
+#: Who recorded the overrides imported from the app's former side file (it did not say).
+LEGACY_RECORDED_BY = "not recorded (imported from the app's former side file)"
 
 
 class HistoryError(NbaError):
@@ -642,6 +675,193 @@ class History:
             implicit = found["campaign_id"] + ":" + found[schema.ID].astype("Int64").astype("str")
             found["decision_id"] = found["decision_id"].fillna(implicit)
         return found
+
+    # -- overrides -------------------------------------------------------------------------
+
+    def record_overrides(self, overrides: pd.DataFrame) -> tuple[int, pd.DataFrame]:
+        """Overrides of decisions already in the history (a person chose another action than
+        the engine recommended): columns decision_id, recommended (the engine's action id),
+        override_reason (the person's words), and optionally recorded_by and recorded (ISO
+        time; default now). The chosen action, customer and campaign are read from the decision
+        itself. Returns (recorded, rejected rows with a `reason`); recorded + rejected = rows
+        given. An unknown decision, an empty reason, a decision whose action is the recommended
+        one (no override) and duplicates are rejected; an override already recorded is never
+        overwritten (the same one again is "already recorded")."""
+        need = ["decision_id", "recommended", "override_reason"]
+        missing = [c for c in need if c not in overrides.columns]
+        if missing:
+            raise HistoryError(f"overrides need the column(s) {', '.join(missing)}.")
+        o = overrides.reset_index(drop=True)
+        ids = o["decision_id"].fillna("").astype("str").str.strip()
+        recommended = o["recommended"].fillna("").astype("str").str.strip()
+        why = o["override_reason"].fillna("").astype("str").str.strip()
+        by = (
+            o["recorded_by"].fillna("").astype("str").str.strip()
+            if "recorded_by" in o.columns
+            else pd.Series("", index=o.index)
+        )
+        when = (
+            o["recorded"].fillna("").astype("str").str.strip()
+            if "recorded" in o.columns
+            else pd.Series("", index=o.index)
+        )
+        reason = np.full(len(o), "", dtype=object)
+        reason[ids.eq("").to_numpy()] = "decision_id is empty"
+        keys = self._keys_by_decision_id(ids[reason == ""].tolist())
+        found = keys.reindex(ids.to_numpy())["id"].to_numpy()
+        reason[pd.isna(found) & (reason == "")] = "unknown decision_id: no such decision"
+        reason[recommended.eq("").to_numpy() & (reason == "")] = (
+            "recommended is empty: name the action the engine recommended"
+        )
+        reason[why.eq("").to_numpy() & (reason == "")] = (
+            "override_reason is empty: say why the recommendation was overridden"
+        )
+        good = reason == ""
+        key = np.where(good, found, -1).astype(np.int64)
+        decided = self._decision_columns(key[good], [schema.ID, "campaign_id", "action"])
+        action = np.full(len(o), "", dtype=object)
+        client = np.zeros(len(o), dtype=np.int64)
+        campaign = np.full(len(o), "", dtype=object)
+        action[good] = decided["action"].astype("str").to_numpy()
+        client[good] = decided[schema.ID].astype(np.int64).to_numpy()
+        campaign[good] = decided["campaign_id"].astype("str").to_numpy()
+        same = good & (action == recommended.to_numpy())
+        reason[same] = "not an override: the decision's action is the recommended one"
+        good = reason == ""
+        dup = pd.Series(key).where(good).duplicated(keep="first").to_numpy() & good
+        reason[dup] = "duplicate: an earlier row overrides the same decision"
+        now = _now()
+        try:
+            with self._transaction() as conn:
+                ok = reason == ""
+                before = {
+                    int(k): (r, w)
+                    for k, r, w in self._rows(
+                        conn,
+                        "SELECT decision, recommended, reason FROM overrides WHERE decision",
+                        key[ok],
+                    )
+                }
+                for i in np.flatnonzero(ok):
+                    if int(key[i]) in before:
+                        again = before[int(key[i])] == (recommended.iloc[i], why.iloc[i])
+                        reason[i] = (
+                            "already recorded (same override): nothing added"
+                            if again
+                            else "an override is already recorded for this decision; overrides "
+                            "are never overwritten"
+                        )
+                ok = reason == ""
+                conn.executemany(
+                    "INSERT INTO overrides (decision, decision_id, CLIENTNUM, campaign_id, "
+                    "recommended, action, reason, recorded_by, recorded) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            int(key[i]),
+                            ids.iloc[i],
+                            int(client[i]),
+                            campaign[i],
+                            recommended.iloc[i],
+                            action[i],
+                            why.iloc[i],
+                            by.iloc[i] or "unknown",
+                            when.iloc[i] or now,
+                        )
+                        for i in np.flatnonzero(ok)
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"Could not record overrides in {self.path}: {exc}.") from exc
+        recorded = int((reason == "").sum())
+        rejected = o.loc[reason != ""].assign(reason=reason[reason != ""])
+        log.info("history: %d overrides recorded, %d rejected", recorded, len(rejected))
+        return recorded, rejected
+
+    @staticmethod
+    def _rows(conn: sqlite3.Connection, query: str, keys: np.ndarray) -> list[tuple]:
+        """`query` ending in "WHERE <key column>" over `keys`, 500 at a time."""
+        ids = np.unique(np.asarray(keys, dtype=np.int64)).tolist()
+        out: list[tuple] = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k : k + 500]
+            out += conn.execute(f"{query} IN ({', '.join('?' * len(chunk))})", chunk).fetchall()
+        return out
+
+    def _decision_columns(self, keys: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
+        """`columns` of the decisions with these integer keys, in the order of `keys`."""
+        if not len(keys):
+            return pd.DataFrame(columns=list(columns))
+        rows = self._rows(self.conn, "SELECT id, batch, row FROM decisions WHERE id", keys)
+        where = pd.DataFrame(rows, columns=["id", "batch", "row"]).set_index("id")
+        return self._gather(where.reindex(keys).reset_index(drop=True), "decisions", columns)
+
+    def overrides(self, campaign_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every override recorded (all, or of `campaign_ids`), in the order of the decisions:
+        `OVERRIDE_COLUMNS` (who chose which action instead of the recommended one, and why)."""
+        query = (
+            "SELECT decision_id, CLIENTNUM, campaign_id, recommended, action, "
+            "reason AS override_reason, recorded_by, recorded FROM overrides"
+        )
+        params: list[str] = []
+        if campaign_ids is not None:
+            query += f" WHERE campaign_id IN ({', '.join('?' * len(campaign_ids))})"
+            params = [str(c) for c in campaign_ids]
+        return pd.read_sql_query(query + " ORDER BY decision", self.conn, params=params)
+
+    def interactions_with_overrides(
+        self,
+        campaign_ids: Sequence[str] | None = None,
+        with_customers: bool = False,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """`interactions` plus what impact and learning need to tell a person's choice from the
+        engine's: `overridden` (1 where a person chose another action than the recommended
+        one), `recommended` (the engine's action: the action itself when not overridden) and
+        `override_reason` ("" when not overridden). `columns` gains decision_id, campaign_id
+        and CLIENTNUM (the join needs them)."""
+        wanted = (
+            None
+            if columns is None
+            else list(dict.fromkeys([*columns, "decision_id", "campaign_id", schema.ID]))
+        )
+        frame = self.interactions(campaign_ids, with_customers, wanted)
+        found = self.overrides(campaign_ids)
+        action = frame["action"].astype("str") if "action" in frame.columns else None
+        if found.empty or frame.empty:
+            frame["overridden"] = np.zeros(len(frame), dtype=np.int8)
+            frame["recommended"] = action if action is not None else ""
+            frame["override_reason"] = ""
+            return frame
+        match = found.set_index("decision_id").reindex(frame["decision_id"].astype("str"))
+        hit = match["recommended"].notna().to_numpy()
+        frame["overridden"] = hit.astype(np.int8)
+        recommended = match["recommended"].to_numpy(dtype=object)
+        if action is not None:
+            recommended = np.where(hit, recommended, action.to_numpy(dtype=object))
+        frame["recommended"] = recommended
+        frame["override_reason"] = match["override_reason"].fillna("").to_numpy(dtype=object)
+        return frame
+
+    def import_override_log(self, path: str | Path) -> tuple[int, pd.DataFrame]:
+        """The app's former side file of contacts (`<history>.decisions.csv`: decision_id,
+        CLIENTNUM, recommended, action, override_reason, result, recorded) into the
+        `overrides` table: its rows with an override reason (the others were accepted
+        recommendations, already complete in the history). Who recorded them is unknown
+        (`LEGACY_RECORDED_BY`); the time is the file's. Importing twice adds nothing.
+        Returns `record_overrides`' (recorded, rejected)."""
+        try:
+            old = pd.read_csv(path, dtype="str", keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise HistoryError(f"Cannot read the override log {path}: {exc}.") from exc
+        need = ["decision_id", "recommended", "override_reason"]
+        missing = [c for c in need if c not in old.columns]
+        if missing:
+            raise HistoryError(
+                f"{path} has no column(s) {', '.join(missing)}: not an override log."
+            )
+        rows = old[old["override_reason"].str.strip().ne("")]
+        return self.record_overrides(rows.assign(recorded_by=LEGACY_RECORDED_BY))
 
 
 def _parquet(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> bytes:
