@@ -315,7 +315,18 @@ class PlanResult:
     campaign_id: str
     output: Any
     rejects: Any
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # plan_summary, with "power": the plan_power table as records
+    summary_file: Any = None  # PLAN.summary.json beside the plan
+    warnings: tuple[str, ...] = ()  # one sentence per action the plan cannot measure
+
+
+def summary_path(path: Any) -> Any:
+    """PLAN.summary.json beside the plan file."""
+    from pathlib import Path
+
+    path = Path(path)
+    name = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.stem
+    return path.with_name(f"{name}.summary.json")
 
 
 def plan_file(
@@ -328,16 +339,21 @@ def plan_file(
 ) -> PlanResult:
     """`nba campaign plan`: read and validate customers (bad rows to OUTPUT.rejects.csv with a
     reason), plan them, write the plan to the history (one transaction, with the customers'
-    records) and then to `output` (CSV or Parquet). Rows in = planned + rejected."""
+    records) and then to `output` (CSV or Parquet), and its summary, with each action's power
+    to show its effect against the control group (`nba.campaigns.power`), to
+    OUTPUT.summary.json. Rows in = planned + rejected."""
     from pathlib import Path
 
     from nba.bundle import load_bundle
     from nba.campaigns.outcomes import rejects_path
+    from nba.campaigns.power import load_power_params, plan_power, power_warnings
     from nba.data.io import read_table, write_table
     from nba.data.validate import validate
     from nba.errors import DataError
+    from nba.report import write_json
 
     options.check()
+    power_params = load_power_params()  # a bad params/power.yaml fails before any work
     bundle = load_bundle(Path(bundle_path))
     checked = validate(read_table(Path(input_path)))
     if checked.clean.empty:
@@ -360,12 +376,26 @@ def plan_file(
     if len(checked.rejects):
         rejects = write_table(checked.rejects, rejects_path(Path(output)))
     assert len(plan) + len(checked.rejects) == checked.n_in
+    # can the campaign prove itself? per action, the lift its control group can detect
+    power = plan_power(plan, params=power_params)
+    summary = plan_summary(plan)
+    summary["power"] = {
+        "power": power_params.power,
+        "alpha": power_params.alpha,
+        "target_relative_lift": power_params.target_relative_lift,
+        # NaN (no detectable lift) → null in the JSON
+        "actions": power.astype(object).where(power.notna(), None).to_dict(orient="records"),
+    }
+    campaign = str(plan["campaign_id"].iloc[0])
+    summary_file = write_json(summary_path(out), {"campaign_id": campaign, **summary})
     return PlanResult(
         checked.n_in,
         len(plan),
         len(checked.rejects),
-        str(plan["campaign_id"].iloc[0]),
+        campaign,
         out,
         rejects,
-        plan_summary(plan),
+        summary,
+        summary_file,
+        tuple(power_warnings(power, power_params.power, power_params.alpha)),
     )
