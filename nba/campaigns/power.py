@@ -246,20 +246,23 @@ def plan_power(
     alpha = params.alpha if alpha is None else alpha
     if lift is None:
         lift, relative = params.target_relative_lift, True
-    frame = plan
-    if "explored" in frame.columns:
-        frame = frame[pd.to_numeric(frame["explored"]).fillna(0).eq(0)]
-    frame = frame[frame["action"].astype("str").ne(NO_ACTION)]
-    control = frame["group"].astype("str").eq("control")
-    p = pd.to_numeric(frame["churn_probability"]).to_numpy(dtype=np.float64)
-    grouped = pd.DataFrame(
-        {"action": frame["action"].astype("str").to_numpy(), "control": control, "p": p}
-    ).groupby("action", sort=True)
+    # column arrays and counts by action code: no filtered copy of a million-row plan
+    action = plan["action"].astype("str")
+    keep = action.ne(NO_ACTION).to_numpy()
+    if "explored" in plan.columns:
+        keep = keep & (pd.to_numeric(plan["explored"]).fillna(0).to_numpy() == 0)
+    code, names = pd.factorize(action)
+    code = code[keep]
+    control = plan["group"].astype("str").eq("control").to_numpy()[keep]
+    p = pd.to_numeric(plan["churn_probability"]).to_numpy(dtype=np.float64)[keep]
+    size = np.bincount(code, minlength=len(names))
+    n_control = np.bincount(code[control], minlength=len(names))
+    p_sum = np.bincount(code, weights=p, minlength=len(names))
     rows: list[dict[str, Any]] = []
-    for action, g in grouped:
-        nc = int(g["control"].sum())
-        nt = len(g) - nc
-        base = float(np.clip(g["p"].mean(), 1e-6, 1 - 1e-6))
+    for j in sorted(np.flatnonzero(size).tolist(), key=lambda j: str(names[j])):
+        nc = int(n_control[j])
+        nt = int(size[j]) - nc
+        base = float(np.clip(p_sum[j] / size[j], 1e-6, 1 - 1e-6))
         target = min(lift * base if relative else lift, base)
         share = nc / (nt + nc) if nc and nt else _default_control()
         need_t, need_c = required_sizes(base, target, power=power, alpha=alpha, control_share=share)
@@ -267,7 +270,7 @@ def plan_power(
         mde = minimum_detectable_lift(nt, nc, base, power=power, alpha=alpha)
         rows.append(
             {
-                "action": str(action),
+                "action": str(names[j]),
                 "treated": nt,
                 "control": nc,
                 "base_churn": base,
