@@ -692,6 +692,16 @@ def _campaign_rows(
     ]
 
 
+def _json_ints(values: np.ndarray) -> str:
+    """Integers as one JSON array text, joined by arrow (no Python string per value)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    digits = pc.cast(pa.array(values, pa.int64()), pa.large_string())
+    whole = pa.LargeListArray.from_arrays(pa.array([0, len(digits)], pa.int64()), digits)
+    return "[" + pc.binary_join(whole, pa.scalar(",", pa.large_string()))[0].as_py() + "]"
+
+
 def _insert_index(
     conn: sqlite3.Connection,
     campaign: np.ndarray,
@@ -721,7 +731,7 @@ def _insert_index(
                     int(campaign[lo]),
                     int(batch[lo]),
                     int(row[lo]),
-                    "[" + ",".join(map(str, client[lo:hi].tolist())) + "]",
+                    _json_ints(client[lo:hi]),
                 ),
             )
         else:
