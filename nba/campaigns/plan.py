@@ -414,7 +414,12 @@ def plan_file(
 
     from nba.bundle import load_bundle
     from nba.campaigns.outcomes import rejects_path
-    from nba.campaigns.power import load_power_params, plan_power, power_warnings
+    from nba.campaigns.power import (
+        load_power_params,
+        plan_power,
+        power_records,
+        power_warnings,
+    )
     from nba.data.io import read_table, write_table
     from nba.data.validate import validate
     from nba.errors import DataError
@@ -455,8 +460,7 @@ def plan_file(
         "power": power_params.power,
         "alpha": power_params.alpha,
         "target_relative_lift": power_params.target_relative_lift,
-        # NaN (no detectable lift) → null in the JSON
-        "actions": power.astype(object).where(power.notna(), None).to_dict(orient="records"),
+        "actions": power_records(power),
     }
     campaign = str(plan["campaign_id"].iloc[0])
     summary_file = write_json(summary_path(out), {"campaign_id": campaign, **summary})

@@ -286,6 +286,11 @@ def plan_power(
     return pd.DataFrame(rows, columns=list(POWER_COLUMNS))
 
 
+def power_records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """`plan_power`'s table as JSON records (NaN, no detectable lift, as None: null)."""
+    return table.astype(object).where(table.notna(), None).to_dict(orient="records")
+
+
 def power_warnings(table: pd.DataFrame, power: float, alpha: float) -> list[str]:
     """One sentence per action of `plan_power`'s table that the plan cannot measure; one
     sentence in all when the plan has no control group."""
