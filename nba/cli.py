@@ -269,13 +269,13 @@ def _campaign_plan(args: argparse.Namespace) -> int:
         options.check()
     except ValueError as exc:
         raise NbaError(str(exc)) from None
+    from nba.scoring_dask import CLUSTER_ENV, connect
+
     # $NBA_DASK_CLUSTER is where the engine scores unless --cluster says otherwise
-    cluster = args.cluster or os.environ.get("NBA_DASK_CLUSTER")
+    cluster = args.cluster or os.environ.get(CLUSTER_ENV)
     with contextlib.ExitStack() as stack:
         client = None
         if cluster:  # first: a scheduler that does not answer fails before anything is written
-            from nba.scoring_dask import connect
-
             client = stack.enter_context(connect(cluster, timeout=args.cluster_timeout))
         history = stack.enter_context(_history(args))
         r = plan_file(args.bundle, args.input, args.out, history, options, args.campaign_id, client)

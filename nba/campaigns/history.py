@@ -692,6 +692,10 @@ def _campaign_rows(
     ]
 
 
+#: True once this process's SQLite library was found built without `json_each`.
+_json_each_missing = False
+
+
 def _json_ints(values: np.ndarray) -> str:
     """Integers as one JSON array text, joined by arrow (no Python string per value)."""
     import pyarrow as pa
@@ -714,7 +718,9 @@ def _insert_index(
     """One `decisions` row per decision, in order. A run of plan decisions (implicit id, one
     campaign, one batch) goes in as one statement over a JSON array of its CLIENTNUMs
     (`json_each`, in SQLite's C code): no Python tuple per row, a third of the CPU time of
-    `executemany` on a million decisions. Other rows (the service's own ids) go row by row."""
+    `executemany` on a million decisions. Other rows (the service's own ids), and every row
+    where SQLite lacks its JSON functions (before 3.38 they were optional), go row by row."""
+    global _json_each_missing
     n = len(client)
     change = (
         (campaign[1:] != campaign[:-1])
@@ -723,30 +729,30 @@ def _insert_index(
     )
     starts = np.concatenate([[0], np.flatnonzero(change) + 1, [n]]).tolist()
     for lo, hi in zip(starts[:-1], starts[1:], strict=True):
-        if implicit[lo]:
-            conn.execute(
-                "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
-                "SELECT ?, value, NULL, ?, key + ? FROM json_each(?)",
-                (
-                    int(campaign[lo]),
-                    int(batch[lo]),
-                    int(row[lo]),
-                    _json_ints(client[lo:hi]),
-                ),
-            )
-        else:
-            conn.executemany(
-                "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
-                "VALUES (?, ?, ?, ?, ?)",
-                zip(
-                    campaign[lo:hi].tolist(),
-                    client[lo:hi].tolist(),
-                    explicit[lo:hi].tolist(),
-                    batch[lo:hi].tolist(),
-                    row[lo:hi].tolist(),
-                    strict=True,
-                ),
-            )
+        if implicit[lo] and not _json_each_missing:
+            try:
+                conn.execute(
+                    "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
+                    "SELECT ?, value, NULL, ?, key + ? FROM json_each(?) ORDER BY key",
+                    (int(campaign[lo]), int(batch[lo]), int(row[lo]), _json_ints(client[lo:hi])),
+                )
+                continue
+            except sqlite3.OperationalError as exc:
+                if "json_each" not in str(exc):
+                    raise
+                _json_each_missing = True  # nothing was inserted: the statement failed whole
+        conn.executemany(
+            "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
+            "VALUES (?, ?, ?, ?, ?)",
+            zip(
+                campaign[lo:hi].tolist(),
+                client[lo:hi].tolist(),
+                explicit[lo:hi].tolist(),
+                batch[lo:hi].tolist(),
+                row[lo:hi].tolist(),
+                strict=True,
+            ),
+        )
 
 
 def _where(campaign_ids: Sequence[str] | None) -> tuple[str, list[str]]:

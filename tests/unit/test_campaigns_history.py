@@ -236,12 +236,17 @@ def test_plan_form_decision_ids_answer_responses_too(tmp_path: Path) -> None:
             h.record_decisions(d.iloc[:1])  # a campaign's plan is written once
 
 
-def test_mixed_batches_keep_their_order_across_blobs(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "row by row"])
+def test_mixed_batches_keep_their_order_across_blobs(
+    tmp_path: Path, monkeypatch, json_each: bool
+) -> None:
     """Plan-form ids of two campaigns interleaved with the service's own ids, over several
-    blobs: every decision comes back in the order written, with its id and customer."""
+    blobs: every decision comes back in the order written, with its id and customer (with
+    SQLite's json_each, and row by row as where SQLite lacks it)."""
     import nba.campaigns.history as history
 
     monkeypatch.setattr(history, "BLOB_ROWS", 4)
+    monkeypatch.setattr(history, "_json_each_missing", not json_each)
     a = _decisions(5, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
     b = _decisions(3, "api-1", start=50)  # its own ids ("api-1:50" is not "api-1:1050")
     c = _decisions(4, "autumn", start=10)
@@ -250,6 +255,7 @@ def test_mixed_batches_keep_their_order_across_blobs(tmp_path: Path, monkeypatch
     d = d.assign(channel=np.where(d["campaign_id"].eq("api-1"), "api", "batch"))
     with History(tmp_path / "h.sqlite") as h:
         assert h.record_decisions(d, make_customers(len(d), seed=2)) == 12
+        assert history._json_each_missing is not json_each  # the path meant was the one taken
         back = h.decisions()
         assert back["decision_id"].tolist() == d["decision_id"].tolist()
         assert back["CLIENTNUM"].tolist() == d["CLIENTNUM"].tolist()
