@@ -390,9 +390,9 @@ def summary_path(path: Any) -> Any:
     """PLAN.summary.json beside the plan file."""
     from pathlib import Path
 
-    path = Path(path)
-    name = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.stem
-    return path.with_name(f"{name}.summary.json")
+    from nba.campaigns.outcomes import beside
+
+    return beside(Path(path), "summary.json")
 
 
 def plan_file(
