@@ -1,9 +1,9 @@
 """Campaigns designed to prove themselves: how many customers each action needs in treatment and
 control to detect a given reduction in churn, and whether a plan has them.
 
-The test the impact report makes is a comparison of two proportions (churn, or retention, in the
-treated and in the control group). Sizes here use the normal approximation for that test with
-the pooled variance under the null hypothesis (Fleiss, Levin & Paik, "Statistical Methods for
+The impact report compares two proportions (retention of the treated and of the control group,
+with a 95 % Wald interval). Sizes here use the standard normal approximation for the test of that
+comparison, with the pooled variance under the null hypothesis (Fleiss, Levin & Paik, "Statistical Methods for
 Rates and Proportions", 3rd ed., 2003, §4.2, without continuity correction; R's
 `power.prop.test`), generalised to unequal groups (Chow, Shao & Wang, "Sample Size Calculations
 in Clinical Research", 2008, §4.2): with base churn p_c, treated churn p_t = p_c − Δ, treated
