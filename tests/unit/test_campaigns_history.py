@@ -373,3 +373,46 @@ def test_the_apps_former_override_file_is_imported_once(tmp_path: Path) -> None:
         (tmp_path / "other.csv").write_text("a,b\n1,2\n")
         with pytest.raises(HistoryError, match="not an override log"):
             h.import_override_log(tmp_path / "other.csv")
+
+
+@pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "row by row"])
+def test_mixed_batches_keep_their_order_across_blobs(
+    tmp_path: Path, monkeypatch, json_each: bool
+) -> None:
+    """Plan-form ids of two campaigns interleaved with the service's own ids, over several
+    blobs: every decision comes back in the order written, with its id and customer (with
+    SQLite's json_each, and row by row as where SQLite lacks it)."""
+    import nba.campaigns.history as history
+
+    monkeypatch.setattr(history, "BLOB_ROWS", 4)
+    monkeypatch.setattr(history, "_json_each_missing", not json_each)
+    a = _decisions(5, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
+    b = _decisions(3, "api-1", start=50)  # its own ids ("api-1:50" is not "api-1:1050")
+    c = _decisions(4, "autumn", start=10)
+    c = c.assign(decision_id="autumn:" + c["CLIENTNUM"].astype(str))
+    d = pd.concat([a.iloc[:2], b.iloc[:1], c.iloc[:3], a.iloc[2:], b.iloc[1:], c.iloc[3:]])
+    d = d.assign(channel=np.where(d["campaign_id"].eq("api-1"), "api", "batch"))
+    with History(tmp_path / "h.sqlite") as h:
+        assert h.record_decisions(d, make_customers(len(d), seed=2)) == 12
+        assert history._json_each_missing is not json_each  # the path meant was the one taken
+        back = h.decisions()
+        assert back["decision_id"].tolist() == d["decision_id"].tolist()
+        assert back["CLIENTNUM"].tolist() == d["CLIENTNUM"].tolist()
+        assert h.counts() == {"campaigns": 3, "decisions": 12, "customers": 12, "outcomes": 0}
+        stored = h.conn.execute("SELECT COUNT(decision_id) FROM decisions").fetchone()[0]
+        assert stored == 3  # only the service's ids are stored; plan ids are implicit
+        n, rejected = h.record_responses(
+            pd.DataFrame(
+                {"decision_id": ["autumn:1013", "api-1:51"], "responded": 1, "retained": 0}
+            )
+        )
+        assert (n, len(rejected)) == (2, 0)
+
+
+def test_a_plan_naming_a_customer_twice_is_refused(tmp_path: Path) -> None:
+    d = _decisions(5, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
+    d = pd.concat([d, d.iloc[[1]]], ignore_index=True)
+    with History(tmp_path / "h.sqlite") as h:
+        with pytest.raises(HistoryError, match=r"'spring:1001' appears twice \(row 6\)"):
+            h.record_decisions(d)
+        assert h.counts()["decisions"] == 0
