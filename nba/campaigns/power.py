@@ -286,6 +286,42 @@ def plan_power(
     return pd.DataFrame(rows, columns=list(POWER_COLUMNS))
 
 
+def action_power(
+    action: pd.Series | np.ndarray,
+    churn_probability: pd.Series | np.ndarray,
+    *,
+    control_share: float | None = None,
+    params: PowerParams | None = None,
+) -> pd.DataFrame:
+    """`plan_power` of a campaign that would give each customer `action` (e.g. the engine's best
+    action over a base) and hold out `control_share` of each action's customers (default: the
+    plan's `--control` share), before any plan is drawn: how many customers each action would
+    have, the cut in churn that could be measured, and the sizes the target cut needs.
+
+    Only counts and mean churn probabilities enter `plan_power`, so the control customers are
+    taken as the first round(share × n) of each action, which gives the plan's counts."""
+    share = _default_control() if control_share is None else control_share
+    if not 0 <= share < 1:
+        raise ValueError(
+            f"control_share must be a share from 0 up to (not including) 1, got {share}"
+        )
+    actions = pd.Series(np.asarray(action, dtype=object)).astype("str")
+    p = np.asarray(churn_probability, dtype=np.float64)
+    if len(p) != len(actions):
+        raise ValueError(f"{len(actions):,} actions for {len(p):,} churn probabilities")
+    rank = actions.groupby(actions, sort=False).cumcount().to_numpy()
+    size = actions.map(actions.value_counts()).to_numpy()
+    control = rank < np.rint(share * size)
+    plan = pd.DataFrame(
+        {
+            "action": actions,
+            "group": np.where(control, "control", "treatment"),
+            "churn_probability": p,
+        }
+    )
+    return plan_power(plan, params=params)
+
+
 def power_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """`plan_power`'s table as JSON records (NaN, no detectable lift, as None: null)."""
     return table.astype(object).where(table.notna(), None).to_dict(orient="records")

@@ -124,3 +124,23 @@ def test_power_params_file_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(NbaError, match="No power parameters file"):
         pw.load_power_params(tmp_path / "missing.yaml")
     assert np.isclose(pw.load_power_params().power, 0.8)
+
+
+def test_action_power_sizes_each_action_of_a_base_before_a_plan_is_drawn() -> None:
+    # 2,000 customers given a call (churn 40 %), 30 given a fee waiver (churn 20 %), 50 nothing
+    action = ["call"] * 2000 + ["waiver"] * 30 + ["no_action"] * 50
+    p = [0.4] * 2000 + [0.2] * 30 + [0.9] * 50
+    table = pw.action_power(action, p, control_share=0.1).set_index("action")
+    assert list(table.index) == ["call", "waiver"]  # nothing delivered to no_action
+    assert (table.loc["call", "treated"], table.loc["call", "control"]) == (1800, 200)
+    assert (table.loc["waiver", "treated"], table.loc["waiver", "control"]) == (27, 3)
+    assert table.loc["call", "base_churn"] == pytest.approx(0.4)
+    # what it can detect is what the formula gives for those counts
+    mde = pw.minimum_detectable_lift(1800, 200, 0.4)
+    assert table.loc["call", "mde"] == pytest.approx(mde)
+    assert not table["measurable"].any()  # a 10 % cut of 40 % needs far more than 200 controls
+    assert table.loc["call", "needed_control"] > 200
+    with pytest.raises(ValueError, match="control_share"):
+        pw.action_power(action, p, control_share=1.0)
+    with pytest.raises(ValueError, match="churn probabilities"):
+        pw.action_power(action, p[:-1])
