@@ -388,6 +388,19 @@ def _side(comparison: str, target: float, low: float, high: float) -> str:
     return "across"
 
 
+def stage1_intervals(stage1: dict) -> dict[tuple[str, str], tuple[float, float]]:
+    """The intervals of the stage-1 success criteria from a `baseline_comparison` record: each
+    lead's paired bootstrap interval and the calibration error's, keyed (stage, metric) as
+    `criterion_evidence` reads them."""
+    out = {
+        ("churn", lead_key(r["metric"], r["baseline"])): (r["ci_low"], r["ci_high"])
+        for r in stage1["leads"]
+    }
+    if "ece_low" in stage1:
+        out[("churn", "ece")] = (stage1["ece_low"], stage1["ece_high"])
+    return out
+
+
 def criterion_evidence(
     criteria: pd.DataFrame, intervals: dict[tuple[str, str], tuple[float, float]]
 ) -> pd.DataFrame:
@@ -448,7 +461,8 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
 
         def listed(rows_: pd.DataFrame) -> str:
             return "; ".join(
-                f"{r.metric} {_figure(r.measured)} {r.comparison} {r.target:g}"
+                f"{r.metric} {_figure(r.measured, r.stage == 'actions')} {r.comparison} "
+                f"{r.target:g}"
                 + (
                     f" (95 % interval {_figure(r.ci_low)} to {_figure(r.ci_high)})"
                     if np.isfinite(r.ci_low) or np.isfinite(r.ci_high)
@@ -461,13 +475,21 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
         conditions = []
         if len(failing):
             verdict = "not accepted"
-            reason = f"{len(failing)} of {len(part)} criteria not met: {listed(failing)}."
-            within = failing.evidence.eq("missed, interval reaches the target").sum()
+            reason = (
+                f"{_count(len(failing), 'criterion')} of {len(part)} not met: {listed(failing)}."
+            )
+            within = int(failing.evidence.eq("missed, interval reaches the target").sum())
             if within:
                 reason += (
-                    f" {within} of the misses lie within sampling noise: the held-out customers "
-                    "can neither show the target met nor rule it out."
+                    f" {_count(within, 'miss', 'misses')} within sampling noise: the held-out "
+                    "customers can neither show the target met nor rule it out."
                 )
+            if len(loose):
+                reason += f" Met, but only within noise: {listed(loose)}."
+            if len(met):
+                reason += f" Clearly met: {listed(met)}."
+            if len(simulated):
+                reason += f" Holding only in the simulation: {listed(simulated)}."
         elif len(loose) or len(simulated):
             verdict = "accepted with conditions"
             reason = ""
@@ -478,8 +500,8 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
                 conditions.append("confirm the figures on the next held-out customers")
             if len(simulated):
                 reason += (
-                    f"{len(simulated)} criteria hold only in an assumption-based simulation "
-                    f"that cannot fail against its baselines: {listed(simulated)}."
+                    "Holding only in an assumption-based simulation that cannot fail against its "
+                    f"baselines: {listed(simulated)}."
                 )
                 conditions.append(
                     "run it as a pilot with a control group and judge it on measured outcomes "
@@ -507,9 +529,18 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure(x: float) -> str:
-    """A measured figure as the verdicts quote it: money-sized numbers whole, others to 4
-    significant digits, infinite as "unbounded"."""
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """ "1 criterion", "3 criteria": a count with its noun."""
+    return f"{n} {one if n == 1 else many or ('criteria' if one == 'criterion' else one + 's')}"
+
+
+def _figure(x: float, money: bool = False) -> str:
+    """A measured figure as the verdicts quote it: dollars as markdown money (`money`),
+    large numbers whole, others to 4 significant digits, infinite as "unbounded"."""
+    if money and np.isfinite(x):
+        from nba.story import money as dollars
+
+        return dollars(x)
     if not np.isfinite(x):
         return "unbounded" if x > 0 else "n/a"
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
@@ -536,3 +567,89 @@ def retired_targets(
     )
     table["met"] = table["value"] >= table["target"]
     return table[["metric", "value", "ci_low", "ci_high", "target", "met", "reading"]]
+
+
+def retired_story(retired: pd.DataFrame, customers: int) -> str:
+    """The markdown under a `retired_targets` table: how many floors the held-out figures miss,
+    which misses lie within sampling noise and which beyond it, and what that means."""
+    missed = retired[~retired["met"]]
+    noise = missed[missed["reading"] == "within noise"]
+    beyond = missed[missed["reading"] == "missed beyond noise"]
+    text = (
+        "The first plan's absolute floors, retired in notebook 01, against section 2's "
+        f"intervals: the held-out figures miss {len(missed)} of {len(retired)}"
+        + (f" ({', '.join(missed.metric)})" if len(missed) else "")
+        + f"; {len(noise)} of those misses lie inside their own 95 % interval"
+        + (f" ({', '.join(noise.metric)})" if len(noise) else "")
+        + (
+            f" and {len(beyond)} beyond it ({', '.join(beyond.metric)}: these customers show "
+            "that floor is not reached)"
+            if len(beyond)
+            else ""
+        )
+        + "."
+    )
+    if len(noise):
+        text += (
+            f" A target inside the interval means these {customers:,} customers cannot tell this "
+            "model from one that meets it: the miss is neither shown nor ruled out, and another "
+            "sample of the same size could land on either side. It is not evidence that the "
+            "target is beyond reach, nor that it is met; only more held-out customers (or the "
+            "acceptance sample) can settle it, which is why the targets were restated as leads "
+            "over default learners measured on the same customers."
+        )
+    return text
+
+
+def fairness_story(slices: pd.DataFrame, gaps: pd.DataFrame, min_group: int) -> str:
+    """The markdown under the fairness slices: each attribute's widest recall gap with its
+    interval and whether it is more than noise, then the groups too small to compare."""
+    from nba.story import md
+
+    small = slices[slices["small"]]
+    text = (
+        f"Widest recall gap between groups of at least {min_group} customers, with its 95 % "
+        "interval (difference of two proportions): "
+        + "; ".join(
+            f"**{r.attribute} {r.gap:.1%}** ({md(r.min_group)} {r.min:.1%} to "
+            f"{md(r.max_group)} {r.max:.1%}; interval {r.gap_low:+.1%} to {r.gap_high:+.1%}: "
+            + ("more than sampling noise)" if r.significant else "within sampling noise)")
+            for r in gaps.itertuples()
+        )
+        + f". {int(gaps['significant'].sum())} of {len(gaps)} gaps are more than noise. "
+    )
+    if small.empty:
+        return text + "Every group is large enough to compare."
+    return (
+        text
+        + f"Too small to compare: {len(small)} {'group' if len(small) == 1 else 'groups'} ("
+        + "; ".join(
+            f"{r.attribute} {md(r.group)}: {r.customers} customers, {r.churners} churners, "
+            f"recall {r.recall:.0%}, interval {r.recall_low:.0%} to {r.recall_high:.0%}"
+            for r in small.itertuples()
+        )
+        + "): read their rates with those intervals."
+    )
+
+
+def acceptance_story(
+    acceptance: pd.DataFrame, retired: pd.DataFrame | None = None, customers: int | None = None
+) -> str:
+    """The markdown verdicts of `stage_acceptance`, one bullet per stage with its reason and
+    conditions; with `retired` (`retired_targets`) a closing line on the retired stage-1 floors
+    the verdict leaves out."""
+    text = "\n".join(
+        f"- **{r.name.capitalize()}: {r.verdict}.** {r.reason}"
+        + (f" *Conditions:* {r.conditions}." if r.conditions else "")
+        for r in acceptance.itertuples()
+    )
+    if retired is not None:
+        missed = retired[~retired["met"]]
+        noise = int((missed["reading"] == "within noise").sum())
+        text += (
+            "\n\nThe retired absolute floors of stage 1 are not part of the verdict: "
+            f"{noise} of the {len(missed)} missed lie within sampling noise"
+            + (f" of these {customers:,} customers" if customers else "")
+            + " (section 2b)."
+        )
+    return text

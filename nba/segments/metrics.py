@@ -249,3 +249,23 @@ def segment_metrics(
             segments[s]["churn_rate_test"] = json_float(rates_test[s])
     out["segments"] = segments
     return out
+
+
+def criterion_intervals(record: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float]]:
+    """The intervals of the stage-2 success criteria from a `segment_metrics` record, keyed
+    (stage, metric) as `nba.evaluation.criterion_evidence` reads them; a null bound (an
+    unbounded churn ratio) is infinite. Criteria without a recorded interval are left out."""
+    names = {
+        "silhouette_test": "silhouette_test",
+        "stability_ari_test": "stability_ari_test",
+        "churn_ratio_high_low": "churn_ratio",
+    }
+    out = {}
+    for metric, key in names.items():
+        if f"{key}_low" in record:
+            low, high = record[f"{key}_low"], record[f"{key}_high"]
+            out[("segments", metric)] = (
+                math.inf if low is None else float(low),
+                math.inf if high is None else float(high),
+            )
+    return out

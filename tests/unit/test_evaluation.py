@@ -153,6 +153,7 @@ def test_simulated_actions_are_accepted_only_as_a_pilot_and_design_is_not_eviden
     verdicts = evaluation.stage_acceptance(table).set_index("stage")
     assert verdicts.loc["actions", "verdict"] == "accepted with conditions"
     assert "control group" in verdicts.loc["actions", "conditions"]
+    assert "net_value_uplift_vs_no_action \\$10 > 0" in verdicts.loc["actions", "reason"]
     assert verdicts.loc["segments", "verdict"] == "accepted"  # k is by design, not counted
     assert (
         verdicts.loc["segments", "clearly_met"] == 3
@@ -183,3 +184,56 @@ def test_retired_targets_are_read_against_the_intervals():
     assert table.loc["roc_auc", "reading"] == "within noise" and not table.loc["roc_auc", "met"]
     assert table.loc["pr_auc", "reading"] == "missed beyond noise"
     assert table.loc["f1", "reading"] == "met beyond noise" and table.loc["f1", "met"]
+
+
+def test_the_stories_quote_the_tables():
+    retired = pd.DataFrame(
+        {
+            "metric": ["roc_auc", "recall", "precision"],
+            "met": [False, False, True],
+            "reading": ["within noise", "missed beyond noise", "within noise"],
+        }
+    )
+    text = evaluation.retired_story(retired, 1621)
+    assert "miss 2 of 3 (roc_auc, recall)" in text and "1 of those misses" in text
+    assert "(recall: these customers show" in text and "1,621 customers" in text
+    slices = pd.DataFrame(
+        {
+            "attribute": ["Income_Category", "age band"],
+            "group": ["$40K - $60K", "65+"],
+            "customers": [300, 17],
+            "churners": [40, 2],
+            "small": [False, True],
+            "recall": [0.9, 1.0],
+            "recall_low": [0.77, 0.34],
+            "recall_high": [0.96, 1.0],
+        }
+    )
+    gaps = pd.DataFrame(
+        {
+            "attribute": ["Income_Category"],
+            "min_group": ["$40K - $60K"],
+            "min": [0.8],
+            "max_group": ["Unknown"],
+            "max": [0.9],
+            "gap": [0.1],
+            "gap_low": [-0.02],
+            "gap_high": [0.3],
+            "significant": [False],
+        }
+    )
+    text = evaluation.fairness_story(slices, gaps, 100)
+    assert "\\$40K - \\$60K" in text  # dollars escaped: money, not maths
+    assert "within sampling noise" in text and "0 of 1 gaps" in text
+    assert "1 group (age band 65+: 17 customers, 2 churners" in text
+    acceptance = pd.DataFrame(
+        {
+            "name": ["stage 2, segments"],
+            "verdict": ["accepted"],
+            "reason": ["r."],
+            "conditions": [""],
+        }
+    )
+    story = evaluation.acceptance_story(acceptance, retired, 1621)
+    assert story.startswith("- **Stage 2, segments: accepted.** r.")
+    assert "1 of the 2 missed lie within sampling noise of these 1,621 customers" in story
