@@ -476,7 +476,7 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
         if len(failing):
             verdict = "not accepted"
             reason = (
-                f"{_count(len(failing), 'criterion')} of {len(part)} not met: {listed(failing)}."
+                f"{len(failing)} of {_count(len(part), 'criterion')} not met: {listed(failing)}."
             )
             within = int(failing.evidence.eq("missed, interval reaches the target").sum())
             if within:
@@ -579,7 +579,8 @@ def retired_story(retired: pd.DataFrame, customers: int) -> str:
         "The first plan's absolute floors, retired in notebook 01, against section 2's "
         f"intervals: the held-out figures miss {len(missed)} of {len(retired)}"
         + (f" ({', '.join(missed.metric)})" if len(missed) else "")
-        + f"; {len(noise)} of those misses lie inside their own 95 % interval"
+        + f"; {len(noise)} of those misses {'lies' if len(noise) == 1 else 'lie'} inside their "
+        "own 95 % interval"
         + (f" ({', '.join(noise.metric)})" if len(noise) else "")
         + (
             f" and {len(beyond)} beyond it ({', '.join(beyond.metric)}: these customers show "
@@ -648,7 +649,8 @@ def acceptance_story(
         noise = int((missed["reading"] == "within noise").sum())
         text += (
             "\n\nThe retired absolute floors of stage 1 are not part of the verdict: "
-            f"{noise} of the {len(missed)} missed lie within sampling noise"
+            f"{noise} of the {len(missed)} missed {'lies' if noise == 1 else 'lie'} within "
+            "sampling noise"
             + (f" of these {customers:,} customers" if customers else "")
             + " (section 2b)."
         )

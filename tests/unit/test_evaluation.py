@@ -195,7 +195,7 @@ def test_the_stories_quote_the_tables():
         }
     )
     text = evaluation.retired_story(retired, 1621)
-    assert "miss 2 of 3 (roc_auc, recall)" in text and "1 of those misses" in text
+    assert "miss 2 of 3 (roc_auc, recall)" in text and "1 of those misses lies" in text
     assert "(recall: these customers show" in text and "1,621 customers" in text
     slices = pd.DataFrame(
         {
@@ -236,4 +236,4 @@ def test_the_stories_quote_the_tables():
     )
     story = evaluation.acceptance_story(acceptance, retired, 1621)
     assert story.startswith("- **Stage 2, segments: accepted.** r.")
-    assert "1 of the 2 missed lie within sampling noise of these 1,621 customers" in story
+    assert "1 of the 2 missed lies within sampling noise of these 1,621 customers" in story
