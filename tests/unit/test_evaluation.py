@@ -237,3 +237,16 @@ def test_the_stories_quote_the_tables():
     story = evaluation.acceptance_story(acceptance, retired, 1621)
     assert story.startswith("- **Stage 2, segments: accepted.** r.")
     assert "1 of the 2 missed lies within sampling noise of these 1,621 customers" in story
+
+
+def test_the_fairness_figure_draws_the_recall_intervals():
+    from nba import plots
+
+    df, y, p = _customers()
+    slices = evaluation.fairness_slices(df, y, p, 0.5)
+    fig = plots.fairness_recall(slices)
+    recall_bars = fig.axes[0].containers[1]  # after its error bars' own container
+    assert recall_bars.errorbar is not None and len(recall_bars) == len(slices)
+    lines = recall_bars.errorbar.lines[2][0].get_segments()  # one vertical segment per bar
+    tops = [100 * h for h in slices.recall_high]
+    assert [seg[:, 1].max() for seg in lines] == pytest.approx(tops)
