@@ -655,3 +655,25 @@ def acceptance_story(
             + " (section 2b)."
         )
     return text
+
+
+def actions_story(actions: dict, customers: int, trained: int) -> str:
+    """The markdown under the action uplifts (notebook 06's `actions.json`): the engine's
+    expected net value and uplifts on the whole base, then on the held-out customers alone,
+    the figures the success criteria use."""
+    from nba.story import money
+
+    def uplifts(values: dict) -> str:
+        return "; ".join(
+            f"{k.replace('net_value_uplift_vs_', '').replace('_', ' ')}: {money(v)}"
+            for k, v in values.items()
+        )
+
+    held = actions["held_out"]
+    return (
+        f"The engine's expected net value is {money(actions['expected_net_value'])}; its uplift "
+        f"over {uplifts(actions['uplift'])} (over the value horizon, all {customers:,} "
+        f"customers, {trained:,} of whom trained the churn model). On the "
+        f"{held['customers']:,} held-out customers alone, whose probabilities the model never "
+        f"trained on: {uplifts(held['uplift'])}, the figures the success criteria below use."
+    )

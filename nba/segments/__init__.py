@@ -74,6 +74,7 @@ from nba.segments.selection import (
     elbow_k,
     eligibility,
     evaluate_candidate,
+    targets_caption,
 )
 from nba.segments.space import (
     BASELINE_FEATURES,
@@ -154,6 +155,7 @@ __all__ = [
     "elbow_k",
     "eligibility",
     "evaluate_candidate",
+    "targets_caption",
     "fit_pipeline",
     "json_float",
     "make_pipeline",

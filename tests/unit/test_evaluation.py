@@ -250,3 +250,15 @@ def test_the_fairness_figure_draws_the_recall_intervals():
     lines = recall_bars.errorbar.lines[2][0].get_segments()  # one vertical segment per bar
     tops = [100 * h for h in slices.recall_high]
     assert [seg[:, 1].max() for seg in lines] == pytest.approx(tops)
+
+
+def test_the_actions_story_quotes_the_whole_base_and_the_held_out_customers():
+    actions = {
+        "expected_net_value": 69036.7,
+        "uplift": {"net_value_uplift_vs_no_action": 69036.7},
+        "held_out": {"customers": 1621, "uplift": {"net_value_uplift_vs_no_action": 12649.9}},
+    }
+    text = evaluation.actions_story(actions, 8101, 6480)
+    assert "expected net value is \\$69,037" in text  # the one-truth test reads this phrase
+    assert "all 8,101 customers, 6,480 of whom trained" in text
+    assert "1,621 held-out customers alone" in text and "no action: \\$12,650" in text

@@ -424,3 +424,26 @@ def test_profile_bars_agree_with_their_labels(fitted):
             )
             assert np.sign(d[j]) == np.sign(seg - base) or (seg == base == 0), column
             assert np.sign(widths[j]) == np.sign(d[j]), column
+
+
+def test_targets_caption_quotes_the_held_out_figures_and_calls_k_by_design():
+    from nba.value import check_criteria
+
+    metrics = {"k": 5, "silhouette": 0.58, "silhouette_pca2": 0.62, "stability_ari": 0.99}
+    metrics |= {
+        "n_bootstrap": 20,
+        "stability_ari_min": 0.98,
+        "silhouette_within_credit_groups": 0.59,
+    }
+    measured = {"silhouette_test": 0.45, "k": 5, "stability_ari_test": 0.99}
+    checked = check_criteria({"segments": {**measured, "churn_ratio_high_low": 21.4}})
+    intervals = {("segments", "silhouette_test"): (0.40, 0.50)}
+    intervals |= {("segments", "stability_ari_test"): (0.98, 1.0)}
+    intervals |= {("segments", "churn_ratio_high_low"): (15.5, 35.5)}
+    from nba.evaluation import criterion_evidence
+
+    targets = criterion_evidence(checked.query("stage == 'segments'"), intervals)
+    text = sg.targets_caption(targets.set_index("metric"), metrics, 0.489, 1621)
+    assert text.startswith("**On the 1,621 held-out customers, 2 of 3 measured targets are met.**")
+    assert "silhouette_test 0.45 (95 % interval 0.4 to 0.5) >= 0.5: **not met**" in text
+    assert "(5) holds **by design**" in text and "baseline 0.489" in text
