@@ -13,7 +13,11 @@ cache, as a fresh machine would have), writes `--rows` synthetic customers as a 
     `--project-cores` worker cores at `--price-core-hour` per core-hour, assuming throughput
     grows linearly with worker cores (partitions are independent; the driver's share, the ids
     pass, is measured here and scaled by rows) and every worker core is as fast as one here.
-Run: `.venv/bin/python bench/bench_cluster.py [--rows 10000000] [--bundle B]`
+With `--plan-rows N` (default 1,000,000; 0 skips it) it also plans N customers with
+`nba campaign plan --cluster` (`plan_file` with the client: the engine's scoring on the workers,
+the draws and the history on the driver) and here, and prints both times and whether the two
+plan files are byte for byte the same.
+Run: `.venv/bin/python bench/bench_cluster.py [--rows 10000000] [--bundle B] [--plan-rows N]`
 Figures depend on machine load; every process of the cluster is stopped at the end.
 """
 
@@ -167,6 +171,36 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def bench_plan(bundle, address: str, rows: int, folder: Path) -> None:
+    """`nba campaign plan` of `rows` customers with the engine on the cluster, then here."""
+    from nba.bundle import save_bundle
+    from nba.campaigns.history import History
+    from nba.campaigns.plan import PlanOptions, plan_file
+    from nba.data import synth
+    from nba.data.io import write_table
+
+    bundle_path = save_bundle(bundle, folder / "plan.bundle")
+    customers = write_table(synth.generate(rows, 2026), folder / "plan-customers.parquet")
+    seconds = {}
+    for where in ("cluster", "here"):
+        out = folder / f"plan-{where}.parquet"
+        with History(folder / f"history-{where}.sqlite") as history:
+            start = time.perf_counter()
+            if where == "cluster":
+                with connect(address, timeout=60) as client:
+                    r = plan_file(bundle_path, customers, out, history, PlanOptions(), "b", client)
+            else:
+                r = plan_file(bundle_path, customers, out, history, PlanOptions(), "b")
+            seconds[where] = time.perf_counter() - start
+    same = (folder / "plan-cluster.parquet").read_bytes() == (
+        folder / "plan-here.parquet"
+    ).read_bytes()
+    print(
+        f"campaign plan of {r.planned:,} customers: {seconds['cluster']:.1f} s with the engine "
+        f"on the cluster, {seconds['here']:.1f} s here; plan files identical: {same}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -176,6 +210,7 @@ def main() -> None:
     parser.add_argument("--project-rows", type=int, default=100_000_000)
     parser.add_argument("--project-cores", type=int, default=32)
     parser.add_argument("--price-core-hour", type=float, default=0.05)
+    parser.add_argument("--plan-rows", type=int, default=1_000_000)
     parser.add_argument(
         "--compare-local",
         action=argparse.BooleanOptionalAction,
@@ -262,6 +297,8 @@ def main() -> None:
             f"{result.rows_in:,} ({driver:.2f} GiB, an upper bound: the ids pass is the part "
             "that grows)"
         )
+        if args.plan_rows:
+            bench_plan(bundle, address, args.plan_rows, folder)
         if args.compare_local:
             _stop(processes)  # the external cluster's cores back for the comparison
             shutil.rmtree(out, ignore_errors=True)

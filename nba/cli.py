@@ -253,6 +253,9 @@ def _history(args: argparse.Namespace):  # noqa: ANN202 - a History, imported la
 
 
 def _campaign_plan(args: argparse.Namespace) -> int:
+    import contextlib
+    import os
+
     from nba.campaigns.plan import PlanOptions, plan_file
 
     options = PlanOptions(
@@ -266,10 +269,24 @@ def _campaign_plan(args: argparse.Namespace) -> int:
         options.check()
     except ValueError as exc:
         raise NbaError(str(exc)) from None
-    with _history(args) as history:
-        r = plan_file(args.bundle, args.input, args.out, history, options, args.campaign_id)
+    from nba.scoring_dask import CLUSTER_ENV, connect
+
+    # $NBA_DASK_CLUSTER is where the engine scores unless --cluster says otherwise
+    cluster = args.cluster or os.environ.get(CLUSTER_ENV)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if cluster:  # first: a scheduler that does not answer fails before anything is written
+            client = stack.enter_context(connect(cluster, timeout=args.cluster_timeout))
+        history = stack.enter_context(_history(args))
+        r = plan_file(args.bundle, args.input, args.out, history, options, args.campaign_id, client)
     s = r.summary
     where = f"; rejected rows in {r.rejects}" if r.rejects else ""
+    if r.workers:
+        parts, n = sum(r.workers.values()), len(r.workers)
+        where += (
+            f"; scored as {parts:,} part{'s' * (parts != 1)} on {n} worker{'s' * (n != 1)} "
+            f"of {cluster}"
+        )
     print(
         f"nba campaign plan: {r.rows_in:,} rows in: {r.planned:,} planned, {r.rejected:,} "
         f"rejected{where}. Campaign {r.campaign_id}: {s['control']:,} control, "
@@ -278,6 +295,9 @@ def _campaign_plan(args: argparse.Namespace) -> int:
         f"in {history.path}",
         file=sys.stderr,
     )
+    # a warning, not a failure: the plan is written and valid, only its proof is weak
+    for line in r.warnings:
+        print(f"nba campaign plan: warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -512,6 +532,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("--budget", type=float, help="total cost the campaign may spend ($)")
     cp.add_argument("--seed", type=int, default=config.Settings().seed, help="random seed")
+    cp.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="score the customers on an existing Dask scheduler (tcp://HOST:PORT or a "
+        "scheduler file); default $NBA_DASK_CLUSTER, else here. The plan is the same",
+    )
+    cp.add_argument(
+        "--cluster-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the scheduler to answer (default 10)",
+    )
     cp.set_defaults(func=_campaign_plan)
 
     cr = camp_commands.add_parser("record", help="record a campaign's outcomes")

@@ -78,6 +78,9 @@ class Settings:
     annual_fee_platinum: float = 199.0
     servicing_cost: float = 40.0  # yearly cost to serve an active account
     value_horizon_years: float = 3.0  # years of value a retained customer is expected to bring
+    # Which spend a customer's value counts: "current" (the last 12 months) or "pre_decline"
+    # (the 12 months with the Q4/Q1 fall in spend undone; `nba.value.pre_decline_spend`).
+    value_basis: str = "current"
     # Policy: the action every high-risk customer gets when the engine would recommend nothing
     # (its expected saving is below the cost); empty: no floor. Rationale in params/default.yaml.
     high_risk_minimum_action: str = ""

@@ -1115,3 +1115,68 @@ def segment_churn(segments: pd.DataFrame, base_rate: float) -> Figure:
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Churn rate by segment: training vs held-out customers")
     return fig
+
+
+# --- the economics under other assumptions (notebook 06) ---------------------------------------
+
+LOW_COLOR, HIGH_COLOR = "#4C72B0", "#DD8452"  # the assumption lowered / raised
+
+
+def sensitivity_tornado(tables: dict[str, pd.DataFrame], change: float) -> Figure:
+    """Tornado chart of the plan's sensitivity, one panel per outcome: `tables` maps the
+    outcome's axis label (with its unit; "($)" marks money) to `nba.economics.tornado_table`
+    output (label, base, low, high, low_value, high_value; widest swing first). Each bar runs
+    from the base case to the outcome with one assumption at −`change` (blue) or +`change`
+    (orange), all others at their base value; the widest swing is drawn at the top."""
+    first = next(iter(tables.values()))
+    fig = Figure(figsize=(13, 1.6 + 0.62 * len(first) * math.ceil(len(tables) / 2)))
+    axes = fig.subplots(math.ceil(len(tables) / 2), 2, squeeze=False).ravel()
+    for ax in axes[len(tables) :]:
+        ax.set_visible(False)
+    for ax, (outcome, table) in zip(axes, tables.items(), strict=False):
+        money = "($)" in outcome
+        show = _money_k if money else (lambda v: f"{v:,.0f}")
+        t = table.iloc[::-1]  # widest swing on top
+        y = np.arange(len(t))
+        base = float(t["base"].iloc[0])
+        low, high = t["low"].to_numpy(dtype=float), t["high"].to_numpy(dtype=float)
+        for yi, lo, hi in zip(y, low, high, strict=True):
+            # the longer bar first, so that a shorter one on the same side stays visible
+            ends = sorted(((lo, LOW_COLOR), (hi, HIGH_COLOR)), key=lambda e: -abs(e[0] - base))
+            for end, color in ends:
+                ax.barh(yi, end - base, left=base, color=color, height=0.6)
+            if (lo - base) * (hi - base) > 0:  # both on one side: one label, low / high
+                labels = [(max(lo, hi, key=lambda v: abs(v - base)), f"{show(lo)} / {show(hi)}")]
+            else:
+                labels = [(lo, show(lo)), (hi, show(hi))]
+            for end, text in labels:
+                if np.isfinite(end) and end != base:
+                    ax.annotate(
+                        text,
+                        (end, yi),
+                        xytext=(3 if end > base else -3, 0),
+                        textcoords="offset points",
+                        ha="left" if end > base else "right",
+                        va="center",
+                        fontsize=7.5,
+                    )
+        ax.axvline(base, color="black", lw=0.8)
+        labels = [
+            f"{label}\n{number(lo)} / {number(hi)}"
+            for label, lo, hi in zip(t["label"], t["low_value"], t["high_value"], strict=True)
+        ]
+        ax.set_yticks(y, [tex(v) for v in labels], fontsize=8)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _, f=show: f(v)))
+        ax.margins(x=0.25)
+        ax.set_title(tex(f"{outcome}: base {show(base)}"), fontsize=10)
+        ax.set_xlabel(tex(outcome))
+        ax.set_ylabel("assumption (low / high value)")
+        ax.grid(axis="x", alpha=0.3)
+    handles = [
+        Patch(color=LOW_COLOR, label=f"assumption {-change:+.0%}"),
+        Patch(color=HIGH_COLOR, label=f"assumption {change:+.0%}"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncols=2, frameon=False, fontsize=9)
+    fig.suptitle("How the action plan moves when one assumption moves, all others fixed")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig

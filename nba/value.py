@@ -2,7 +2,9 @@
 
 The dataset has no revenue columns, so value is a *proxy* built from what it does have: spend
 (interchange), revolving balances (interest margin) and the card tier (annual fee), less a
-flat cost to serve. Every rate is a `Settings` field whose rationale sits in
+flat cost to serve. The spend counted is the last 12 months' (`value_basis: current`) or, as an
+option, the same year with its Q4/Q1 decline undone (`value_basis: pre_decline`, see
+`pre_decline_spend`). Every rate is a `Settings` field whose rationale sits in
 `params/default.yaml`; amounts are in the card's currency (the Kaggle file is in US dollars).
 """
 
@@ -30,7 +32,50 @@ ASSUMPTIONS: dict[str, str] = {
     "annual_fee_platinum": "$ a year",
     "servicing_cost": "$ a year",
     "value_horizon_years": "years",
+    "value_basis": "spend counted",
 }
+
+#: The spend a customer's value counts (`Settings.value_basis`).
+VALUE_BASES = ("current", "pre_decline")
+
+
+def _check_basis(settings: Settings) -> str:
+    basis = getattr(settings, "value_basis", "current")
+    if basis not in VALUE_BASES:
+        raise ValueError(
+            f"value_basis {basis!r} is not one of {', '.join(VALUE_BASES)} "
+            "(the spend a customer's value counts)"
+        )
+    return basis
+
+
+def pre_decline_spend(spend: Any, amount_change: Any) -> np.ndarray:
+    """Yearly spend ($) with the Q4/Q1 decline undone: what the last 12 months would have been
+    at the first quarter's pace, where spend fell.
+
+    `amount_change` is Total_Amt_Chng_Q4_Q1, r = spend in the 4th quarter / spend in the 1st.
+    The data has only the year's total S and that ratio, so an assumption is needed to recover
+    the first quarter: spend moves in a straight line from the 1st quarter's level q1 to the
+    4th's r·q1, so the four quarters are q1, q1(2+r)/3, q1(1+2r)/3 and r·q1, and
+    S = 2·q1·(1 + r). A year at the 1st quarter's pace is then 4·q1 = S · 2 / (1 + r).
+
+    Only declines are undone (r < 1): a customer whose spend grew keeps its 12 months' spend, so
+    the option never lowers a value. The factor 2 / (1 + r) is at most 2 (spend that stopped),
+    which keeps one odd quarter from inflating a value without bound, as S / r would."""
+    s = np.asarray(spend, dtype=np.float64)
+    r = np.asarray(amount_change, dtype=np.float64)
+    return s * np.where(r < 1.0, 2.0 / (1.0 + np.maximum(r, 0.0)), 1.0)
+
+
+def counted_spend(cols: Mapping[str, Any], settings: Settings) -> np.ndarray:
+    """The yearly spend ($) value counts under `settings.value_basis`, from column arrays
+    (Total_Trans_Amt, and Total_Amt_Chng_Q4_Q1 for "pre_decline")."""
+    spend = np.asarray(cols["Total_Trans_Amt"], dtype=np.float64)
+    if _check_basis(settings) == "current":
+        return spend
+    if "Total_Amt_Chng_Q4_Q1" not in cols:
+        raise ValueError("value_basis pre_decline needs the column Total_Amt_Chng_Q4_Q1")
+    return pre_decline_spend(spend, cols["Total_Amt_Chng_Q4_Q1"])
 
 
 def annual_fee(card_category: pd.Series, settings: Settings) -> pd.Series:
@@ -48,12 +93,14 @@ def annual_fee(card_category: pd.Series, settings: Settings) -> pd.Series:
 
 
 def value_components(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """The parts of each customer's yearly value, in $ per year: interchange on the last 12
-    months' spend, interest margin on the revolving balance, the card's annual fee, and the
-    servicing cost (negative). Rows align with `df`."""
+    """The parts of each customer's yearly value, in $ per year: interchange on the spend
+    `settings.value_basis` counts (the last 12 months', or pre-decline), interest margin on the
+    revolving balance, the card's annual fee, and the servicing cost (negative). Rows align
+    with `df`."""
+    spend = counted_spend(_spend_columns(df, settings), settings)
     return pd.DataFrame(
         {
-            "interchange": settings.interchange_rate * df["Total_Trans_Amt"].astype(float),
+            "interchange": settings.interchange_rate * spend,
             "interest": settings.interest_margin * df["Total_Revolving_Bal"].astype(float),
             "annual_fee": annual_fee(df["Card_Category"], settings),
             "servicing_cost": -float(settings.servicing_cost),
@@ -65,19 +112,41 @@ def value_components(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 def customer_value(df: pd.DataFrame, settings: Settings) -> pd.Series:
     """Yearly value of each customer to the issuer, in $ per year (a proxy):
 
-    interchange_rate × Total_Trans_Amt + interest_margin × Total_Revolving_Bal
-    + annual fee of the Card_Category − servicing_cost.
+    interchange_rate × spend + interest_margin × Total_Revolving_Bal
+    + annual fee of the Card_Category − servicing_cost,
 
-    It can be negative for an inactive customer with no balance on a fee-free card."""
-    cols = schema.column_arrays(df, _VALUE_COLUMNS)
+    where spend is Total_Trans_Amt, or its pre-decline level (`pre_decline_spend`) when
+    `settings.value_basis` is "pre_decline". It can be negative for an inactive customer with
+    no balance on a fee-free card."""
+    cols = schema.column_arrays(df, _required(df, _value_columns(settings)))
     return pd.Series(yearly_value(cols, settings), index=df.index, name="customer_value")
 
 
 _VALUE_COLUMNS = ("Total_Trans_Amt", "Total_Revolving_Bal", "Card_Category")
 
 
+def _value_columns(settings: Settings) -> tuple[str, ...]:
+    """The columns the value proxy reads under `settings.value_basis`."""
+    extra = ("Total_Amt_Chng_Q4_Q1",) if _check_basis(settings) == "pre_decline" else ()
+    return _VALUE_COLUMNS + extra
+
+
+def _required(df: pd.DataFrame, names: tuple[str, ...]) -> list[str]:
+    """`names`, or a one-sentence error naming the ones `df` lacks."""
+    missing = [c for c in names if c not in df.columns]
+    if missing:
+        raise ValueError(f"customer value needs the column(s) {', '.join(missing)}")
+    return list(names)
+
+
+def _spend_columns(df: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """The columns `counted_spend` reads, as arrays."""
+    names = ("Total_Trans_Amt", *_value_columns(settings)[len(_VALUE_COLUMNS) :])
+    return {c: df[c].to_numpy() for c in _required(df, names)}
+
+
 def yearly_value(cols: Mapping[str, Any], settings: Settings) -> np.ndarray:
-    """`customer_value` ($ per year) from the column arrays of `_VALUE_COLUMNS` (a dict):
+    """`customer_value` ($ per year) from the column arrays of `_value_columns` (a dict):
     array arithmetic only, so that one customer costs microseconds. The parts are added in
     `value_components`' column order, as its row sum does."""
     fees = {
@@ -89,7 +158,7 @@ def yearly_value(cols: Mapping[str, Any], settings: Settings) -> np.ndarray:
     if np.isnan(per_card).any():
         unknown = sorted({str(u) for u, f in zip(uniques, per_card, strict=True) if np.isnan(f)})
         raise ValueError(f"Card_Category has no annual fee for: {', '.join(unknown)}")
-    interchange = settings.interchange_rate * np.asarray(cols["Total_Trans_Amt"], dtype=float)
+    interchange = settings.interchange_rate * counted_spend(cols, settings)
     interest = settings.interest_margin * np.asarray(cols["Total_Revolving_Bal"], dtype=float)
     return interchange + interest + per_card[codes] - float(settings.servicing_cost)
 
@@ -98,8 +167,10 @@ def value_at_stake(df: pd.DataFrame, settings: Settings) -> dict[str, float]:
     """What churn costs, from a labelled frame (`churn` 0/1), under the value assumptions.
 
     Amounts are $ (per year where the key says `_year`, else over `value_horizon_years`, not
-    discounted). The churners' value is measured on their last 12 months, which already hold
-    the decline before they left: the loss is a conservative proxy, not an accounting figure.
+    discounted), on the spend `settings.value_basis` counts (`value_basis` in the result). On
+    the default basis, "current", the churners' value is measured on their last 12 months,
+    which already hold the decline before they left: the loss is a conservative proxy, not an
+    accounting figure; "pre_decline" undoes that decline (`pre_decline_spend`).
     """
     value = customer_value(df, settings)
     churned = df[schema.TARGET].to_numpy() == 1
@@ -109,6 +180,7 @@ def value_at_stake(df: pd.DataFrame, settings: Settings) -> dict[str, float]:
     n_churn = int(churned.sum())
     return {
         "customers": len(df),
+        "value_basis": _check_basis(settings),
         "churners": n_churn,
         "churn_rate": float(churned.mean()),
         "horizon_years": horizon,

@@ -140,7 +140,8 @@ def campaign_figures(
     their best action, and the expected net value of doing so (customers whose best is no
     action cost and bring nothing)."""
     best = scores["action_1"].astype("str")
-    cost = best.map(lambda a: float(costs.get(a, 0.0))).fillna(0.0)
+    # float even for an empty list (a text column's empty sum is "", not 0)
+    cost = best.map({a: float(c) for a, c in costs.items()}).astype("float64").fillna(0.0)
     net = scores["action_1_value"].fillna(0.0).where(best.ne("no_action"), 0.0)
     return {
         "customers": float(len(scores)),
@@ -206,12 +207,13 @@ def card_html(
     changes: Sequence[str] = (),
     before: float | None = None,
     outcome: str | None = None,
+    segment_before: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> str:
     """The result card of one scored customer (a `recommend` row): title `label`, what-if line
-    (`changes` and the probability `before` them), churn probability with its risk band and
-    a gauge marking `threshold`, what happened to the customer in the data (`outcome`), the
-    segment and its `description`, the top-3 actions (shown by `action_names`), the value at
+    (`changes`, the probability `before` them and the segment `segment_before` them, marked as
+    a what-if that saves nothing), churn probability with its risk band and a gauge marking
+    `threshold`, what happened to the customer in the data (`outcome`), the segment and its `description`, the top-3 actions (shown by `action_names`), the value at
     risk, the main risk drivers, and — when the customer lies outside what the model learnt
     from — which fields, so that a person knows the score is an extrapolation."""
     p = float(scored["churn_probability"])
@@ -219,10 +221,18 @@ def card_html(
     colour = BAND_COLOURS.get(band, "#555")
     parts = [f"<h3 style='margin:4px 0'>{escape(label)}</h3>"]
     if changes and before is not None:
+        moved = (
+            f"; segment {escape(segment_before)} → <b>{escape(scored['segment_name'])}</b>"
+            if segment_before and segment_before != scored["segment_name"]
+            else ""
+        )
         parts.append(
             "<p class='nba-what-if' style='background:#fff8e1;padding:4px'>"
             f"<b>What-if</b> ({escape('; '.join(changes))}): churn risk "
-            f"{escape(percent(before))} → <b>{escape(percent(p))}</b> ({(p - before) * 100:+.1f} points)</p>"
+            f"{escape(percent(before))} → <b>{escape(percent(p))}</b> "
+            f"({(p - before) * 100:+.1f} points){moved}.<br><small>A what-if only: the "
+            "customer's record is unchanged and nothing is saved; a contact recorded below is "
+            "recorded for the customer as they are.</small></p>"
         )
     parts.append(
         "<div><span style='font-size:15px'>Churn risk "

@@ -58,8 +58,20 @@ log = logging.getLogger(__name__)
 
 #: Largest CSV the Batch tab takes (bytes); bigger batches belong to `nba score`.
 UPLOAD_LIMIT = 2 * 2**20
+#: The upload button's words, and the style that shows them in place of FileUpload's label
+#: with its file count (the button's title holds the same words).
+UPLOAD_LABEL = "Upload customers (CSV)"
+UPLOAD_CSS = (
+    "<style>.nba-upload{font-size:0 !important}"
+    ".nba-upload::after{content:attr(title);font-size:var(--jp-widgets-font-size,13px)}"
+    ".nba-upload i{font-size:var(--jp-widgets-font-size,13px);margin-right:6px}</style>"
+)
 #: The campaign id under which contacts recorded on a customer's card go into the history.
 APP_CAMPAIGN = "app-desk"
+#: Longest override reason kept (characters): a sentence or two, not a case file.
+REASON_LIMIT = 500
+#: Kinds of problem listed under an upload's summary (the rejected rows' table has them all).
+REASONS_SHOWN = 6
 #: Rows of the scored table shown on the page (the download has all of them).
 SHOWN_ROWS = 100
 
@@ -115,11 +127,39 @@ def derived_fields(credit_limit: float, revolving_balance: float) -> dict[str, f
     }
 
 
-def parse_field(name: str, text: Any) -> tuple[Any, str]:
+#: What the segmentation is made of (`nba.segments`): moving a customer into another segment
+#: moves these to that segment's typical values; every other field stays the customer's own.
+SEGMENT_FIELDS = ("Total_Trans_Amt", "Total_Trans_Ct", "Total_Revolving_Bal")
+
+
+def segment_move(segmenter: Any, record: dict[str, Any], segment: int) -> dict[str, Any]:
+    """The fields that change when `record` is moved into `segment`, as {field: new value}:
+    spend and transactions to the segment's medians; the revolving balance only when the
+    customer's borrowing differs from the segment's (a transactor moved among revolvers gets
+    the segment's median balance, within the credit limit; a revolver moved among transactors
+    a zero balance). Open to buy and utilisation follow from the balance (`derived_fields`)."""
+    from nba.segments.space import REVOLVER
+
+    p = segmenter.profile()
+    target = {
+        "Total_Trans_Amt": int(round(float(p.median[segment, p.col("Total_Trans_Amt")]))),
+        "Total_Trans_Ct": int(round(float(p.median[segment, p.col("Total_Trans_Ct")]))),
+    }
+    revolves = float(p.mean[segment, p.col(REVOLVER)]) >= 0.5
+    balance = int(record["Total_Revolving_Bal"])
+    if revolves and balance <= 0:
+        typical = float(p.median[segment, p.col("Total_Revolving_Bal")])
+        target["Total_Revolving_Bal"] = int(min(max(round(typical), 1), record["Credit_Limit"]))
+    elif not revolves and balance > 0:
+        target["Total_Revolving_Bal"] = 0
+    return {k: v for k, v in target.items() if v != record[k]}
+
+
+def parse_field(name: str, text: Any, example: Any = None) -> tuple[Any, str]:
     """A form field's text as its value, or None and one sentence (with the field's friendly
-    name) saying what is wrong: nothing typed is ever changed silently ("12k" is not 12,
-    "2.5" dependants is not 2). Thousands separators ("12,000") are accepted. Ranges are the
-    validator's to check."""
+    name and, when given, `example` of a good value) saying what is wrong: nothing typed is
+    ever changed silently ("12k" is not 12, "2.5" dependants is not 2). Thousands separators
+    ("12,000") are accepted. Ranges are the validator's to check."""
     label = LABELS[name]
     if name in schema.CATEGORIES:
         return text, ""
@@ -130,7 +170,8 @@ def parse_field(name: str, text: Any) -> tuple[Any, str]:
     try:
         value = float(raw)
     except ValueError:
-        return None, f"{label} must be a number such as {number(hi // 4 or 1)}; got '{text}'."
+        such = number(example if example is not None else lo)
+        return None, f"{label} must be a number such as {such}; got '{text}'."
     if not np.isfinite(value):
         return None, f"{label} must be a number; got '{text}'."
     if name in schema.INTEGERS:
@@ -231,6 +272,7 @@ class App(w.VBox):
         if base.source.get("sha256") != bundle.metadata.get("data", {}).get("sha256"):
             banners.append(banner_html(base.source, "customers to look up:"))
         self._syncing = False  # True while sliders are set from a record (no re-scoring)
+        self._import_override_log()
         self.banner = w.HTML("".join(banners))
         self.tabs = w.Tab(
             children=[
@@ -355,6 +397,18 @@ class App(w.VBox):
             )
             self.what_if[name].add_class(f"nba-what-if-{name}")
             self.what_if[name].observe(lambda _: self.apply_what_if(), names="value")
+        self.what_if_segment = w.Dropdown(
+            description="As a customer of",
+            options=[("its own segment", -1)]
+            + [(n, i) for i, n in enumerate(self.bundle.segmenter.names_)],
+            value=-1,
+            disabled=True,
+            style=_STYLE,
+            layout=w.Layout(width="480px"),
+        )
+        self.what_if_segment.add_class("nba-what-if-segment")
+        self.what_if_segment.observe(lambda _: self.move_to_segment(), names="value")
+        self.moved: dict[str, Any] = {}  # fields set by a segment move that have no slider
         self.what_if_reset = w.Button(
             description="Reset what-if", disabled=True, layout=w.Layout(width="auto")
         )
@@ -362,7 +416,12 @@ class App(w.VBox):
         self.what_if_message = w.HTML()
         what_if = w.VBox(
             [
-                w.HTML("<b>What-if</b>: move a slider to see how risk and actions would change"),
+                w.HTML(
+                    "<b>What-if</b>: move a slider, or put the customer in another segment, to "
+                    "see how risk and actions would change (nothing is saved: the customer's "
+                    "record stays as it is)"
+                ),
+                self.what_if_segment,
                 *self.what_if.values(),
                 w.HBox([self.what_if_reset, self.what_if_message]),
             ]
@@ -412,7 +471,7 @@ class App(w.VBox):
         record: dict[str, Any] = {}
         problems: dict[str, str] = {}
         for name, widget in self.fields.items():
-            record[name], problem = parse_field(name, widget.value)
+            record[name], problem = parse_field(name, widget.value, self.defaults[name])
             if problem:
                 problems[name] = problem
         if not problems.keys() & {"Credit_Limit", "Total_Revolving_Bal"}:
@@ -438,6 +497,13 @@ class App(w.VBox):
         self.segment_chart_title.value = ""
         for slider in self.what_if.values():
             slider.disabled = True
+        self._syncing = True
+        try:
+            self.what_if_segment.value = -1
+        finally:
+            self._syncing = False
+        self.moved = {}
+        self.what_if_segment.disabled = True
         self.what_if_reset.disabled = True
         self.outcome_box.layout.display = "none"
 
@@ -459,6 +525,9 @@ class App(w.VBox):
                 self.show_customer(record, "Entered customer")
             except RecordError as exc:
                 problems = field_problems(exc.issues)
+        else:  # the fields that could be read are checked too: every problem in one round
+            merged = {**self._range_problems(record, problems), **problems}
+            problems = {n: merged[n] for n in self.fields if n in merged}  # the form's order
         if problems:
             for name, text in problems.items():
                 if name:
@@ -471,6 +540,25 @@ class App(w.VBox):
             self.clear_card("No result: the entered customer could not be scored (see the form).")
             return
         self.form_message.value = message("Scored.", "ok")
+
+    def _range_problems(self, record: dict[str, Any], unread: dict[str, str]) -> dict[str, str]:
+        """The validator's problems with the fields that were read, while others (`unread`)
+        could not be: those stand in with values that break no rule (the form's defaults; for
+        an unread credit limit the largest allowed, so a balance is only checked against its
+        own range) and their problems are left out."""
+        from nba.data.validate import validate
+
+        filled = {n: self.defaults[n] if n in unread else record[n] for n in self.fields}
+        if "Credit_Limit" in unread:
+            filled["Credit_Limit"] = schema.BOUNDS["Credit_Limit"][1]
+        if "Total_Revolving_Bal" in unread:
+            filled["Total_Revolving_Bal"] = 0
+        filled.update(
+            derived_fields(float(filled["Credit_Limit"]), float(filled["Total_Revolving_Bal"]))
+        )
+        checked = validate(pd.DataFrame([{schema.ID: 1, **filled}]))
+        found = field_problems(checked.issues_in(1)) if not checked.ok else {}
+        return {n: t for n, t in found.items() if n and n not in unread}
 
     def reset_form(self) -> None:
         for name, widget in self.fields.items():
@@ -545,10 +633,54 @@ class App(w.VBox):
                 slider.max = max(top, value)
                 slider.value = value
                 slider.disabled = False
+            own = f"its own segment ({self.baseline['segment_name']})" if self.baseline else None
+            if own and self.what_if_segment.options[0][0] != own:
+                self.what_if_segment.options = [(own, -1), *self.what_if_segment.options[1:]]
+            self.what_if_segment.value = -1
+            self.what_if_segment.disabled = False
+            self.moved = {}
             self.what_if_reset.disabled = False
         finally:
             self._syncing = False
         self.what_if_message.value = ""
+
+    def move_to_segment(self) -> None:
+        """What-if: the card's customer as a typical customer of the chosen segment (its spend,
+        transactions and, where borrowing differs, revolving balance: `segment_move`), re-scored
+        so that the engine's trait-based rules, eligibility and save rates apply anew. The
+        sliders show the moved values; the customer's record is not changed."""
+        if self._syncing or self.record is None:
+            return
+        _guard(self._report_what_if)(self._move_to_segment)()
+
+    def _move_to_segment(self) -> None:
+        target = int(self.what_if_segment.value)
+        if target < 0:  # back to its own segment: the sliders as they were
+            self._reset_what_if()
+            return
+        moved = segment_move(self.bundle.segmenter, self.record, target)
+        if "Total_Revolving_Bal" in moved:  # on the slider's steps (the browser snaps to them)
+            step = max(1, int(self.what_if["Total_Revolving_Bal"].step))
+            if moved["Total_Revolving_Bal"] > 0:
+                snapped = max(step, round(moved["Total_Revolving_Bal"] / step) * step)
+                moved["Total_Revolving_Bal"] = min(snapped, int(self.record["Credit_Limit"]))
+        self._syncing = True
+        try:
+            for name, slider in self.what_if.items():
+                value = int(moved.get(name, self.record[name]))
+                slider.max = max(int(slider.max), value)
+                slider.value = value
+        finally:
+            self._syncing = False
+        self.moved = {k: v for k, v in moved.items() if k not in self.what_if}
+        self._apply_what_if()
+        name = self.bundle.segmenter.names_[target]
+        if int(self.current["segment"]) != target:
+            self.what_if_message.value = message(
+                f"The typical spend and transactions of “{name}” place this customer in "
+                f"“{self.current['segment_name']}” (other fields differ from that segment's).",
+                "info",
+            )
 
     def _reset_what_if(self) -> None:
         if self.record is not None:
@@ -560,9 +692,10 @@ class App(w.VBox):
         self.what_if_message.value = message(text)
 
     def what_if_record(self) -> dict[str, Any]:
-        """The card's customer with the slider values in place (derived columns recomputed)."""
+        """The card's customer with the what-if in place: the slider values and the fields a
+        segment move set (derived columns recomputed). `self.record` itself never changes."""
         assert self.record is not None
-        record = dict(self.record)
+        record = {**self.record, **self.moved}
         for name, slider in self.what_if.items():
             record[name] = int(slider.value)
         record.update(derived_fields(float(record["Credit_Limit"]), record["Total_Revolving_Bal"]))
@@ -584,11 +717,16 @@ class App(w.VBox):
         if self.record is None:
             return []
         now = self.what_if_record()
-        return [
+        fields = [
             f"{LABELS[n]} {self.record[n]:,} → {now[n]:,}"
-            for n in WHAT_IF
+            for n in dict.fromkeys([*SEGMENT_FIELDS, *WHAT_IF])
             if int(now[n]) != int(self.record[n])
         ]
+        target = int(self.what_if_segment.value)
+        if target < 0 or self.baseline is None:
+            return fields
+        name = self.bundle.segmenter.names_[target]
+        return [f"as a typical customer of “{name}”", *fields]
 
     def _render(self, scored: dict[str, Any]) -> None:
         segment = int(scored["segment"])
@@ -602,6 +740,7 @@ class App(w.VBox):
             changes=changes,
             before=float(self.baseline["churn_probability"]) if self.baseline else None,
             outcome=self.outcome,
+            segment_before=str(self.baseline["segment_name"]) if self.baseline else None,
             labels=LABELS,
         )
         self.segment_chart.value = self.chart(segment)
@@ -648,6 +787,12 @@ class App(w.VBox):
             options=[(label, i) for i, (label, _) in enumerate(self.RESULTS)],
             style=style,
         )
+        self.oc_user = w.Text(
+            description="Recorded by",
+            value=_user_name(),
+            style=style,
+            layout=w.Layout(width="460px"),
+        )
         self.oc_button = w.Button(description="Record contact", layout=w.Layout(width="auto"))
         self.oc_button.on_click(lambda _: self.record_contact())
         self.oc_message = w.HTML()
@@ -656,6 +801,7 @@ class App(w.VBox):
                 w.HTML("<h4 style='margin:8px 0 2px 0'>Record the contact</h4>"),
                 self.oc_action,
                 self.oc_reason,
+                self.oc_user,
                 self.oc_result,
                 w.HBox([self.oc_button, self.oc_message]),
             ],
@@ -689,21 +835,32 @@ class App(w.VBox):
 
     def _record_contact(self) -> None:
         import uuid
-        from datetime import UTC, datetime
 
         from nba.campaigns.history import History
         from nba.campaigns.policy import bundle_id
 
-        if self.current is None or self.customer_id is None:
+        if self.baseline is None or self.customer_id is None:
             self.oc_message.value = message("Look a customer up first.")
             return
-        scored, chosen = self.current, str(self.oc_action.value)
+        # the customer as they are, never a what-if on show: the record, risk and
+        # recommendation the contact was made on
+        scored, chosen = self.baseline, str(self.oc_action.value)
         recommended = str(scored.get("action_1") or "")
         reason = str(self.oc_reason.value).strip()
-        if chosen != recommended and not reason:
+        who = str(self.oc_user.value).strip()
+        overridden = chosen != recommended
+        if overridden and not reason:
             self.oc_message.value = message(
                 "Say why you override the recommendation (Why override)."
             )
+            return
+        if len(reason) > REASON_LIMIT:
+            self.oc_message.value = message(
+                f"Keep the reason to {REASON_LIMIT} characters (it has {len(reason):,})."
+            )
+            return
+        if overridden and not who:
+            self.oc_message.value = message("Say who overrides the recommendation (Recorded by).")
             return
         value = next(
             (scored[f"action_{k}_value"] for k in (1, 2, 3) if scored.get(f"action_{k}") == chosen),
@@ -733,6 +890,21 @@ class App(w.VBox):
         result = self.RESULTS[int(self.oc_result.value)][1]
         with History(self.history_path) as history:
             history.record_decisions(decision, customer)
+            if overridden:  # in the history beside the decision: impact and learning see it
+                _, refused = history.record_overrides(
+                    pd.DataFrame(
+                        [
+                            {
+                                "decision_id": decision_id,
+                                "recommended": recommended,
+                                "override_reason": reason,
+                                "recorded_by": who,
+                            }
+                        ]
+                    )
+                )
+                if len(refused):
+                    raise NbaError(f"The override was not recorded: {refused['reason'].iloc[0]}.")
             if result is not None:
                 history.record_responses(
                     pd.DataFrame(
@@ -745,23 +917,7 @@ class App(w.VBox):
                         ]
                     )
                 )
-        # the override's reason is the manager's, not the engine's: kept beside the history
-        log_file = self.history_path.with_suffix(".decisions.csv")
-        row = pd.DataFrame(
-            [
-                {
-                    "decision_id": decision_id,
-                    schema.ID: self.customer_id,
-                    "recommended": recommended,
-                    "action": chosen,
-                    "override_reason": reason if chosen != recommended else "",
-                    "result": self.RESULTS[int(self.oc_result.value)][0],
-                    "recorded": datetime.now(UTC).isoformat(timespec="seconds"),
-                }
-            ]
-        )
-        row.to_csv(log_file, mode="a", header=not log_file.exists(), index=False)
-        kind = "accepted" if chosen == recommended else "overridden"
+        kind = "overridden" if overridden else "accepted"
         self.oc_message.value = message(
             f"Recorded: {self._action_names()[chosen]} ({kind}) for customer {self.customer_id}"
             + ("" if result is None else f", {self.RESULTS[int(self.oc_result.value)][0]}")
@@ -770,10 +926,38 @@ class App(w.VBox):
         )
         self.refresh_campaigns()
 
+    def _import_override_log(self) -> None:
+        """The app once kept override reasons in a side file beside the history
+        (`<history>.decisions.csv`): import them into the history's overrides table, then
+        rename the file `<history>.decisions.imported.csv` (kept, never deleted). Rows that
+        cannot be imported leave the file where it is, with a warning in the log."""
+        from nba.campaigns.history import History
+
+        old = self.history_path.with_suffix(".decisions.csv")
+        if not old.is_file() or not self.history_path.is_file():
+            return
+        try:
+            with History(self.history_path) as history:
+                n, rejected = history.import_override_log(old)
+        except NbaError as exc:
+            log.warning("override log %s not imported: %s", old, exc)
+            return
+        left = rejected[~rejected["reason"].str.startswith("already recorded")]
+        if len(left):
+            log.warning(
+                "override log %s: %d rows not imported (first: %s)",
+                old,
+                len(left),
+                left["reason"].iloc[0],
+            )
+            return
+        old.rename(old.with_suffix(".imported.csv"))
+        log.info("override log %s: %d overrides imported into the history", old, n)
+
     # ------------------------------------------------------------------ campaigns tab
     def _campaigns_tab(self) -> w.Widget:
         self.campaigns_table = w.HTML()
-        refresh = w.Button(description="Refresh", layout=w.Layout(width="auto"))
+        refresh = w.Button(description="Refresh", layout=w.Layout(width="120px"))
         refresh.on_click(lambda _: self.refresh_campaigns())
         self.refresh_campaigns()
         return w.VBox(
@@ -782,7 +966,8 @@ class App(w.VBox):
                     "<p>What the recorded contacts and their results say: per action, customers "
                     "treated and held out as control, the share retained in each, the lift with "
                     "its 95 % interval and the net value per treated customer. Contacts recorded "
-                    f"on a customer's card count as treated. History: "
+                    "on a customer's card count as treated, except overridden ones (listed "
+                    f"apart). History: "
                     f"<code>{escape(self.history_path)}</code>.</p>"
                 ),
                 refresh,
@@ -790,8 +975,16 @@ class App(w.VBox):
             ]
         )
 
+    def _report_campaigns(self, text: str) -> None:
+        self.campaigns_table.value = message(text)
+
     def refresh_campaigns(self) -> None:
-        """The impact report of `nba.campaigns` over the history's recorded outcomes."""
+        """The impact report of `nba.campaigns` over the history's recorded outcomes (the
+        engine's decisions: overridden ones are left out and said so), and the overrides. A
+        history that cannot be read is one sentence on this tab; the rest of the app works."""
+        _guard(self._report_campaigns)(self._refresh_campaigns)()
+
+    def _refresh_campaigns(self) -> None:
         from nba.campaigns.history import History
         from nba.campaigns.impact import impact_table
 
@@ -803,43 +996,74 @@ class App(w.VBox):
             )
             return
         with History(self.history_path) as history:
-            interactions = history.interactions()
+            interactions = history.interactions_with_overrides()
+            overrides = history.overrides()
         table = impact_table(interactions) if len(interactions) else pd.DataFrame()
-        if table.empty:
-            self.campaigns_table.value = message(
-                "No outcomes recorded yet (contacts without a known result do not count).",
-                "info",
-            )
-            return
         names = self._action_names()
+        overridden = int(interactions["overridden"].sum()) if len(interactions) else 0
+        parts = []
+        if table.empty:
+            parts.append(
+                message(
+                    "No outcomes of the engine's decisions recorded yet (contacts without a "
+                    "known result, and overridden ones, do not count).",
+                    "info",
+                )
+            )
+        else:
 
-        def pct(v: float) -> str:
-            return "—" if pd.isna(v) else f"{v:.1%}"
+            def pct(v: float) -> str:
+                return "—" if pd.isna(v) else f"{v:.1%}"
 
-        shown = pd.DataFrame(
-            {
-                "action": table["action"].map(lambda a: names.get(a, a)),
-                "treated": table["treated"].astype(int),
-                "control": table["control"].astype(int),
-                "retained (treated)": table["retention_treated"].map(pct),
-                "retained (control)": table["retention_control"].map(pct),
-                "lift (95 % interval)": [
-                    "— (needs a control group)"
-                    if pd.isna(v)
-                    else f"{v * 100:+.1f} pts ({lo * 100:+.1f} to {hi * 100:+.1f})"
-                    for v, lo, hi in zip(
-                        table["lift"], table["lift_low"], table["lift_high"], strict=True
-                    )
-                ],
-                "net value per treated customer": table["net_value"].map(
-                    lambda v: "—" if pd.isna(v) else money(v)
-                ),
-            }
-        )
-        self.campaigns_table.value = (
-            f"<p class='nba-impact'>{len(interactions):,} outcomes recorded.</p>"
-            + table_html(shown)
-        )
+            shown = pd.DataFrame(
+                {
+                    "action": table["action"].map(lambda a: names.get(a, a)),
+                    "treated": table["treated"].astype(int),
+                    "control": table["control"].astype(int),
+                    "retained (treated)": table["retention_treated"].map(pct),
+                    "retained (control)": table["retention_control"].map(pct),
+                    "lift (95 % interval)": [
+                        "— (needs a control group)"
+                        if pd.isna(v)
+                        else f"{v * 100:+.1f} pts ({lo * 100:+.1f} to {hi * 100:+.1f})"
+                        for v, lo, hi in zip(
+                            table["lift"], table["lift_low"], table["lift_high"], strict=True
+                        )
+                    ],
+                    "net value per treated customer": table["net_value"].map(
+                        lambda v: "—" if pd.isna(v) else money(v)
+                    ),
+                }
+            )
+            parts.append(
+                f"<p class='nba-impact'>{len(interactions):,} outcomes recorded, "
+                f"{len(interactions) - overridden:,} of them of the engine's own decisions "
+                "(the table counts those).</p>" + table_html(shown)
+            )
+        if len(overrides):
+            by = overrides.assign(
+                recommended=overrides["recommended"].map(lambda a: names.get(a, a)),
+                action=overrides["action"].map(lambda a: names.get(a, a)),
+            ).iloc[::-1]
+            shown = pd.DataFrame(
+                {
+                    "customer": by[schema.ID],
+                    "recommended": by["recommended"],
+                    "chosen instead": by["action"],
+                    "why": by["override_reason"],
+                    "recorded by": by["recorded_by"],
+                    "when (UTC)": by["recorded"].str.replace("T", " ").str.slice(0, 16),
+                }
+            )
+            parts.append(
+                f"<h4 class='nba-overrides'>Overrides ({len(overrides):,}, latest first)</h4>"
+                "<p>A person chose another action than the engine recommended. Overridden "
+                "contacts are not the engine's decisions: they are left out of the impact "
+                "table above, and the engine does not learn from them (<code>nba campaign "
+                f"learn</code>). With a known result so far: {overridden:,}.</p>"
+                + table_html(shown, max_height="260px")
+            )
+        self.campaigns_table.value = "".join(parts)
 
     # ------------------------------------------------------------------ worklist tab
     def _action_names(self) -> dict[str, str]:
@@ -933,7 +1157,9 @@ class App(w.VBox):
             value = float(raw)
         except ValueError:
             return None, f"{what} must be a number such as 5000; got '{widget.value}'."
-        if not np.isfinite(value) or value < 0:
+        if not np.isfinite(value):
+            return None, f"{what} must be a number such as 5000; got '{widget.value}'."
+        if value < 0:
             return None, f"{what} must be 0 or more; got '{widget.value}'."
         return value, ""
 
@@ -1011,7 +1237,18 @@ class App(w.VBox):
 
     # ------------------------------------------------------------------ batch tab
     def _batch_tab(self) -> w.Widget:
-        self.upload = w.FileUpload(accept=".csv", multiple=False, description="Upload CSV")
+        # FileUpload's own label always ends in a file count ("Upload CSV (0)"); the page
+        # shows the button's title instead (UPLOAD_CSS), which is the same business wording
+        self.upload = w.FileUpload(
+            accept=".csv",
+            multiple=False,
+            description=UPLOAD_LABEL,
+            tooltip=UPLOAD_LABEL,
+            icon="upload",
+            button_style="primary",
+            layout=w.Layout(width="auto"),
+        )
+        self.upload.add_class("nba-upload")
         self.upload.observe(self._on_upload, names="value")
         self.upload_message = w.HTML()
         self.batch_summary = w.HTML()
@@ -1029,6 +1266,7 @@ class App(w.VBox):
                     f"{UPLOAD_LIMIT // 160:,} customers). For bigger files use "
                     "<code>nba score</code>.</p>"
                 ),
+                w.HTML(UPLOAD_CSS),
                 w.HBox([self.upload, self.upload_message]),
                 self.batch_summary,
                 self.batch_chart,
@@ -1077,6 +1315,12 @@ class App(w.VBox):
         if not safe.lower().endswith(".csv"):
             self.upload_message.value = message(f"{safe} is not a .csv file.")
             return
+        if content[:4] in (b"PK\x03\x04", b"\xd0\xcf\x11\xe0"):  # zip (xlsx) or old .xls
+            self.upload_message.value = message(
+                f"{safe} is an Excel workbook, not a CSV: in Excel, Save As → CSV "
+                "(comma delimited), then upload that file."
+            )
+            return
         with tempfile.TemporaryDirectory(prefix="nba-upload-") as folder:
             path = Path(folder) / safe
             path.write_bytes(content)
@@ -1095,12 +1339,26 @@ class App(w.VBox):
             if scored
             else message(summary + " Nothing could be scored: see the reasons below.")
         )
+        if len(rejects):  # why, by rule broken (every row's own reasons are in the table)
+            shown_problems = checked.problems[:REASONS_SHOWN]
+            more = len(checked.problems) - len(shown_problems)
+            self.batch_summary.value += (
+                "<ul class='nba-reject-reasons' style='margin:0'>"
+                + "".join(f"<li>{escape(p)}</li>" for p in shown_problems)
+                + (
+                    f"<li>… and {more} more kinds of problem: each rejected row's reasons are "
+                    "in the table below and its download.</li>"
+                    if more > 0
+                    else ""
+                )
+                + "</ul>"
+            )
         if scores is not None:
             names = self._action_names()
             totals = campaign_figures(scores, names, {a.id: a.cost for a in self.catalogue.actions})
             self.batch_summary.value += (
                 f"<p class='nba-batch-totals'>Value at risk {money(totals['value_at_risk'])} · "
-                f"contacting the {totals['contacted']:,.0f} customers with an action costs "
+                f"contacting the {_customers(totals['contacted'])} with an action costs "
                 f"{money(totals['campaign_cost'])} · expected net value "
                 f"{money(totals['expected_net_value'])}</p>"
             )
@@ -1236,8 +1494,20 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def _customers(n: float) -> str:
+    """ "1 customer", "2,345 customers"."""
+    return f"{n:,.0f} customer" + ("" if n == 1 else "s")
+
+
+def _user_name() -> str:
+    """Who is using the app, as far as the server knows (JupyterHub's user, else the account
+    the server runs as): the default of "Recorded by", which the person can correct."""
+    import getpass
+
+    try:
+        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no user name for this process's uid
+        return ""
 
 
 def build_app(

@@ -4,7 +4,8 @@ measured, the engine learning what each action really does, and off-policy evalu
 Modules: `history` (the SQLite interaction history), `plan` (control group, exploration,
 propensities), `outcomes` (validated recording), `impact` (incremental retention and value
 against the control group), `learn` (per-action effects with uncertainty, shrunk to the
-catalogue), `ope` (IPS, SNIPS, doubly robust), `simulator` (a documented response world).
+catalogue), `ope` (IPS, SNIPS, doubly robust), `simulator` (a documented response world),
+`power` (the treated and control customers each action needs for its effect to be measurable).
 Importing the package does no work.
 """
 

@@ -1,7 +1,8 @@
 """Impact: what each action really did, treated customers against the control group.
 
 For each action, the customers the policy chose it for (exploration rows left out: their action
-was drawn, not chosen, so they have no control twins) are split by the plan's random control
+was drawn, not chosen, so they have no control twins; overridden rows left out too: a person,
+not the policy, chose their action) are split by the plan's random control
 group into treated (received it) and control (left alone). Then, with 95 % normal (Wald)
 intervals:
 
@@ -79,6 +80,8 @@ def impact_table(interactions: pd.DataFrame, by: Sequence[str] = ("action",)) ->
     frame = interactions
     if "explored" in frame.columns:
         frame = frame[frame["explored"].fillna(0).astype(int).eq(0)]
+    if "overridden" in frame.columns:  # `History.interactions_with_overrides`
+        frame = frame[frame["overridden"].fillna(0).astype(int).eq(0)]
     frame = frame[frame["action"].ne(NO_ACTION)].copy()
     frame["value_at_risk"] = pd.to_numeric(frame["value_at_risk"], errors="coerce")
     frame["cost"] = pd.to_numeric(frame["cost"], errors="coerce")
@@ -138,12 +141,15 @@ def impact_summary(
         "explored_left_out": int(
             interactions.get("explored", pd.Series(dtype=int)).fillna(0).sum()
         ),
+        "overridden_left_out": int(
+            interactions.get("overridden", pd.Series(dtype=int)).fillna(0).sum()
+        ),
         "actions": _clean(by_action.to_dict(orient="records")),
         "segments": _clean(by_segment.to_dict(orient="records")),
         "protected_groups": _clean(by_group.to_dict(orient="records")),
         "method": (
-            "treated vs control customers the policy chose the action for (exploration rows "
-            "left out); 95 % Wald intervals; net value per treated customer in $ = retained x "
+            "treated vs control customers the policy chose the action for (exploration and "
+            "overridden rows left out); 95 % Wald intervals; net value per treated customer in $ = retained x "
             "value at risk, treated minus control, minus the action's cost"
         ),
     }
@@ -169,7 +175,7 @@ def impact_report(
             )
     chosen = list(campaign_ids) if campaign_ids else known
     # with the customers' columns: outcomes by protected group (params/protected.yaml)
-    interactions = history.interactions(chosen, with_customers=True)
+    interactions = history.interactions_with_overrides(chosen, with_customers=True)
     if interactions.empty:
         raise DataError(
             f"no recorded outcome in {history.path}"

@@ -260,6 +260,14 @@ def learn(
 def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: float) -> LearnResult:
     pid = parent_id or bundle_id(parent)
     usable = frame[CUSTOMER_COLUMNS[0]].notna().to_numpy()
+    # a person's override is not the logging policy's choice: its propensity is unknown, and
+    # the person may have known what the record does not (`History.interactions_with_overrides`)
+    overridden = (
+        frame["overridden"].fillna(0).astype(bool).to_numpy()
+        if "overridden" in frame.columns
+        else np.zeros(len(frame), dtype=bool)
+    )
+    usable = usable & ~overridden
     if not usable.any():
         raise ValueError("no recorded outcome with its customer's record: nothing to learn from")
     frame = frame.loc[usable].reset_index(drop=True)
@@ -290,7 +298,8 @@ def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: flo
         "parent_bundle": pid,
         "campaigns": {str(k): int(v) for k, v in campaigns.items()},
         "outcomes": int(len(frame)),
-        "outcomes_without_customer": int((~usable).sum()),
+        "outcomes_without_customer": int((~usable & ~overridden).sum()),
+        "overridden_left_out": int(overridden.sum()),
         "learned_actions": learned_ids,
         "learned": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -341,7 +350,9 @@ def learn_from_history(
     parent_id: str | None = None,
 ) -> LearnResult:
     """`learn` over every recorded outcome in `history` (or those of `campaign_ids`)."""
-    frame = history.interactions(campaign_ids, with_customers=True, columns=LEARN_COLUMNS)
+    frame = history.interactions_with_overrides(
+        campaign_ids, with_customers=True, columns=LEARN_COLUMNS
+    )
     return learn(parent, frame, parent_id)
 
 
@@ -354,7 +365,7 @@ def learn_file(bundle_path: Any, history: History, out: Any) -> LearnResult:
     from nba.errors import DataError
 
     parent = load_bundle(Path(bundle_path))
-    frame = history.interactions(with_customers=True, columns=LEARN_COLUMNS)
+    frame = history.interactions_with_overrides(with_customers=True, columns=LEARN_COLUMNS)
     if frame.empty or frame[CUSTOMER_COLUMNS[0]].isna().all():
         raise DataError(
             f"no recorded outcome with a customer record in {history.path}: plan a campaign "

@@ -42,10 +42,15 @@ class RecordResult:
         )
 
 
+def beside(path: Path, tail: str) -> Path:
+    """NAME.`tail` beside the file NAME.csv / NAME.parquet (a plan's rejects and summary)."""
+    name = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.stem
+    return path.with_name(f"{name}.{tail}")
+
+
 def rejects_path(path: Path) -> Path:
     """OUTCOMES.rejects.csv beside the outcomes file."""
-    name = path.name[: -len(".parquet")] if path.name.endswith(".parquet") else path.stem
-    return path.with_name(f"{name}.rejects.csv")
+    return beside(path, "rejects.csv")
 
 
 def record_file(

@@ -38,8 +38,16 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from nba.actions import NO_ACTION, allocate_budget
-from nba.campaigns.policy import EngineView, bundle_id, engine_view, posterior, prior_sd
+from nba.campaigns.policy import (
+    EngineView,
+    bundle_id,
+    concat_views,
+    engine_view,
+    posterior,
+    prior_sd,
+)
 from nba.data import schema
+from nba.data.io import one_line
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +219,68 @@ def make_plan(
     options: PlanOptions | None = None,
     campaign_id: str | None = None,
     bid: str | None = None,
+    view: EngineView | None = None,
 ) -> pd.DataFrame:
     """One plan row per customer (clean customers, as `validate` returns them): the contract's
-    `PLAN_COLUMNS` then `EXTRA_COLUMNS`. Deterministic for the same input, bundle and seed."""
+    `PLAN_COLUMNS` then `EXTRA_COLUMNS`. Deterministic for the same input, bundle and seed.
+    `view`: the bundle's engine over these customers when it was computed elsewhere (on a
+    Dask cluster, `cluster_view`); the plan is the same either way."""
     options = options or PlanOptions()
     options.check()
     # thin matrices (n × 22): one BLAS thread is faster than two fighting over a busy machine
     with threadpool_limits(limits=1, user_api="blas"):
-        return _make_plan(bundle, customers, options, campaign_id, bid)
+        return _make_plan(bundle, customers, options, campaign_id, bid, view)
+
+
+def _view_part(bundle: Any, part: pd.DataFrame) -> tuple[EngineView, str]:
+    """A Dask task: the engine over one part of the customers, and the worker that ran it."""
+    from nba.scoring_dask import _worker_name
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return engine_view(bundle, part), _worker_name()
+
+
+def cluster_view(
+    bundle: Any, customers: pd.DataFrame, client: Any, rows_per_part: int = 100_000
+) -> tuple[EngineView, dict[str, int]]:
+    """The engine over `customers` computed on a Dask cluster (`nba.scoring_dask.connect`):
+    the bundle is scattered once to every worker (no shared disk needed), the customers go in
+    consecutive parts (at least two per worker, at most `rows_per_part` rows each), and the
+    parts' views come back in order. Returns (the view, worker address → parts it ran): the
+    same view, value for value, as `engine_view` here, so the plan drawn from it is the same.
+    A worker that dies or a cluster that goes away is a `ClusterError` in one sentence."""
+    import copy
+
+    from distributed import KilledWorker
+    from distributed.comm import CommClosedError
+
+    from nba.actions import population_medians
+    from nba.scoring_dask import ClusterError, _cluster_name
+
+    if bundle.reference.get("population_medians") is None:
+        # the engine's trait medians come from the whole batch, not from each part
+        bundle = copy.copy(bundle)
+        bundle.reference = {**bundle.reference, "population_medians": population_medians(customers)}
+    n = len(customers)
+    workers = max(len(client.scheduler_info().get("workers", {})), 1)
+    k = max(2 * workers, -(-n // rows_per_part))
+    size = max(-(-n // k), 1)
+    where = _cluster_name(client)
+    try:
+        shared = client.scatter(bundle, broadcast=True, hash=False)
+        parts = client.scatter([customers.iloc[lo : lo + size] for lo in range(0, n, size)])
+        done = client.gather(client.map(_view_part, [shared] * len(parts), parts, pure=False))
+    except KilledWorker as err:
+        raise ClusterError(
+            f"a Dask worker of {where} died while scoring the plan ({one_line(err)}); give the "
+            "workers more memory"
+        ) from None
+    except (CommClosedError, TimeoutError, OSError) as err:
+        raise ClusterError(f"lost {where} while scoring the plan: {one_line(err)}") from None
+    ran: dict[str, int] = {}
+    for _, worker in done:
+        ran[worker] = ran.get(worker, 0) + 1
+    return concat_views([v for v, _ in done]), ran
 
 
 def _make_plan(
@@ -227,8 +289,11 @@ def _make_plan(
     options: PlanOptions,
     campaign_id: str | None,
     bid: str | None,
+    view: EngineView | None = None,
 ) -> pd.DataFrame:
-    view = engine_view(bundle, customers)
+    view = engine_view(bundle, customers) if view is None else view
+    if len(view.client) != len(customers):
+        raise ValueError(f"the engine view has {len(view.client):,} rows for {len(customers):,}")
     n, A = view.net.shape
     rows = np.arange(n)
     bid = bid or bundle_id(bundle)
@@ -315,7 +380,19 @@ class PlanResult:
     campaign_id: str
     output: Any
     rejects: Any
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # plan_summary, with "power": the plan_power table as records
+    summary_file: Any = None  # PLAN.summary.json beside the plan
+    warnings: tuple[str, ...] = ()  # one sentence per action the plan cannot measure
+    workers: dict[str, int] | None = None  # on a Dask cluster: worker address → parts scored
+
+
+def summary_path(path: Any) -> Any:
+    """PLAN.summary.json beside the plan file."""
+    from pathlib import Path
+
+    from nba.campaigns.outcomes import beside
+
+    return beside(Path(path), "summary.json")
 
 
 def plan_file(
@@ -325,19 +402,31 @@ def plan_file(
     history: Any,
     options: PlanOptions,
     campaign_id: str | None = None,
+    client: Any = None,
 ) -> PlanResult:
     """`nba campaign plan`: read and validate customers (bad rows to OUTPUT.rejects.csv with a
-    reason), plan them, write the plan to the history (one transaction, with the customers'
-    records) and then to `output` (CSV or Parquet). Rows in = planned + rejected."""
+    reason), plan them (the engine's scoring on the Dask cluster of `client` when one is
+    given: `cluster_view`), write the plan to the history (one transaction, with the customers'
+    records) and then to `output` (CSV or Parquet), and its summary, with each action's power
+    to show its effect against the control group (`nba.campaigns.power`), to
+    OUTPUT.summary.json. Rows in = planned + rejected."""
     from pathlib import Path
 
     from nba.bundle import load_bundle
     from nba.campaigns.outcomes import rejects_path
+    from nba.campaigns.power import (
+        load_power_params,
+        plan_power,
+        power_records,
+        power_warnings,
+    )
     from nba.data.io import read_table, write_table
     from nba.data.validate import validate
     from nba.errors import DataError
+    from nba.report import write_json
 
     options.check()
+    power_params = load_power_params()  # a bad params/power.yaml fails before any work
     bundle = load_bundle(Path(bundle_path))
     checked = validate(read_table(Path(input_path)))
     if checked.clean.empty:
@@ -345,7 +434,11 @@ def plan_file(
             f"no usable row in {input_path}: all {checked.n_in:,} rows failed validation "
             f"(first: {checked.rejects['reason'].iloc[0]})"
         )
-    plan = make_plan(bundle, checked.clean, options, campaign_id, bundle_id(bundle, bundle_path))
+    view, workers = None, None
+    if client is not None:  # the engine's scoring on the cluster; the draws here, as always
+        view, workers = cluster_view(bundle, checked.clean, client)
+    bid = bundle_id(bundle, bundle_path)
+    plan = make_plan(bundle, checked.clean, options, campaign_id, bid, view)
     # the plan file first, under a temporary name: a path it cannot write fails before the
     # history is touched; it takes its name only once the history holds the campaign
     out = Path(output)
@@ -360,12 +453,26 @@ def plan_file(
     if len(checked.rejects):
         rejects = write_table(checked.rejects, rejects_path(Path(output)))
     assert len(plan) + len(checked.rejects) == checked.n_in
+    # can the campaign prove itself? per action, the lift its control group can detect
+    power = plan_power(plan, params=power_params)
+    summary = plan_summary(plan)
+    summary["power"] = {
+        "power": power_params.power,
+        "alpha": power_params.alpha,
+        "target_relative_lift": power_params.target_relative_lift,
+        "actions": power_records(power),
+    }
+    campaign = str(plan["campaign_id"].iloc[0])
+    summary_file = write_json(summary_path(out), {"campaign_id": campaign, **summary})
     return PlanResult(
         checked.n_in,
         len(plan),
         len(checked.rejects),
-        str(plan["campaign_id"].iloc[0]),
+        campaign,
         out,
         rejects,
-        plan_summary(plan),
+        summary,
+        summary_file,
+        tuple(power_warnings(power, power_params.power, power_params.alpha)),
+        workers,
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,28 @@ class EngineView:
         with np.errstate(invalid="ignore", divide="ignore"):
             eff = (self.net + self.cost[None, :]) / self.var[:, None]
         return np.where(np.isfinite(eff), eff, 0.0)
+
+
+def concat_views(views: Sequence[EngineView]) -> EngineView:
+    """The views of consecutive parts of a batch as the view of the whole batch (what the
+    engine gives row by row does not depend on the other rows: the trait medians come from the
+    bundle's reference)."""
+    first = views[0]
+    same = ("ids", "segment_names", "cost")
+    if any(getattr(v, k) != getattr(first, k) for v in views[1:] for k in same[:2]):
+        raise ValueError("views of different bundles cannot be put together")
+    parts: dict[str, Any] = {}
+    for f in fields(EngineView):
+        name = f.name
+        if name in same:
+            parts[name] = getattr(first, name)
+        elif name == "index":
+            parts[name] = first.index.append([v.index for v in views[1:]])
+        elif name == "traits":
+            parts[name] = {k: np.concatenate([v.traits[k] for v in views]) for k in first.traits}
+        else:
+            parts[name] = np.concatenate([getattr(v, name) for v in views])
+    return EngineView(**parts)
 
 
 def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:

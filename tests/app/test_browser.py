@@ -13,6 +13,7 @@ import pytest
 
 from nba import config
 from nba.app import Server, percent
+from nba.campaigns.history import HISTORY_ENV, History
 from nba.data import schema, synth
 from nba.data.io import load
 
@@ -24,15 +25,24 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(app_files, tmp_path_factory, browser):
-    log = tmp_path_factory.mktemp("voila") / "voila.log"
-    with Server(app_files[0], app_files[1], log_file=log) as running:
-        yield running
+    folder = tmp_path_factory.mktemp("voila")
+    with pytest.MonkeyPatch.context() as env:  # contacts go to a history of the test's own
+        env.setenv(HISTORY_ENV, str(folder / "history.sqlite"))
+        with Server(app_files[0], app_files[1], log_file=folder / "voila.log") as running:
+            yield running
 
 
 @pytest.fixture(scope="module")
 def scored(app_bundle, app_files):
     """The customer base as the app scores it, by CLIENTNUM."""
     return app_bundle.score(load(app_files[1])).set_index(schema.ID)
+
+
+def server_history():
+    """The history the server's kernels record contacts into (set by the `server` fixture)."""
+    import os
+
+    return os.environ[HISTORY_ENV]
 
 
 def _is_expected_noise(message) -> bool:
@@ -98,6 +108,38 @@ def test_a_business_user_walks_through_the_app(browser, server, scored, app_bund
     )
     page.locator(".nba-probability", has_text=percent(moved["churn_probability"])).wait_for()
 
+    # what-if: the same customer as a typical customer of another segment, saving nothing
+    page.get_by_role("button", name="Reset what-if").click()
+    page.locator(".nba-what-if").wait_for(state="detached", timeout=30_000)
+    others = [n for n in app_bundle.segmenter.names_ if n != expected["segment_name"]]
+    page.locator(".nba-what-if-segment select").select_option(label=others[0])
+    moved_card = page.locator(".nba-what-if", has_text=f"as a typical customer of “{others[0]}”")
+    moved_card.wait_for(timeout=30_000)
+    assert "A what-if only: the customer's record is unchanged" in moved_card.inner_text()
+    assert page.locator(".nba-field-Total_Trans_Ct input").input_value() == str(
+        int(record["Total_Trans_Ct"])
+    )  # the form still holds the customer as they are
+
+    # record the contact, overriding the recommendation, with a reason
+    page.locator(".nba-outcome select").first.select_option(index=1)
+    page.get_by_role("button", name="Record contact").click()
+    page.locator(".nba-outcome").get_by_text("Say why you override").wait_for(timeout=30_000)
+    page.get_by_placeholder("needed when the action is not the recommended one").fill(
+        "customer asked to be called by the branch"
+    )
+    page.get_by_role("button", name="Record contact").click()
+    page.locator(".nba-outcome .nba-ok", has_text="(overridden)").wait_for(timeout=30_000)
+    with History(server_history()) as history:
+        overrides = history.overrides()
+    assert overrides["override_reason"].tolist() == ["customer asked to be called by the branch"]
+    assert overrides["CLIENTNUM"].tolist() == [key]
+    assert overrides["recommended"].tolist() == [expected["action_1"]]
+    page.locator(".lm-TabBar-tab", has_text="Campaigns").click()
+    page.locator(".nba-overrides", has_text="Overrides (1").wait_for(timeout=30_000)
+    page.locator(".lm-TabBar-tab", has_text="Customer").click()
+    page.locator(".nba-what-if-segment select").select_option(index=0)
+    page.locator(".nba-what-if").wait_for(state="detached", timeout=30_000)
+
     # enter a customer by hand: an odd age first, then a good one
     age = page.locator(".nba-field-Customer_Age input")
     age.fill("-3")
@@ -118,12 +160,17 @@ def test_a_business_user_walks_through_the_app(browser, server, scored, app_bund
     upload = tmp_path / "small batch.csv"
     upload.write_text("\n".join(lines) + "\n")
     page.locator(".lm-TabBar-tab", has_text="Batch").click()
+    button = page.locator(".widget-upload")
+    shown = "b => getComputedStyle(b, '::after').content + '|' + getComputedStyle(b).fontSize"
+    assert button.evaluate(shown) == '"Upload customers (CSV)"|0px'  # not "Upload CSV (0)"
     with page.expect_file_chooser() as chooser:  # the upload button opens the file dialog
-        page.locator(".widget-upload").click()
+        button.click()
     chooser.value.set_files(str(upload))
     summary = page.locator(".nba-batch-summary")
     summary.wait_for(timeout=60_000)
     assert summary.inner_text() == "25 rows in small batch.csv: 24 scored, 1 rejected."
+    assert page.locator(".nba-reject-reasons").inner_text() == "1 row: Gender not one of F, M"
+    assert button.evaluate(shown) == '"Upload customers (CSV)"|0px'  # after an upload too
     rejects = page.locator(".nba-rejects ~ div").first.inner_text()
     assert "Gender 'X' is not one of F, M" in rejects
     link = page.locator("a.nba-download")

@@ -320,6 +320,11 @@ def test_upload_scores_good_rows_rejects_bad_ones_and_offers_the_download(app):
         ("cols.csv", b"CLIENTNUM,Customer_Age\n1,40\n", "cols.csv"),
         ("big.csv", b"x" * (UPLOAD_LIMIT + 1), "the app takes CSV files up to"),
         ("data.xlsx", b"PK\x03\x04", "is not a .csv file"),
+        (
+            "renamed.csv",
+            b"PK\x03\x04" + b"\x00" * 40,
+            "renamed.csv is an Excel workbook, not a CSV",
+        ),
     ],
 )
 def test_unusable_uploads_get_one_line_next_to_the_upload(app, name, content, words):
@@ -473,18 +478,266 @@ def test_outcome_capture_records_the_contact_and_the_campaigns_tab_reports_it(ap
     desk.record_contact()
     assert "Say why you override" in _text(desk.oc_message.value)
     desk.oc_reason.value = "customer asked for a call back"
+    desk.oc_user.value = ""  # and who overrides must be said too
+    desk.record_contact()
+    assert "Say who overrides" in _text(desk.oc_message.value)
+    desk.oc_user.value = "maria.k"
     desk.oc_result.value = 2  # reached, left
     desk.record_contact()
     assert "overridden" in _text(desk.oc_message.value)
     with History(history) as h:
-        got = h.interactions()
+        got = h.interactions_with_overrides()
+        overrides = h.overrides()
     assert len(got) == 2 and set(got["action"]) == {recommended, other}
     assert got.set_index("action").loc[recommended, "retained"] == 1
     assert got.set_index("action").loc[other, "retained"] == 0
-    log = pd.read_csv(history.with_suffix(".decisions.csv"))
-    assert list(log["override_reason"].fillna("")) == ["", "customer asked for a call back"]
-    # the Campaigns tab now shows the impact report by action
+    # the override is in the history, beside its decision: not a side file
+    assert got.set_index("action")["overridden"].to_dict() == {recommended: 0, other: 1}
+    assert len(overrides) == 1
+    row = overrides.iloc[0]
+    assert (row["CLIENTNUM"], row["campaign_id"]) == (key, "app-desk")
+    assert (row["recommended"], row["action"]) == (recommended, other)
+    assert (row["override_reason"], row["recorded_by"]) == (
+        "customer asked for a call back",
+        "maria.k",
+    )
+    assert not history.with_suffix(".decisions.csv").exists()
+    # the Campaigns tab: the engine's decisions by action, the override apart with its reason
     report = _text(desk.campaigns_table.value)
     assert "2 outcomes recorded" in report
     assert desk.catalogue.action(recommended).name in report
     assert "needs a control group" in report
+    assert "Overrides (1, latest first)" in report
+    assert "customer asked for a call back" in report and "maria.k" in report
+    assert "2 outcomes recorded, 1 of them of the engine's own decisions" in report
+    assert "left out of the impact table above" in report
+    assert "With a known result so far: 1." in report
+
+
+def test_the_apps_former_override_file_is_migrated_into_the_history(app_files, tmp_path):
+    from nba.campaigns.history import LEGACY_RECORDED_BY, History
+
+    history = tmp_path / "history.sqlite"
+    desk = build_app(app_files[0], app_files[1], history=history)
+    key = int(desk.base.scores.index[0])
+    desk.lookup(str(key))
+    recommended = desk.baseline["action_1"]
+    other = next(a for a in desk.catalogue.ids if a != recommended)
+    desk.oc_action.value = other
+    desk.oc_reason.value = "branch manager's call"
+    desk.record_contact()
+    with History(history) as h:
+        decision_id = h.decisions()["decision_id"].iloc[0]
+        h.conn.execute("DELETE FROM overrides")  # as a history written before schema 2 was
+    old = history.with_suffix(".decisions.csv")
+    pd.DataFrame(
+        [
+            {
+                "decision_id": decision_id,
+                "CLIENTNUM": key,
+                "recommended": recommended,
+                "action": other,
+                "override_reason": "branch manager's call",
+                "result": "not known yet",
+                "recorded": "2026-11-30T09:00:00+00:00",
+            }
+        ]
+    ).to_csv(old, index=False)
+    again = build_app(app_files[0], app_files[1], history=history)  # the next start imports
+    assert isinstance(again, App)
+    with History(history) as h:
+        overrides = h.overrides()
+    assert overrides["override_reason"].tolist() == ["branch manager's call"]
+    assert overrides["recorded_by"].tolist() == [LEGACY_RECORDED_BY]
+    assert not old.exists() and old.with_suffix(".imported.csv").is_file()
+
+
+def test_what_if_moves_the_customer_into_another_segment_without_changing_it(
+    app_files, app_bundle, tmp_path
+):
+    from nba.app.widgets import SEGMENT_FIELDS, segment_move
+    from nba.campaigns.history import History
+
+    desk = build_app(app_files[0], app_files[1], history=tmp_path / "h.sqlite")
+    s = desk.base.scores
+    key = _middling(desk)
+    desk.lookup(str(key))
+    own = int(desk.baseline["segment"])
+    record = dict(desk.record)
+    form = {n: f.value for n, f in desk.fields.items()}
+    assert not desk.what_if_segment.disabled
+    assert desk.what_if_segment.options[0] == (
+        f"its own segment ({desk.baseline['segment_name']})",
+        -1,
+    )
+    changed_any = False
+    for target in range(len(app_bundle.segmenter.names_)):
+        if target == own:
+            continue
+        desk.what_if_segment.value = target
+        moved = segment_move(app_bundle.segmenter, record, target)
+        assert set(moved) <= set(SEGMENT_FIELDS) and moved  # only what segments are made of
+        # the what-if customer: the moved fields (the balance on the slider's steps), the
+        # derived ones recomputed, everything else the customer's own
+        now = desk.what_if_record()
+        step = desk.what_if["Total_Revolving_Bal"].step
+        for name, value in moved.items():
+            assert abs(now[name] - value) <= (step if name == "Total_Revolving_Bal" else 0)
+        same = set(record) - set(moved) - set(DERIVED)
+        assert {n: now[n] for n in same} == {n: record[n] for n in same}
+        assert now["Avg_Open_To_Buy"] == now["Credit_Limit"] - now["Total_Revolving_Bal"]
+        # the engine's answer for it, recomputed (trait rules, eligibility, save rates, risk)
+        expected = app_bundle.recommend(now)
+        assert desk.current["churn_probability"] == pytest.approx(expected["churn_probability"])
+        assert [desk.current[f"action_{k}"] for k in (1, 2, 3)] == [
+            expected[f"action_{k}"] for k in (1, 2, 3)
+        ]
+        card = _text(desk.result.value)
+        name = app_bundle.segmenter.names_[target]
+        assert f"What-if (as a typical customer of “{name}”" in card
+        assert "A what-if only: the customer's record is unchanged" in card
+        if int(desk.current["segment"]) == target:
+            assert f"segment {desk.baseline['segment_name']} → {name}" in card
+        changed_any |= desk.current["action_1"] != desk.baseline["action_1"] or (
+            desk.current["action_1_value"] != desk.baseline["action_1_value"]
+        )
+        # nothing changed on the customer: record, form and the base's scores
+        assert desk.record == record
+        assert {n: f.value for n, f in desk.fields.items()} == form
+        assert s.loc[key, "segment"] == own
+    assert changed_any  # a segment move changes what the engine recommends or its value
+    # a contact recorded during a what-if is the real customer's
+    desk.oc_result.value = 1
+    desk.record_contact()
+    with History(tmp_path / "h.sqlite") as h:
+        got = h.interactions()
+    assert got["churn_probability"].iloc[0] == pytest.approx(desk.baseline["churn_probability"])
+    assert int(got["segment"].iloc[0]) == own
+    # back to its own segment: the card is the customer's again
+    desk.what_if_segment.value = -1
+    assert desk.current is desk.baseline
+    assert "What-if" not in _text(desk.result.value)
+
+
+def test_the_upload_button_reads_as_a_business_control(app):
+    from nba.app.widgets import UPLOAD_CSS, UPLOAD_LABEL
+
+    assert app.upload.description == UPLOAD_LABEL == "Upload customers (CSV)"
+    assert app.upload.tooltip == UPLOAD_LABEL  # the page shows the title, not "(0)"
+    assert "nba-upload" in app.upload._dom_classes and "attr(title)" in UPLOAD_CSS
+
+
+def test_a_messy_upload_says_what_was_loaded_and_why_rows_were_rejected(app):
+    df = synth.generate(30, 17)
+    lines = synth.kaggle_csv_text(df).splitlines()
+    header = lines[0].split(",")
+    age = (
+        header.index('"Customer_Age"')
+        if '"Customer_Age"' in header
+        else header.index("Customer_Age")
+    )
+    cells = lines[3].split(",")
+    cells[age] = "abc"
+    lines[3] = ",".join(cells)
+    cells = lines[9].split(",")
+    cells[age] = ""
+    lines[9] = ",".join(cells)
+    lines[12] = lines[12].replace('"Blue"', '"Diamond"')
+    lines.insert(20, lines[15])  # a duplicate customer
+    _upload(app, "messy.csv", ("\n".join(lines) + "\n").encode())
+    summary = _text(app.batch_summary.value)
+    n_in = len(lines) - 1
+    scored, rejected = len(app.batch_scores), len(app.batch_rejects)
+    assert scored + rejected == n_in == 31
+    assert summary.startswith(f"{n_in} rows in messy.csv: {scored} scored, {rejected} rejected.")
+    assert rejected >= 3
+    reasons = app.batch_summary.value
+    assert "nba-reject-reasons" in reasons
+    assert "Customer_Age" in _text(reasons) and "Card_Category" in _text(reasons)
+
+
+def test_every_problem_of_the_form_is_said_in_one_round(app):
+    app.reset_form()
+    app.fields["Customer_Age"].value = "abc"  # cannot be read
+    app.fields["Months_on_book"].value = "1000"  # read, but out of range
+    app.fields["Contacts_Count_12_mon"].value = "-2"
+    app.fields["Credit_Limit"].value = "12k"  # cannot be read: the balance is still checked
+    app.fields["Total_Revolving_Bal"].value = "-5"
+    app.score_form()
+    assert "below the minimum" in _text(app.field_messages["Total_Revolving_Bal"].value)
+    assert "Age (years) must be a number such as" in _text(app.field_messages["Customer_Age"].value)
+    assert f"such as {app.defaults['Customer_Age']}" in _text(
+        app.field_messages["Customer_Age"].value
+    )
+    assert "above the maximum" in _text(app.field_messages["Months_on_book"].value)
+    assert "below the minimum" in _text(app.field_messages["Contacts_Count_12_mon"].value)
+    assert _text(app.form_message.value) == (
+        "Please correct: Age (years), Months on book, Contacts (12 m), Credit limit ($), "
+        "Revolving balance ($)."
+    )
+    assert app.current is None
+    app.reset_form()
+
+
+def test_learning_leaves_out_contacts_where_a_person_overrode_the_engine(app_files, tmp_path):
+    from nba.campaigns.history import History
+    from nba.campaigns.learn import learn_from_history
+
+    desk = build_app(app_files[0], app_files[1], history=tmp_path / "h.sqlite")
+    for i, key in enumerate(desk.base.scores.index[:4]):
+        desk.lookup(str(key))
+        if i % 2:  # every other contact overrides the recommendation
+            best = desk.baseline["action_1"]
+            desk.oc_action.value = next(a for a in desk.catalogue.ids if a != best)
+            desk.oc_reason.value = "knows the customer"
+        desk.oc_result.value = 1 + i  # each with a result
+        desk.record_contact()
+    with History(tmp_path / "h.sqlite") as history:
+        assert len(history.interactions()) == 4
+        result = learn_from_history(desk.bundle, history)
+    assert result.lineage["outcomes"] == 2
+    assert result.lineage["overridden_left_out"] == 2
+
+
+def test_an_unreadable_history_is_one_sentence_on_its_tab_and_the_app_still_works(
+    app_files, tmp_path
+):
+    history = tmp_path / "history.sqlite"
+    history.write_text("not a database" * 200)
+    desk = build_app(app_files[0], app_files[1], history=history)
+    assert isinstance(desk, App)
+    assert "is not a usable nba history" in _text(desk.campaigns_table.value)
+    key = int(desk.base.scores.index[0])
+    desk.lookup(str(key))
+    assert f"Customer {key}" in _text(desk.result.value)
+    desk.record_contact()  # the contact cannot be written: said beside the button
+    assert "is not a usable nba history" in _text(desk.oc_message.value)
+    desk.oc_action.value = next(a for a in desk.catalogue.ids if a != desk.baseline["action_1"])
+    desk.oc_reason.value = "x" * 501
+    desk.record_contact()
+    assert "Keep the reason to 500 characters (it has 501)" in _text(desk.oc_message.value)
+
+
+@pytest.mark.parametrize(
+    ("budget", "capacity", "words"),
+    [
+        ("0", "", "0 customers to contact. Value at risk $0 · campaign cost $0"),
+        ("", "0", "0 customers to contact. Value at risk $0 · campaign cost $0"),
+    ],
+)
+def test_an_empty_call_list_is_said_not_an_error(app, budget, capacity, words):
+    app.wl_band.value = ""
+    app.wl_min_value.value = "0"
+    app.wl_budget.value, app.wl_capacity.value = budget, capacity
+    app.build_worklist()
+    assert app.wl_message.value == ""
+    assert words in _text(app.wl_summary.value)
+    assert len(app.worklist) == 0
+    app.wl_budget.value = app.wl_capacity.value = ""
+
+
+def test_an_infinite_amount_is_not_a_number_for_the_worklist(app):
+    app.wl_min_value.value = "1e309"
+    app.build_worklist()
+    assert "Value at risk from must be a number such as 5000" in _text(app.wl_message.value)
+    app.wl_min_value.value = "0"

@@ -148,3 +148,31 @@ def test_evaluation_ends_with_a_verdict_per_stage(reports):
     again = stage_acceptance(pd.DataFrame(evaluation["criteria"]))
     assert list(again.verdict) == list(recorded.verdict)
     assert "met" not in set(pd.DataFrame(evaluation["criteria"]).query("stage == 'actions'").status)
+
+
+def test_actions_economics_are_recorded_on_the_held_out_customers(reports):
+    actions = _metrics(reports, "actions")
+    econ, held = actions["economics"], actions["held_out"]
+    assert actions["criteria_customers"] == econ["customers"] == "held_out"
+    for row in actions["criteria"]:  # the action criteria are judged on the held-out uplifts
+        assert row["measured"] == pytest.approx(held["uplift"][row["metric"]])
+    sensitivity = pd.DataFrame(econ["sensitivity"])
+    base = sensitivity[sensitivity["case"] == "base"].iloc[0]
+    assert base["expected_net_value"] == pytest.approx(held["expected_net_value"])
+    assert base["customers"] == held["customers"]
+    assert len(sensitivity) == 11 and set(sensitivity["case"]) == {"base", "low", "high"}
+    moved = sensitivity.set_index(["parameter", "case"])
+    assert moved.loc[("servicing_cost", "high"), "expected_net_value"] < base["expected_net_value"]
+    assert moved.loc[("save_rates", "high"), "expected_net_value"] > base["expected_net_value"]
+    left = pd.DataFrame(econ["high_risk_without_action"])
+    assert left["customers"].sum() == base["high_risk_without_action"]
+    plans = pd.DataFrame(econ["value_basis_plans"]).set_index("value_basis")
+    assert (
+        plans.loc["pre_decline", "value_expected_to_leave"]
+        >= plans.loc["current", "value_expected_to_leave"]
+    )
+    prize = econ["prize"]
+    assert prize["net_value_per_customer"] == pytest.approx(
+        prize["expected_net_value"] / prize["customers"]
+    )
+    assert 0 < prize["share_of_value_at_stake"] < 1

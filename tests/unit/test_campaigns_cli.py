@@ -94,6 +94,39 @@ def test_pure_exploitation_and_bad_shares(files, tmp_path, capsys) -> None:
     assert "--control must be a share" in err and "Traceback" not in err
 
 
+def test_plan_warns_per_action_its_control_group_cannot_measure(files, tmp_path, capsys):
+    """3,000 customers are far too few to measure a 10 % cut in churn: one warning line per
+    action on stderr, exit 0, the same verdicts in PLAN.summary.json; with --control 0 one
+    line for the whole plan."""
+    from nba.campaigns.power import POWER_COLUMNS
+
+    out = tmp_path / "plan.parquet"
+    base = ["campaign", "plan", str(files["customers"]), "--bundle", str(files["bundle"])]
+    assert main([*base, "--out", str(out), "--history", str(tmp_path / "h.sqlite")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("nba campaign plan: 3,000 rows in: 2,998 planned")
+    warned = [line for line in err[1:] if line.startswith("nba campaign plan: warning: ")]
+    assert warned == err[1:] and warned
+    summary = json.loads((tmp_path / "plan.summary.json").read_text())
+    power = summary["power"]
+    assert (power["power"], power["alpha"], power["target_relative_lift"]) == (0.8, 0.05, 0.1)
+    rows = power["actions"]
+    assert rows and all(set(POWER_COLUMNS) == set(r) for r in rows)
+    short = [r["action"] for r in rows if not r["measurable"]]
+    assert [w.split(": ")[2] for w in warned] == short  # one line per action it cannot measure
+    plan = pd.read_parquet(out)
+    chosen = plan[plan["explored"].eq(0) & plan["action"].ne("no_action")]
+    assert {r["action"]: r["treated"] + r["control"] for r in rows} == chosen[
+        "action"
+    ].value_counts().to_dict()
+
+    greedy = tmp_path / "greedy.parquet"
+    args = ["--out", str(greedy), "--history", str(tmp_path / "h2.sqlite")]
+    assert main([*base, *args, "--control", "0", "--explore", "0"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[1].startswith("nba campaign plan: warning: no control group")
+
+
 def test_record_keeps_every_row_and_twice_adds_nothing(files, capsys) -> None:
     outcomes = pd.read_csv(files["outcomes"])
     bad = pd.DataFrame(

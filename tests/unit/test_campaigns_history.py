@@ -12,6 +12,8 @@ import pytest
 
 from nba.campaigns.history import (
     CUSTOMER_COLUMNS,
+    LEGACY_RECORDED_BY,
+    OVERRIDE_COLUMNS,
     SCHEMA_VERSION,
     History,
     HistoryError,
@@ -234,3 +236,183 @@ def test_plan_form_decision_ids_answer_responses_too(tmp_path: Path) -> None:
         assert n == 1 and "unknown decision_id" in rejected["reason"].iloc[0]
         with pytest.raises(HistoryError, match="already in the history"):
             h.record_decisions(d.iloc[:1])  # a campaign's plan is written once
+
+
+def _app_decisions(actions: list[str]) -> pd.DataFrame:
+    """Decisions as the app records them: its own ids, no control group."""
+    d = _decisions(len(actions), "app-desk")
+    return d.assign(
+        decision_id=[f"app:{1000 + i}:x{i}" for i in range(len(actions))],
+        channel="api",
+        group="treatment",
+        action=actions,
+        propensity=1.0,
+    )
+
+
+def test_overrides_are_recorded_validated_and_read_back(tmp_path: Path) -> None:
+    d = _app_decisions(["retention_offer", "service_call", "retention_offer"])
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(d)
+        overrides = pd.DataFrame(
+            {
+                "decision_id": ["app:1001:x1", "app:1001:x1", "app:1000:x0", "nope", "app:1002:x2"],
+                "recommended": ["retention_offer"] * 5,
+                "override_reason": ["asked for a call back", "again", "same", "x", "  "],
+                "recorded_by": ["maria", "maria", "maria", "maria", "maria"],
+            }
+        )
+        recorded, rejected = h.record_overrides(overrides)
+        assert recorded == 1
+        assert recorded + len(rejected) == len(overrides)
+        reasons = dict(zip(rejected.index, rejected["reason"], strict=True))
+        assert "duplicate" in reasons[1]
+        assert "not an override" in reasons[2]  # the decision's action is the recommended one
+        assert "unknown decision_id" in reasons[3]
+        assert "override_reason is empty" in reasons[4]
+        back = h.overrides()
+        assert back.columns.tolist() == list(OVERRIDE_COLUMNS)
+        row = back.iloc[0]
+        assert (row["decision_id"], row["CLIENTNUM"], row["campaign_id"]) == (
+            "app:1001:x1",
+            1001,
+            "app-desk",
+        )
+        assert (row["recommended"], row["action"]) == ("retention_offer", "service_call")
+        assert (row["override_reason"], row["recorded_by"]) == ("asked for a call back", "maria")
+        assert row["recorded"].startswith("20")
+        assert h.overrides(["other"]).empty
+        # never overwritten; the same one again adds nothing
+        n, rej = h.record_overrides(overrides.iloc[[0]])
+        assert n == 0 and "already recorded" in rej["reason"].iloc[0]
+        changed = overrides.iloc[[0]].assign(override_reason="something else")
+        n, rej = h.record_overrides(changed)
+        assert n == 0 and "never overwritten" in rej["reason"].iloc[0]
+        assert len(h.overrides()) == 1
+
+
+def test_impact_and_learning_do_not_take_an_override_for_the_engines_decision(
+    tmp_path: Path,
+) -> None:
+    from nba.campaigns.impact import impact_summary, impact_table
+
+    d = _app_decisions(["retention_offer", "service_call", "retention_offer", "service_call"])
+    d["group"] = ["treatment", "treatment", "control", "control"]
+    with History(tmp_path / "h.sqlite") as h:
+        h.record_decisions(d, make_customers(4, seed=4))
+        h.record_responses(
+            pd.DataFrame({"decision_id": d["decision_id"], "responded": 1, "retained": 1})
+        )
+        h.record_overrides(
+            pd.DataFrame(
+                {
+                    "decision_id": ["app:1001:x1"],
+                    "recommended": ["retention_offer"],
+                    "override_reason": ["customer complained last week"],
+                }
+            )
+        )
+        plain = h.interactions()
+        got = h.interactions_with_overrides()
+        assert len(got) == len(plain) == 4
+        assert got["overridden"].tolist() == [0, 1, 0, 0]
+        assert got["recommended"].tolist() == [
+            "retention_offer",
+            "retention_offer",
+            "retention_offer",
+            "service_call",
+        ]
+        assert got["override_reason"].iloc[1] == "customer complained last week"
+        # with a column selection (as learning reads) the join still works
+        few = h.interactions_with_overrides(with_customers=True, columns=["action", "group"])
+        assert few["overridden"].tolist() == [0, 1, 0, 0]
+        assert few["Customer_Age"].notna().all()
+    # the overridden treated row is not the policy's: it leaves service_call without treated
+    by_action = impact_table(got).set_index("action")
+    assert by_action.loc["service_call", "treated"] == 0
+    assert impact_table(plain).set_index("action").loc["service_call", "treated"] == 1
+    assert impact_summary(got, ["app-desk"])["overridden_left_out"] == 1
+
+
+def test_a_version_1_history_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with History(path) as h:
+        h.record_decisions(_decisions(3))
+        h.conn.execute("DROP TABLE overrides")
+        h.conn.execute("PRAGMA user_version = 1")
+    with History(path) as h:
+        assert h.version == SCHEMA_VERSION == 2
+        assert h.counts()["decisions"] == 3
+        assert h.overrides().empty
+
+
+def test_the_apps_former_override_file_is_imported_once(tmp_path: Path) -> None:
+    d = _app_decisions(["retention_offer", "service_call"])
+    old = tmp_path / "history.decisions.csv"
+    pd.DataFrame(
+        {
+            "decision_id": ["app:1000:x0", "app:1001:x1"],
+            "CLIENTNUM": [1000, 1001],
+            "recommended": ["retention_offer", "retention_offer"],
+            "action": ["retention_offer", "service_call"],
+            "override_reason": ["", "prefers a branch visit"],
+            "result": ["not known yet", "reached; customer stayed"],
+            "recorded": ["2026-11-30T10:00:00+00:00", "2026-11-30T10:05:00+00:00"],
+        }
+    ).to_csv(old, index=False)
+    with History(tmp_path / "history.sqlite") as h:
+        h.record_decisions(d)
+        n, rejected = h.import_override_log(old)
+        assert n == 1 and rejected.empty  # the accepted row has nothing to import
+        back = h.overrides()
+        assert back["override_reason"].tolist() == ["prefers a branch visit"]
+        assert back["recorded"].tolist() == ["2026-11-30T10:05:00+00:00"]
+        assert back["recorded_by"].tolist() == [LEGACY_RECORDED_BY]
+        again, rejected = h.import_override_log(old)
+        assert again == 0 and rejected["reason"].str.contains("already recorded").all()
+        (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+        with pytest.raises(HistoryError, match="not an override log"):
+            h.import_override_log(tmp_path / "other.csv")
+
+
+@pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "row by row"])
+def test_mixed_batches_keep_their_order_across_blobs(
+    tmp_path: Path, monkeypatch, json_each: bool
+) -> None:
+    """Plan-form ids of two campaigns interleaved with the service's own ids, over several
+    blobs: every decision comes back in the order written, with its id and customer (with
+    SQLite's json_each, and row by row as where SQLite lacks it)."""
+    import nba.campaigns.history as history
+
+    monkeypatch.setattr(history, "BLOB_ROWS", 4)
+    monkeypatch.setattr(history, "_json_each_missing", not json_each)
+    a = _decisions(5, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
+    b = _decisions(3, "api-1", start=50)  # its own ids ("api-1:50" is not "api-1:1050")
+    c = _decisions(4, "autumn", start=10)
+    c = c.assign(decision_id="autumn:" + c["CLIENTNUM"].astype(str))
+    d = pd.concat([a.iloc[:2], b.iloc[:1], c.iloc[:3], a.iloc[2:], b.iloc[1:], c.iloc[3:]])
+    d = d.assign(channel=np.where(d["campaign_id"].eq("api-1"), "api", "batch"))
+    with History(tmp_path / "h.sqlite") as h:
+        assert h.record_decisions(d, make_customers(len(d), seed=2)) == 12
+        assert history._json_each_missing is not json_each  # the path meant was the one taken
+        back = h.decisions()
+        assert back["decision_id"].tolist() == d["decision_id"].tolist()
+        assert back["CLIENTNUM"].tolist() == d["CLIENTNUM"].tolist()
+        assert h.counts() == {"campaigns": 3, "decisions": 12, "customers": 12, "outcomes": 0}
+        stored = h.conn.execute("SELECT COUNT(decision_id) FROM decisions").fetchone()[0]
+        assert stored == 3  # only the service's ids are stored; plan ids are implicit
+        n, rejected = h.record_responses(
+            pd.DataFrame(
+                {"decision_id": ["autumn:1013", "api-1:51"], "responded": 1, "retained": 0}
+            )
+        )
+        assert (n, len(rejected)) == (2, 0)
+
+
+def test_a_plan_naming_a_customer_twice_is_refused(tmp_path: Path) -> None:
+    d = _decisions(5, "spring").assign(decision_id=lambda f: "spring:" + f["CLIENTNUM"].astype(str))
+    d = pd.concat([d, d.iloc[[1]]], ignore_index=True)
+    with History(tmp_path / "h.sqlite") as h:
+        with pytest.raises(HistoryError, match=r"'spring:1001' appears twice \(row 6\)"):
+            h.record_decisions(d)
+        assert h.counts()["decisions"] == 0

@@ -18,6 +18,7 @@ from nba.value import (
     annual_fee,
     check_criteria,
     customer_value,
+    pre_decline_spend,
     success_criteria,
     value_assumptions,
     value_at_stake,
@@ -102,6 +103,35 @@ def test_value_at_stake_without_churners_has_no_loss(customers):
     stake = value_at_stake(customers.assign(churn=0), Settings())
     assert stake["churners"] == 0 and stake["churner_value_year"] == 0
     assert math.isnan(stake["value_per_lost_customer_horizon"])
+
+
+def test_pre_decline_spend_undoes_a_decline_on_a_straight_line():
+    # quarters on a straight line from q1 to r·q1 add up to 2·q1·(1 + r); a year at q1's pace
+    # is 4·q1. r = 0.5, q1 = 100: quarters 100, 83.3, 66.7, 50 → 300 a year, 400 before
+    assert pre_decline_spend([300.0], [0.5]).tolist() == pytest.approx([400.0])
+    # growth (r ≥ 1) is kept as it is, spend that stopped (r = 0) at most doubles
+    assert pre_decline_spend([300.0, 300.0, 300.0], [1.0, 1.7, 0.0]).tolist() == [300, 300, 600]
+
+
+def test_pre_decline_basis_raises_the_interchange_of_declining_customers(customers):
+    declining = customers.assign(Total_Amt_Chng_Q4_Q1=[0.5, 1.2, 0.0, 1.0])
+    current = customer_value(declining, Settings())
+    before = customer_value(declining, Settings(value_basis="pre_decline"))
+    # only the Blue customer (r = 0.5: spend 1000 → 1333.3) and the Gold (no spend) declined
+    assert (before - current).tolist() == pytest.approx([0.018 * 1000 / 3, 0, 0, 0])
+    parts = value_components(declining, Settings(value_basis="pre_decline"))
+    assert parts.sum(axis=1).tolist() == pytest.approx(before.tolist())
+    stake = value_at_stake(declining, Settings(value_basis="pre_decline"))
+    assert stake["value_basis"] == "pre_decline"
+    assert stake["churner_value_year"] == pytest.approx(before[declining.churn == 1].sum())
+
+
+def test_value_basis_is_checked_and_needs_its_column(customers):
+    with pytest.raises(ValueError, match="value_basis 'peak' is not one of current, pre_decline"):
+        customer_value(customers, Settings(value_basis="peak"))
+    with pytest.raises(ValueError, match="Total_Amt_Chng_Q4_Q1"):
+        customer_value(customers, Settings(value_basis="pre_decline"))
+    assert value_at_stake(customers, Settings())["value_basis"] == "current"
 
 
 def test_value_assumptions_show_the_runs_values_and_the_files_rationale(tmp_path: Path):
