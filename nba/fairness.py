@@ -36,10 +36,8 @@ def action_context(
     scores: pd.DataFrame, customers: pd.DataFrame, acted: np.ndarray, value_at_risk: np.ndarray
 ) -> pd.DataFrame:
     """One row per customer: churn probability, flagged (0/1), value at risk ($), whether the
-    engine gave an action, gender and age band (`nba.actions.AGE_BINS`, left-closed)."""
-    age_band = pd.cut(
-        customers["Customer_Age"], bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False
-    )
+    engine gave an action, gender and age band (`age_bands`, the project's one set)."""
+    age_band = age_bands(customers["Customer_Age"])
     return pd.DataFrame(
         {
             "churn_probability": scores["churn_probability"].to_numpy(),
@@ -47,7 +45,7 @@ def action_context(
             "value_at_risk": np.asarray(value_at_risk, dtype=np.float64),
             "acted": np.asarray(acted, dtype=bool),
             "Gender": customers["Gender"].astype(str).to_numpy(),
-            "age_band": age_band.array,  # categorical: groups in age order
+            "age_band": age_band,  # categorical: groups in age order
         },
         index=customers.index,
     )
@@ -153,7 +151,9 @@ def gap_story(
 
 
 def age_bands(age: pd.Series | np.ndarray) -> pd.Categorical:
-    """Age in the project's one set of bands (`nba.actions.AGE_BINS`, left-closed)."""
+    """Age in the project's one set of bands (`nba.actions.AGE_BINS`, left-closed: <35, 35-44,
+    45-54, 55-64, 65+), used by the action rates (notebook 06), the fairness slices (notebook
+    07, `nba.evaluation.fairness_slices`) and the adverse-impact tables alike."""
     return pd.cut(
         np.asarray(age, dtype=np.float64), bins=list(AGE_BINS), labels=list(AGE_LABELS), right=False
     )

@@ -564,8 +564,19 @@ def fairness_recall(slices: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     labels = [f"{a}: {tex(str(g))}" for a, g in zip(slices.attribute, slices.group, strict=True)]
     x = np.arange(len(slices))
+    errors = None
+    if {"recall_low", "recall_high"} <= set(slices.columns):  # 95 % Wilson intervals
+        low = (slices.recall - slices.recall_low).clip(lower=0)
+        high = (slices.recall_high - slices.recall).clip(lower=0)
+        errors = 100 * np.vstack([low.to_numpy(float), high.to_numpy(float)])
     ax.bar(
-        x - 0.2, 100 * slices.recall, width=0.4, label="recall (churners flagged)", color="#1f77b4"
+        x - 0.2,
+        100 * slices.recall,
+        width=0.4,
+        yerr=errors,
+        capsize=2,
+        label="recall (churners flagged), 95 % interval",
+        color="#1f77b4",
     )
     ax.bar(x + 0.2, 100 * slices.churn_rate, width=0.4, label="churn rate", color="#ff7f0e")
     ax.set_xticks(x, labels, rotation=45, ha="right")

@@ -211,13 +211,15 @@ METRIC_MEANING = {
     "ece": "average gap between predicted and observed churn rates (0 = probabilities to be trusted as they are)",
     "silhouette": "how clearly the segments are apart (-1 to 1; above about 0.25 is distinct)",
     "stability_ari": "how much the same segments come back on resampled customers (0 = chance, 1 = identical)",
+    "silhouette_test": "how clearly the segments are apart on held-out customers (-1 to 1)",
+    "stability_ari_test": "how much refitted segments assign held-out customers alike (1 = identical)",
     "churn_ratio": "churn of the riskiest segment divided by the safest's",
     "churn_ratio_high_low": "churn of the riskiest segment divided by the safest's",
 }
 
 
 def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
-    from nba.value import check_criteria
+    from nba.value import NOT_MEASURED, SIMULATION, check_criteria
 
     seg = metrics["segments"]
     measured = {
@@ -226,10 +228,11 @@ def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
         "actions": metrics.get("actions", {}),
     }
     lines = [
-        "| stage | metric | measured | target | status | what it means |",
-        "|---|---|---|---|---|---|",
+        "| stage | metric | measured | target | basis | status | what it means |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in check_criteria(measured).itertuples():
+    checked = check_criteria(measured)
+    for row in checked.itertuples():
         if row.status == "not measured":
             shown = "—"
         elif row.stage == "actions":
@@ -240,14 +243,21 @@ def _criteria_lines(metrics: dict[str, Any]) -> list[str]:
             )
         lines.append(
             f"| {row.stage} | {row.metric} | {shown} | {row.comparison} {row.target:g} | "
-            f"{row.status} | {METRIC_MEANING.get(row.metric, '')} |"
+            f"{row.basis} | {row.status} | {METRIC_MEANING.get(row.metric, '')} |"
         )
     lines.append(
         ""
-        if (check_criteria(measured)["status"] != "not met").all()
+        if (checked["status"] != "not met").all()
         else '\n"not met" means the held-out result misses the target the business set in '
         "notebook 01: the model still works, but that promise is not kept on this data."
     )
+    simulated = checked[(checked["basis"] == SIMULATION) & (checked["status"] != NOT_MEASURED)]
+    if len(simulated):
+        lines.append(
+            "\nThe action figures are an assumption-based simulation on every customer: the engine "
+            'and its baselines share the same assumed save rates, so they cannot be "met" until a '
+            "campaign with a control group measures outcomes (notebook 07 gives the verdict per stage)."
+        )
     return lines
 
 

@@ -34,7 +34,16 @@ CHURN_KEYS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "threshold")
 #: More of the churn record the metadata carries: calibration and the choice behind the model.
 CHURN_EXTRA = ("ece", "brier", "threshold_rule", "calibration", "model", "n_train", "n_test")
 STAGE1_KEYS = ("models", "leads", "ece", "ece_max", "met", "n_boot", "level", "folds")
-SEGMENT_KEYS = ("k", "silhouette", "stability_ari", "churn_ratio", "churn_ratio_train", "segments")
+SEGMENT_KEYS = (
+    "k",
+    "silhouette",
+    "stability_ari",
+    "silhouette_test",
+    "stability_ari_test",
+    "churn_ratio",
+    "churn_ratio_train",
+    "segments",
+)
 
 
 def catalogue_data(path: str | Path | None) -> dict[str, Any]:

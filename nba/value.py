@@ -228,23 +228,58 @@ def value_assumptions(settings: Settings, params_file: Path | None = None) -> pd
 
 # --- success criteria -------------------------------------------------------------------------
 
-_HELD_OUT = "held-out test split (notebook 03), chosen model and threshold"
-_STAGE1 = "held-out test split, paired with default learners fitted on the same training split"
-_SEGMENTS = "chosen segmentation on the training split; stability over reseeded refits"
-_ACTIONS = "simulation of the action engine on the held-out test split"
+#: What a criterion's measured figure rests on. Only a measurement can be "met": a simulation
+#: scores the engine and its baselines with the same assumed save rates, so it cannot fail
+#: against them until outcomes exist; a design constraint is true because the design rule
+#: demands it.
+HELD_OUT = "held-out measurement"
+CROSS_VALIDATION = "cross-validation"
+SIMULATION = "assumption-based simulation"
+OUTCOME = "measured outcome"
+DESIGN = "design constraint"
+#: The bases whose figures can fail a criterion, and so may call it met.
+MEASURED_BASES = (HELD_OUT, CROSS_VALIDATION, OUTCOME)
 
-#: (stage, metric, comparison, target, source, description). Stage and metric names are the
-#: keys of `bundle.metadata["metrics"]`, so a measured metrics dict can be checked directly.
-_CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
-    # Stage 1, restated (issue 12): the absolute targets (ROC-AUC 0.996, PR-AUC 0.98, F1 0.935,
-    # precision and recall 0.92) lay beyond this data (repeated CV plateaued below them), so the
-    # model is judged against what the data allows: ahead of default learners on the same
-    # customers, in the same run (`nba.evaluation.baseline_comparison`), and well calibrated.
+#: Status words of `check_criteria`. "met" is kept for measurements.
+MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+HOLDS_IN_SIMULATION, FAILS_IN_SIMULATION = "holds in simulation", "fails in simulation"
+BY_DESIGN = "by design"
+
+_TEST = "held-out customers (the test split notebook 03 set aside)"
+_STAGE1 = "held-out test split, paired with default learners fitted on the same training split"
+_HELD_OUT_SOURCE = "held-out test split (notebook 03), chosen model and threshold"
+_SEGMENTS = "segments fitted on the training split, held-out customers assigned to them"
+_ACTIONS = "simulation of the action engine (`nba.actions.simulate`) on the held-out customers"
+_SIMULATED = (
+    "the engine picks each customer's highest expected-value action, doing nothing at $0, and "
+    "the baselines are scored with the same formula and the same assumed save rates: it cannot "
+    "fall below them. Only a campaign with a control group (`nba campaign impact`) can measure it"
+)
+
+#: The first plan's absolute stage-1 floors, retired (issue 12) because repeated
+#: cross-validation plateaued below them on this data. Kept to say, against the held-out
+#: intervals, whether missing them is beyond sampling noise (`nba.evaluation.retired_targets`).
+RETIRED_STAGE1_TARGETS: dict[str, float] = {
+    "roc_auc": 0.996,
+    "pr_auc": 0.98,
+    "f1": 0.935,
+    "precision": 0.92,
+    "recall": 0.92,
+}
+
+#: (stage, metric, comparison, target, basis, source, description). Stage and metric names are
+#: the keys of `bundle.metadata["metrics"]`, so a measured metrics dict can be checked directly.
+_CRITERIA: tuple[tuple[str, str, str, float, str, str, str], ...] = (
+    # Stage 1, restated (issue 12): the absolute targets (`RETIRED_STAGE1_TARGETS`) lay beyond
+    # this data, so the model is judged against what the data allows: ahead of default learners
+    # on the same customers, in the same run (`nba.evaluation.baseline_comparison`), and well
+    # calibrated.
     (
         "churn",
         "pr_auc_lead_vs_lightgbm",
         ">",
         0.0,
+        HELD_OUT,
         _STAGE1,
         "PR-AUC above a default LightGBM trained on the same split",
     ),
@@ -253,6 +288,7 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "pr_auc_lead_vs_hist_gradient_boosting",
         ">",
         0.0,
+        HELD_OUT,
         _STAGE1,
         "PR-AUC above a default HistGradientBoosting trained on the same split",
     ),
@@ -261,6 +297,7 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "f1_lead_vs_lightgbm",
         ">",
         0.0,
+        HELD_OUT,
         _STAGE1,
         "F1 above a default LightGBM's, each at its own threshold (same rule, training data)",
     ),
@@ -269,18 +306,55 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "f1_lead_vs_hist_gradient_boosting",
         ">",
         0.0,
+        HELD_OUT,
         _STAGE1,
         "F1 above a default HistGradientBoosting's, each at its own threshold",
     ),
-    ("churn", "ece", "<=", 0.01, _HELD_OUT, "expected calibration error (probability points)"),
-    ("segments", "silhouette", ">=", 0.50, _SEGMENTS, "segments are compact and apart"),
-    ("segments", "k", ">=", 4, _SEGMENTS, "enough segments to act on differently"),
-    ("segments", "stability_ari", ">=", 0.95, _SEGMENTS, "same segments when refitted"),
+    (
+        "churn",
+        "ece",
+        "<=",
+        0.01,
+        HELD_OUT,
+        _HELD_OUT_SOURCE,
+        "expected calibration error (probability points)",
+    ),
+    # Stage 2: the selection (`nba.segments.choose_segmentation`) keeps only designs with k ≥ 4,
+    # silhouette and bootstrap stability above floors on a training sample, and never looks at
+    # churn; the criteria are then measured on the held-out customers, where they can fail.
+    (
+        "segments",
+        "silhouette_test",
+        ">=",
+        0.50,
+        HELD_OUT,
+        _SEGMENTS,
+        "segments are compact and apart on customers the fit never saw",
+    ),
+    (
+        "segments",
+        "k",
+        ">=",
+        4,
+        DESIGN,
+        "the selection rule keeps only designs with at least this many segments",
+        "enough segments to act on differently",
+    ),
+    (
+        "segments",
+        "stability_ari_test",
+        ">=",
+        0.95,
+        HELD_OUT,
+        _SEGMENTS + "; refits on resampled training customers assign them alike",
+        "same segments for unseen customers when refitted",
+    ),
     (
         "segments",
         "churn_ratio_high_low",
         ">=",
         8,
+        HELD_OUT,
         _SEGMENTS,
         "churn rate of the riskiest segment / the safest",
     ),
@@ -289,6 +363,7 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "net_value_uplift_vs_no_action",
         ">",
         0.0,
+        SIMULATION,
         _ACTIONS,
         "expected net value ($) above doing nothing",
     ),
@@ -297,6 +372,7 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "net_value_uplift_vs_churn_score_one_offer",
         ">",
         0.0,
+        SIMULATION,
         _ACTIONS,
         "expected net value ($) above one offer to the highest churn scores",
     ),
@@ -305,6 +381,7 @@ _CRITERIA: tuple[tuple[str, str, str, float, str, str], ...] = (
         "net_value_uplift_vs_random_action",
         ">",
         0.0,
+        SIMULATION,
         _ACTIONS,
         "expected net value ($) above a random eligible action",
     ),
@@ -321,33 +398,89 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
 
 def success_criteria() -> pd.DataFrame:
     """The measurable success criteria for stage 1 (churn), stage 2 (segments) and the actions:
-    one row per criterion with `stage`, `metric`, `comparison`, `target`, `source` (where the
-    measured value must come from) and `description`. Action criteria are uplifts over a
-    baseline in $, to be above 0."""
-    columns = ["stage", "metric", "comparison", "target", "source", "description"]
+    one row per criterion with `stage`, `metric`, `comparison`, `target`, `basis` (what the
+    figure rests on: held-out measurement, cross-validation, assumption-based simulation,
+    measured outcome or design constraint), `evaluated_on` (the customers it is to be measured
+    on), `source` (where the measured value must come from), `description` and `note` (why a
+    criterion that cannot fail is not a finding). Action criteria are uplifts over a baseline
+    in $, to be above 0."""
+    columns = ["stage", "metric", "comparison", "target", "basis", "source", "description"]
     frame = pd.DataFrame(list(_CRITERIA), columns=columns)
     frame["target"] = frame["target"].astype(float)
-    return frame
+    frame["evaluated_on"] = np.where(
+        frame["basis"] == DESIGN, "every design compared (a rule of the selection)", _TEST
+    )
+    frame["note"] = np.select(
+        [frame["basis"] == SIMULATION, frame["basis"] == DESIGN],
+        [f"cannot fail: {_SIMULATED}", "true by construction: the selection demands it"],
+        "",
+    )
+    order = ["stage", "metric", "comparison", "target", "basis", "evaluated_on", "source"]
+    return frame[[*order, "description", "note"]]
 
 
 def check_criteria(
-    measured: Mapping[str, Mapping[str, float]], criteria: pd.DataFrame | None = None
+    measured: Mapping[str, Mapping[str, float]],
+    criteria: pd.DataFrame | None = None,
+    *,
+    evaluated_on: Mapping[str, str] | None = None,
+    outcomes: Mapping[str, Mapping[str, float]] | None = None,
 ) -> pd.DataFrame:
     """The criteria with the `measured` value of each (nested `{stage: {metric: value}}`, as in
-    `bundle.metadata["metrics"]`), whether it is `met`, and a `status`: met / not met /
-    not measured (missing or NaN measurements never count as met)."""
+    `bundle.metadata["metrics"]`), whether the figure `holds` against its target, whether the
+    criterion is `met`, and a `status`.
+
+    Only a measurement (held-out, cross-validated or a measured outcome) can be met: its status
+    is met / not met. A simulation's is "holds in simulation" / "fails in simulation", a
+    design constraint's "by design" (or "not met" if the figure breaks it); missing or NaN
+    figures are "not measured" and never count. `outcomes` (same shape as `measured`) are
+    figures measured on real campaign outcomes: where one is given it replaces the simulated
+    figure and the basis becomes "measured outcome". `evaluated_on` ({stage: text}) states the
+    customers each stage's figures came from, replacing the plan's wording."""
     table = (success_criteria() if criteria is None else criteria).copy()
-    values = [
-        measured.get(stage, {}).get(metric, np.nan)
-        for stage, metric in zip(table["stage"], table["metric"], strict=True)
-    ]
+    if "basis" not in table:
+        table["basis"] = HELD_OUT
+    if "evaluated_on" not in table:
+        table["evaluated_on"] = ""
+    outcomes = outcomes or {}
+    values, bases, where = [], [], []
+    for stage, metric, basis, on in zip(
+        table["stage"], table["metric"], table["basis"], table["evaluated_on"], strict=True
+    ):
+        outcome = outcomes.get(stage, {}).get(metric, np.nan)
+        if outcome is not None and np.isfinite(outcome):
+            values.append(outcome)
+            bases.append(OUTCOME)
+            where.append((evaluated_on or {}).get(stage, "customers of the recorded campaigns"))
+        else:
+            values.append(measured.get(stage, {}).get(metric, np.nan))
+            bases.append(basis)
+            where.append((evaluated_on or {}).get(stage, on))
+    table["basis"], table["evaluated_on"] = bases, where
     table["measured"] = pd.to_numeric(pd.Series(values, index=table.index, dtype=object))
-    has = table["measured"].notna()
-    table["met"] = [
-        bool(h and COMPARISONS[c](m, t))
-        for h, c, m, t in zip(
-            has, table["comparison"], table["measured"], table["target"], strict=True
-        )
-    ]
-    table["status"] = np.where(~has, "not measured", np.where(table["met"], "met", "not met"))
+    has = table["measured"].notna().to_numpy()
+    holds = np.array(
+        [
+            bool(h and COMPARISONS[c](m, t))
+            for h, c, m, t in zip(
+                has, table["comparison"], table["measured"], table["target"], strict=True
+            )
+        ]
+    )
+    counts = table["basis"].isin(MEASURED_BASES).to_numpy()
+    simulated = (table["basis"] == SIMULATION).to_numpy()
+    design = (table["basis"] == DESIGN).to_numpy()
+    table["holds"] = holds
+    table["met"] = holds & counts
+    table["status"] = np.select(
+        [
+            ~has,
+            simulated & holds,
+            simulated,
+            design & holds,
+            holds & counts,
+        ],
+        [NOT_MEASURED, HOLDS_IN_SIMULATION, FAILS_IN_SIMULATION, BY_DESIGN, MET],
+        NOT_MET,
+    )
     return table

@@ -21,10 +21,13 @@ from nba.segments.metrics import (
     bootstrap_ari,
     churn_rates,
     churn_ratio,
+    churn_ratio_interval,
+    criterion_intervals,
     json_float,
     purity,
     segment_metrics,
     silhouette,
+    silhouette_interval,
     silhouette_pca2,
     silhouette_within_groups,
 )
@@ -53,7 +56,6 @@ from nba.segments.profile import (
 )
 from nba.segments.selection import (
     CANDIDATES,
-    MIN_CHURN_RATIO,
     MIN_K,
     MIN_PURITY,
     MIN_SHARE,
@@ -72,6 +74,7 @@ from nba.segments.selection import (
     elbow_k,
     eligibility,
     evaluate_candidate,
+    targets_caption,
 )
 from nba.segments.space import (
     BASELINE_FEATURES,
@@ -117,7 +120,6 @@ __all__ = [
     "DEFAULT_TRANSFORM",
     "FEATURE_SETS",
     "LOG_COLUMNS",
-    "MIN_CHURN_RATIO",
     "MIN_K",
     "MIN_PURITY",
     "MIN_SHARE",
@@ -143,6 +145,8 @@ __all__ = [
     "choose_segmentation",
     "churn_rates",
     "churn_ratio",
+    "churn_ratio_interval",
+    "criterion_intervals",
     "compare_segmentations",
     "compute_profile",
     "credit_noun",
@@ -151,6 +155,7 @@ __all__ = [
     "elbow_k",
     "eligibility",
     "evaluate_candidate",
+    "targets_caption",
     "fit_pipeline",
     "json_float",
     "make_pipeline",
@@ -168,6 +173,7 @@ __all__ = [
     "require_columns",
     "segment_metrics",
     "silhouette",
+    "silhouette_interval",
     "silhouette_pca2",
     "silhouette_within_groups",
     "source_columns",

@@ -18,16 +18,20 @@ split of the development data only; the held-out split is only reported):
   The binary flag is not what carries the score: within revolvers and within transactors the
   spend tiers alone have silhouette 0.58–0.59 (`silhouette_within_credit_groups`).
 - Rule: keep candidates with k ≥ 4, silhouette ≥ 0.50, mean bootstrap ARI ≥ 0.95, every
-  segment ≥ 5 % of customers, every segment ≥ 95 % one credit behaviour (revolver or
-  transactor, so one offer fits the segment) and a cross-validated churn ratio ≥ 8 in every
-  fold; among those prefer the candidate that describes the most needs (most features), then
-  the highest silhouette. Three candidates pass. Amount alone (k=5, silhouette 0.664) passes
-  but drops transaction frequency; raw (unlogged) spend scores 0.603 but isolates only the
-  top-spend tail and mixes revolvers with transactors (purity 87 %); k=4 also mixes them.
+  segment ≥ 5 % of customers and every segment ≥ 95 % one credit behaviour (revolver or
+  transactor, so one offer fits the segment); among those prefer the candidate that describes
+  the most needs (most features), then the highest silhouette. Churn plays no part: the
+  segments are cut on needs, and whether they differ in churn is a finding measured afterwards
+  on the held-out customers (the stage-2 criterion), not a filter that makes it true. The
+  silhouette and stability floors are also success criteria; the selection applies them to
+  training customers, the criteria are checked on held-out customers, where they can fail.
+  Amount alone (k=5, silhouette 0.664) passes but drops transaction frequency; raw (unlogged)
+  spend scores 0.603 but isolates only the top-spend tail and mixes revolvers with
+  transactors (purity 87 %); k=4 also mixes them.
 - Result: spend_revolver, log transform, k = 5. The segments differ in needs (high-spend
   revolvers with few products: cross-sell; everyday revolvers at 40 % utilisation: balance and
   rate offers; light or declining transactors: activation) and, as a consequence, in churn:
-  3 % to 71 % on the training split, a ratio above 20 (cross-validated worst fold 19.8).
+  3 % to 71 % on the training split.
 """
 
 from __future__ import annotations
@@ -43,7 +47,6 @@ from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.metrics import calinski_harabasz_score
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -63,7 +66,6 @@ from nba.segments.space import (
     FEATURE_SETS,
     fit_pipeline,
     make_pipeline,
-    predict_pipeline,
     require_columns,
 )
 
@@ -82,11 +84,12 @@ CANDIDATES: tuple[tuple[str, str], ...] = (
 )
 
 
-#: Selection floors: the issue's targets plus actionability rules (see `choose_segmentation`).
+#: Selection floors on cluster quality and actionability (see `choose_segmentation`). No floor
+#: reads churn: a segmentation that differs in churn is a result to measure on held-out
+#: customers (`nba.value.success_criteria`), not a property to select for.
 MIN_K = 4
 MIN_SILHOUETTE = 0.50
 MIN_STABILITY = 0.95
-MIN_CHURN_RATIO = 8.0
 MIN_SHARE = 0.05
 MIN_PURITY = 0.95
 
@@ -180,23 +183,6 @@ def baseline_comparison(df: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _cv_churn_ratios(
-    df: pd.DataFrame, feature_set: str, transform: str, k: int, settings: Settings
-) -> np.ndarray:
-    """Churn ratio (highest ÷ lowest segment) on each validation fold of a stratified K-fold,
-    segments fitted on the other folds."""
-    folds = StratifiedKFold(settings.cv_folds, shuffle=True, random_state=settings.seed)
-    churn = df[schema.TARGET].to_numpy()
-    out = []
-    for fit_idx, val_idx in folds.split(df, churn):
-        pipe = fit_pipeline(
-            make_pipeline(feature_set, transform, k, settings.seed), df.iloc[fit_idx]
-        )
-        labels = predict_pipeline(pipe, df.iloc[val_idx])
-        out.append(churn_ratio(churn_rates(churn[val_idx], labels, k)))
-    return np.asarray(out)
-
-
 def evaluate_candidate(
     df: pd.DataFrame,
     settings: Settings,
@@ -205,7 +191,8 @@ def evaluate_candidate(
     k: int,
     n_boot: int = 20,
 ) -> dict[str, Any]:
-    """All selection criteria for one (feature set, transform, k) on `df` (training data)."""
+    """All selection measures for one (feature set, transform, k) on `df` (training data).
+    Churn is not read, so `df` may carry it or not: the choice cannot depend on it."""
     pipe = fit_pipeline(make_pipeline(feature_set, transform, k, settings.seed), df)
     labels = pipe[-1].labels_
     space = pipe[:-1].transform(df)
@@ -225,12 +212,6 @@ def evaluate_candidate(
         "smallest_share": float(sizes.min() / len(df)),
         "purity": purity(df["Total_Revolving_Bal"].to_numpy() > 0, labels, k),
     }
-    if schema.TARGET in df.columns:
-        churn = df[schema.TARGET].to_numpy()
-        row["churn_ratio_fit"] = churn_ratio(churn_rates(churn, labels, k))
-        cv = _cv_churn_ratios(df, feature_set, transform, k, settings)
-        row["cv_churn_ratio"] = float(np.median(cv))
-        row["cv_churn_ratio_min"] = float(cv.min())
     return row
 
 
@@ -244,9 +225,9 @@ def compare_segmentations(
 ) -> pd.DataFrame:
     """Tidy table, one row per (feature set, transform, k): inertia (elbow), silhouette in
     the clustering space and in 2-D PCA, Calinski–Harabasz, bootstrap ARI (mean, min),
-    smallest segment share, credit-behaviour purity and churn ratios (fit data and per CV fold).
+    smallest segment share and credit-behaviour purity. Churn is not among them.
 
-    Run it on the training split only. About 25 KMeans fits per row (seconds each row)."""
+    Run it on the training split only. About `n_boot` + 1 KMeans fits per row."""
     grid = [(f, t, k) for f, t in candidates for k in ks]
     try:
         from tqdm.auto import tqdm
@@ -295,8 +276,6 @@ def eligibility(table: pd.DataFrame) -> pd.DataFrame:
     t["ok_stability"] = t["stability_ari"] >= MIN_STABILITY
     t["ok_size"] = t["smallest_share"] >= MIN_SHARE
     t["ok_purity"] = t["purity"] >= MIN_PURITY
-    if "cv_churn_ratio_min" in t:
-        t["ok_churn"] = t["cv_churn_ratio_min"] >= MIN_CHURN_RATIO
     oks = [c for c in t.columns if c.startswith("ok_")]
     t["eligible"] = t[oks].all(axis=1)
     return t
@@ -332,22 +311,16 @@ def choose_segmentation(table: pd.DataFrame) -> Choice:
         why_not = f"describes fewer needs ({int(best_sil['n_features'])} features)."
     rich = t.sort_values("n_features", ascending=False).iloc[0]
     rich_best = t[t["feature_set"] == rich["feature_set"]]["silhouette"].max()
-    cv = (
-        f", cross-validated churn ratio {best['cv_churn_ratio']:.1f} (worst fold "
-        f"{best['cv_churn_ratio_min']:.1f})"
-        if "cv_churn_ratio" in best
-        else ""
-    )
     rationale = (
         f"Chosen: {best['feature_set']} ({', '.join(FEATURE_SETS[best['feature_set']])}), "
         f"transform {best['transform']}, k={int(best['k'])}. On the training data it scores "
         f"silhouette {best['silhouette']:.3f} in its own space ({best['silhouette_pca2']:.3f} "
         f"in 2-D PCA), Calinski–Harabasz {best['calinski_harabasz']:,.0f}, bootstrap ARI "
         f"{best['stability_ari']:.3f} (worst {best['stability_ari_min']:.3f}), smallest segment "
-        f"{best['smallest_share']:.0%}, credit-behaviour purity {best['purity']:.0%}{cv}. "
+        f"{best['smallest_share']:.0%}, credit-behaviour purity {best['purity']:.0%}. "
         f"{int(t['eligible'].sum())} of {len(t)} candidates meet every floor (k ≥ {MIN_K}, "
         f"silhouette ≥ {MIN_SILHOUETTE}, ARI ≥ {MIN_STABILITY}, segments ≥ {MIN_SHARE:.0%}, "
-        f"purity ≥ {MIN_PURITY:.0%}, CV churn ratio ≥ {MIN_CHURN_RATIO:g} in every fold); "
+        f"purity ≥ {MIN_PURITY:.0%}; churn is not read); "
         f"among them it describes the most needs ({int(best['n_features'])} features) with the "
         f"best silhouette. The richest set ({rich['feature_set']}, {int(rich['n_features'])} "
         f"features) reaches only silhouette {rich_best:.3f}; the highest silhouette overall "
@@ -461,3 +434,30 @@ def design_summary(table: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index(["feature_set", "transform"])
+
+
+def targets_caption(
+    targets: pd.DataFrame, metrics: dict[str, Any], baseline_pca2: float, customers: int
+) -> str:
+    """The markdown under notebook 05's stage-2 targets (`nba.evaluation.criterion_evidence`
+    rows indexed by metric): each held-out measurement with its interval and verdict, the
+    number of segments as a rule of the selection, and the training-customer figures beside."""
+    from nba.value import HELD_OUT
+
+    rows = targets[targets["basis"] == HELD_OUT]
+    verdicts = "; ".join(
+        f"{metric} {row.measured:.3g} (95 % interval {row.ci_low:.3g} to {row.ci_high:.3g}) "
+        f"{row.comparison} {row.target:g}: **{row.status}**, {row.evidence}"
+        for metric, row in rows.iterrows()
+    )
+    return (
+        f"**On the {customers:,} held-out customers, {int((rows.status == 'met').sum())} of "
+        f"{len(rows)} measured targets are met.** {verdicts}. The number of segments "
+        f"({metrics['k']}) holds **by design**: the selection keeps only k ≥ {MIN_K}. Also "
+        f"measured: on the training customers, silhouette {metrics['silhouette']:.3f} "
+        f"({metrics['silhouette_pca2']:.3f} in 2-D PCA, the prototype's way; baseline "
+        f"{baseline_pca2:.3f}) and bootstrap ARI {metrics['stability_ari']:.3f} over "
+        f"{metrics['n_bootstrap']} resamples (worst {metrics['stability_ari_min']:.3f}); "
+        f"{metrics['silhouette_within_credit_groups']:.3f} within revolvers and within "
+        "transactors, so the score is not carried by the binary flag alone."
+    )

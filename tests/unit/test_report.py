@@ -124,18 +124,27 @@ def test_model_card_shows_the_promised_figures_as_recorded():
     assert "notebooks 04 and 05 (`reports/artifacts/choices.json`)" in card
     assert "it holds the evaluated models" in card
     # the actions' gain is the recorded one, in the criteria and in its own section
-    assert "| actions | net_value_uplift_vs_no_action | \\$81,122 | > 0 | met |" in card
-    assert "| actions | net_value_uplift_vs_random_action | -\\$5 | > 0 | not met |" in card
+    # a simulation shares its save rates with its baselines: it holds or fails, never "met"
+    sim = "assumption-based simulation"
+    assert (
+        f"| actions | net_value_uplift_vs_no_action | \\$81,122 | > 0 | {sim} | holds in " in card
+    )
+    assert f"| net_value_uplift_vs_random_action | -\\$5 | > 0 | {sim} | fails in sim" in card
+    assert 'cannot be "met" until a campaign with a control group' in card
     assert "Gain over doing nothing \\$81,122" in card
-    assert "| churn | f1_lead_vs_lightgbm | -0.0010 | > 0 | not met |" in card
-    assert "| churn | ece | 0.0120 | <= 0.01 | not met |" in card
+    held_out = "held-out measurement"
+    assert f"| churn | f1_lead_vs_lightgbm | -0.0010 | > 0 | {held_out} | not met |" in card
+    assert f"| churn | ece | 0.0120 | <= 0.01 | {held_out} | not met |" in card
+    assert "| segments | k | 2 | >= 4 | design constraint | not met |" in card
     assert "| lightgbm | pr_auc | +0.0020 | [-0.0010, +0.0050] |" in card
     assert "| 1 | Light transactors | 20.0% | 60.0% | 70.0% |" in card
 
 
 def test_model_card_without_a_measurement_says_not_measured():
     card = report.model_card(_metadata(actions=False), pd.DataFrame(columns=["segment"]), 0.5)
-    assert "| actions | net_value_uplift_vs_no_action | — | > 0 | not measured |" in card
+    sim = "assumption-based simulation"
+    assert f"| actions | net_value_uplift_vs_no_action | — | > 0 | {sim} | not measured |" in card
+    assert 'cannot be "met"' not in card  # nothing simulated, nothing to warn about
     assert "Next best actions" not in card
 
 

@@ -258,9 +258,9 @@ def test_compare_is_tidy_and_choice_respects_floors(customers):
         "silhouette",
         "calinski_harabasz",
         "stability_ari",
-        "cv_churn_ratio_min",
     ):
         assert col in table
+    assert not [c for c in table.columns if "churn" in c]  # churn is not a selection measure
     assert table["stability_ari"].between(-1, 1).all()
     # inertia falls as k grows within a candidate (the elbow curve)
     for _, t in table.groupby(["feature_set", "transform"]):
@@ -283,8 +283,6 @@ def test_choice_prefers_more_needs_among_eligible():
         "stability_ari_min": 0.98,
         "smallest_share": 0.1,
         "purity": 1.0,
-        "cv_churn_ratio": 20.0,
-        "cv_churn_ratio_min": 15.0,
         "silhouette_pca2": 0.6,
         "calinski_harabasz": 1000.0,
         "inertia": 1.0,
@@ -300,6 +298,20 @@ def test_choice_prefers_more_needs_among_eligible():
     assert (choice.feature_set, choice.k) == ("spend_revolver", 5)
     with pytest.raises(ValueError, match="no candidate"):
         sg.choose_segmentation(table.assign(silhouette=0.1))
+
+
+def test_the_choice_does_not_read_churn(customers):
+    # the same customers with churn shuffled, or without it, give the same table and choice:
+    # differing in churn is a finding measured afterwards, not a filter of the selection
+    args = dict(candidates=[("spend_revolver", "log")], ks=[4, 5], n_boot=2, progress=False)
+    table = sg.compare_segmentations(customers, Settings(), **args)
+    shuffled = customers.assign(
+        **{schema.TARGET: customers[schema.TARGET].sample(frac=1, random_state=3).to_numpy()}
+    )
+    pd.testing.assert_frame_equal(table, sg.compare_segmentations(shuffled, Settings(), **args))
+    blind = sg.compare_segmentations(customers.drop(columns=schema.TARGET), Settings(), **args)
+    pd.testing.assert_frame_equal(table, blind)
+    assert not any("churn" in c for c in sg.eligibility(table).columns)
 
 
 def test_elbow_of_a_bent_curve():
@@ -327,6 +339,35 @@ def test_metrics_are_json_and_complete(customers, other_customers, fitted):
     rates = other_customers[schema.TARGET].groupby(labels).mean()
     assert m["churn_rate"]["0"] == pytest.approx(rates[0], abs=1e-4)
     assert m["churn_ratio"] == pytest.approx(rates.max() / rates.min(), rel=1e-3)
+    # the criteria's figures are on the held-out customers, each inside its interval
+    for key in ("silhouette_test", "stability_ari_test", "churn_ratio"):
+        high = m[f"{key}_high"]  # null: unbounded (a resample's safest segment kept everyone)
+        assert m[f"{key}_low"] <= m[key] <= (float("inf") if high is None else high), key
+    assert m["n_interval"] == 200 and m["interval_level"] == 0.95
+    # the training stability is unchanged by also scoring the held-out customers
+    raw = space.predict_pipeline(fitted.pipeline_, customers)
+    alone = sg.bootstrap_ari(fitted.pipeline_, customers, raw, fitted.seed, 3)
+    assert m["stability_ari"] == pytest.approx(alone.mean(), abs=1e-4)
+
+
+def test_churn_ratio_interval_widens_with_fewer_customers():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 2000)
+    churn = np.where(labels == 1, rng.random(4000) < 0.4, rng.random(4000) < 0.05)
+    wide = sg.churn_ratio_interval(churn[::20], labels[::20], 2, seed=1)
+    narrow = sg.churn_ratio_interval(churn, labels, 2, seed=1)
+    point = sg.churn_ratio(sg.churn_rates(churn, labels, 2))
+    assert narrow[0] < point < narrow[1]
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+
+
+def test_silhouette_interval_holds_the_point_estimate():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (300, 2)), rng.normal(6, 1, (300, 2))]
+    labels = np.repeat([0, 1], 300)
+    low, high = sg.silhouette_interval(X, labels, seed=2)
+    assert low < sg.silhouette(X, labels, 2) < high < 1
+    assert np.isnan(sg.silhouette_interval(X, np.zeros(600, dtype=int), seed=2)[0])
 
 
 def test_churn_ratio_edge_cases():
@@ -383,3 +424,26 @@ def test_profile_bars_agree_with_their_labels(fitted):
             )
             assert np.sign(d[j]) == np.sign(seg - base) or (seg == base == 0), column
             assert np.sign(widths[j]) == np.sign(d[j]), column
+
+
+def test_targets_caption_quotes_the_held_out_figures_and_calls_k_by_design():
+    from nba.value import check_criteria
+
+    metrics = {"k": 5, "silhouette": 0.58, "silhouette_pca2": 0.62, "stability_ari": 0.99}
+    metrics |= {
+        "n_bootstrap": 20,
+        "stability_ari_min": 0.98,
+        "silhouette_within_credit_groups": 0.59,
+    }
+    measured = {"silhouette_test": 0.45, "k": 5, "stability_ari_test": 0.99}
+    checked = check_criteria({"segments": {**measured, "churn_ratio_high_low": 21.4}})
+    intervals = {("segments", "silhouette_test"): (0.40, 0.50)}
+    intervals |= {("segments", "stability_ari_test"): (0.98, 1.0)}
+    intervals |= {("segments", "churn_ratio_high_low"): (15.5, 35.5)}
+    from nba.evaluation import criterion_evidence
+
+    targets = criterion_evidence(checked.query("stage == 'segments'"), intervals)
+    text = sg.targets_caption(targets.set_index("metric"), metrics, 0.489, 1621)
+    assert text.startswith("**On the 1,621 held-out customers, 2 of 3 measured targets are met.**")
+    assert "silhouette_test 0.45 (95 % interval 0.4 to 0.5) >= 0.5: **not met**" in text
+    assert "(5) holds **by design**" in text and "baseline 0.489" in text

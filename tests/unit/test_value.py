@@ -11,6 +11,10 @@ import pytest
 from nba.config import Settings
 from nba.value import (
     ASSUMPTIONS,
+    DESIGN,
+    HELD_OUT,
+    OUTCOME,
+    SIMULATION,
     annual_fee,
     check_criteria,
     customer_value,
@@ -159,9 +163,9 @@ EXPECTED_TARGETS = {
     ("churn", "f1_lead_vs_lightgbm"): (">", 0),
     ("churn", "f1_lead_vs_hist_gradient_boosting"): (">", 0),
     ("churn", "ece"): ("<=", 0.01),
-    ("segments", "silhouette"): (">=", 0.50),
+    ("segments", "silhouette_test"): (">=", 0.50),
     ("segments", "k"): (">=", 4),
-    ("segments", "stability_ari"): (">=", 0.95),
+    ("segments", "stability_ari_test"): (">=", 0.95),
     ("segments", "churn_ratio_high_low"): (">=", 8),
     ("actions", "net_value_uplift_vs_no_action"): (">", 0),
     ("actions", "net_value_uplift_vs_churn_score_one_offer"): (">", 0),
@@ -178,6 +182,21 @@ def test_success_criteria_hold_the_agreed_targets():
     assert table["target"].dtype == float
 
 
+def test_every_criterion_says_what_it_rests_on_and_where_it_is_measured():
+    table = success_criteria().set_index(["stage", "metric"])
+    basis = table["basis"]
+    # the churn and segment figures are measured on held-out customers, where they can fail
+    assert (basis.loc["churn"] == HELD_OUT).all()
+    assert basis.loc[("segments", "churn_ratio_high_low")] == HELD_OUT
+    assert basis.loc[("segments", "silhouette_test")] == HELD_OUT
+    # the engine against baselines scored with the same formula cannot fail: a simulation
+    assert (basis.loc["actions"] == SIMULATION).all()
+    assert basis.loc[("segments", "k")] == DESIGN  # the selection demands it
+    assert table["evaluated_on"].str.len().gt(0).all()
+    assert table.loc[basis == HELD_OUT, "evaluated_on"].str.contains("held-out").all()
+    assert table.loc[basis.isin([SIMULATION, DESIGN]), "note"].str.len().gt(0).all()
+
+
 def test_check_criteria_marks_met_not_met_and_not_measured():
     measured = {
         "churn": {
@@ -185,7 +204,7 @@ def test_check_criteria_marks_met_not_met_and_not_measured():
             "pr_auc_lead_vs_lightgbm": -0.001,
             "f1_lead_vs_lightgbm": float("nan"),
         },
-        "segments": {"k": 5},
+        "segments": {"k": 5, "churn_ratio_high_low": 9.0},
         "actions": {"net_value_uplift_vs_no_action": 0.0},
     }
     table = check_criteria(measured).set_index(["stage", "metric"])
@@ -194,6 +213,29 @@ def test_check_criteria_marks_met_not_met_and_not_measured():
     # NaN is not a measurement
     assert table.loc[("churn", "f1_lead_vs_lightgbm"), "status"] == "not measured"
     assert table.loc[("churn", "f1_lead_vs_hist_gradient_boosting"), "status"] == "not measured"
-    assert table.loc[("segments", "k"), "status"] == "met"
-    assert table.loc[("actions", "net_value_uplift_vs_no_action"), "status"] == "not met"  # > 0
+    assert table.loc[("segments", "churn_ratio_high_low"), "status"] == "met"
+    # true by construction: holds, but is not a finding
+    assert table.loc[("segments", "k"), "status"] == "by design"
+    assert table.loc[("segments", "k"), "holds"] and not table.loc[("segments", "k"), "met"]
+    assert table.loc[("actions", "net_value_uplift_vs_no_action"), "status"] == (
+        "fails in simulation"  # > 0
+    )
     assert table["met"].sum() == 2
+    assert table["holds"].sum() == 3
+
+
+def test_a_simulated_criterion_is_never_met_until_outcomes_are_measured():
+    uplift = {"net_value_uplift_vs_no_action": 5_000.0, "net_value_uplift_vs_random_action": 1.0}
+    simulated = check_criteria({"actions": uplift}).set_index("metric").loc[list(uplift)]
+    assert (simulated.status == "holds in simulation").all()
+    assert simulated.holds.all() and not simulated.met.any()
+    assert (simulated.basis == SIMULATION).all()
+    # outcomes of a campaign with a control group replace the simulation, and can fail
+    outcomes = {"actions": {"net_value_uplift_vs_no_action": -200.0}}
+    where = {"actions": "1,200 customers of campaign c1"}
+    table = check_criteria({"actions": uplift}, outcomes=outcomes, evaluated_on=where)
+    row = table.set_index("metric").loc["net_value_uplift_vs_no_action"]
+    assert (row.basis, row.measured, row.status) == (OUTCOME, -200.0, "not met")
+    assert row.evaluated_on == "1,200 customers of campaign c1"
+    other = table.set_index("metric").loc["net_value_uplift_vs_random_action"]
+    assert other.status == "holds in simulation" and other.evaluated_on == where["actions"]
