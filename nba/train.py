@@ -32,7 +32,16 @@ log = logging.getLogger(__name__)
 #: The keys of each stage's metrics that the bundle's metadata promises (see architecture).
 CHURN_KEYS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "threshold")
 #: More of the churn record the metadata carries: calibration and the choice behind the model.
-CHURN_EXTRA = ("ece", "brier", "threshold_rule", "calibration", "model", "n_train", "n_test")
+CHURN_EXTRA = (
+    "ece",
+    "brier",
+    "threshold_rule",
+    "calibration",
+    "model",
+    "features",
+    "n_train",
+    "n_test",
+)
 STAGE1_KEYS = ("models", "leads", "ece", "ece_max", "met", "n_boot", "level", "folds")
 SEGMENT_KEYS = ("k", "silhouette", "stability_ari", "churn_ratio", "churn_ratio_train", "segments")
 
@@ -66,7 +75,7 @@ def study_choices(df: pd.DataFrame, settings: Settings, options: TrainOptions) -
     from nba.churn import train_churn
 
     model, _ = train_churn(df, settings, options)
-    record = lineage.default_choices()
+    record = lineage.default_choices(settings)
     churn = lineage.churn_choice(model)
     record["churn"] = {**churn, "threshold": None}  # re-chosen by its rule when fitted below
     record["origin"] = "stage-1 study re-run by `nba train --full`; segments: " + record["origin"]
@@ -129,7 +138,15 @@ def train(
     start = time.perf_counter()
     if choices is None:
         choices = study_choices(df, settings, options) if _wants_study(options) else None
-    record = lineage.check_choices(choices or lineage.default_choices())
+    record = lineage.check_choices(choices or lineage.default_choices(settings))
+    recorded_features = record["churn"].get("features", "full")
+    if recorded_features != settings.churn_features:
+        log.warning(
+            "the choices record's churn features %r are used, not the setting's %r: the record "
+            "is the lineage of the bundle",
+            recorded_features,
+            settings.churn_features,
+        )
     n_jobs = options.n_jobs if options is not None else 2
     train_part, test_part = lineage.held_out_split(df, settings)
     # the main model and, beside it, the one credit actions use: fitted without the protected

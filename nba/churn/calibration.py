@@ -9,6 +9,8 @@ out-of-fold probabilities (`DEFAULT_CALIBRATION`, chosen by cross-validation); "
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
@@ -96,25 +98,70 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def wilson_interval(
+    events: np.ndarray | float, n: np.ndarray | float, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a rate `events` / `n` (arrays or numbers; n > 0): unlike the
+    normal approximation it stays inside [0, 1] and is honest for rates near 0 or 1 and for
+    small bins, which is where a reliability diagram's bins often are."""
+    from scipy.stats import norm
+
+    k = np.asarray(events, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    z = norm.ppf(0.5 + level / 2)
+    rate = k / n
+    centre = (rate + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(rate * (1 - rate) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
 def reliability_table(
-    y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, n_bins: int = 10
+    y: np.ndarray | pd.Series,
+    p: np.ndarray | pd.Series,
+    n_bins: int = 10,
+    *,
+    strategy: str = "uniform",
+    level: float = 0.95,
 ) -> pd.DataFrame:
-    """Customers binned by predicted probability (equal-width bins over [0, 1]): per bin the
-    mean predicted probability, the observed churn rate and the count (empty bins dropped).
-    A calibrated model has observed ≈ predicted in every bin."""
+    """Customers binned by predicted probability: per bin the mean predicted probability, the
+    observed churn rate with its `level` Wilson interval (`observed_low`, `observed_high`) and
+    the count (empty bins dropped). A calibrated model has observed ≈ predicted in every bin.
+
+    strategy "uniform": equal-width bins over [0, 1] (`bin_low`, `bin_high` are the bin edges);
+    "quantile": equal-count bins (customers sorted by probability, split into `n_bins` groups of
+    sizes differing by at most one; `bin_low`, `bin_high` are the lowest and highest probability
+    in the bin), so that every bin has enough customers to be read and none is dominated by the
+    many customers near zero."""
     y = np.asarray(y).astype(np.float64)
     p = np.asarray(p, dtype=np.float64)
-    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    if strategy == "uniform":
+        bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+        low_edge = np.arange(n_bins) / n_bins
+        high_edge = (np.arange(n_bins) + 1) / n_bins
+    elif strategy == "quantile":
+        order = np.argsort(p, kind="stable")
+        bins = np.empty(len(p), dtype=np.int64)
+        for b, rows in enumerate(np.array_split(order, min(n_bins, max(len(p), 1)))):
+            bins[rows] = b
+        low_edge = np.full(n_bins, np.nan)
+        high_edge = np.full(n_bins, np.nan)
+        for b in np.unique(bins):
+            low_edge[b], high_edge[b] = p[bins == b].min(), p[bins == b].max()
+    else:
+        raise ValueError(f"unknown binning strategy {strategy!r}; choose uniform or quantile")
     count = np.bincount(bins, minlength=n_bins)
     keep = count > 0
     sum_p = np.bincount(bins, weights=p, minlength=n_bins)
     sum_y = np.bincount(bins, weights=y, minlength=n_bins)
+    low, high = wilson_interval(sum_y[keep], count[keep], level)
     return pd.DataFrame(
         {
-            "bin_low": np.arange(n_bins)[keep] / n_bins,
-            "bin_high": (np.arange(n_bins)[keep] + 1) / n_bins,
+            "bin_low": low_edge[keep],
+            "bin_high": high_edge[keep],
             "mean_predicted": sum_p[keep] / count[keep],
             "observed_rate": sum_y[keep] / count[keep],
+            "observed_low": low,
+            "observed_high": high,
             "count": count[keep],
         }
     )
@@ -184,11 +231,79 @@ def calibration_report(
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
-def choose_calibration(report: pd.DataFrame) -> str:
-    """ "none" unless sigmoid or isotonic lowers the cross-fitted Brier score by at least
-    `CALIBRATION_MIN_GAIN` (relative); then the better of the two."""
-    base = report.loc["none", "brier"]
-    best = report["brier"].idxmin()
-    if best != "none" and report.loc[best, "brier"] <= base * (1 - CALIBRATION_MIN_GAIN):
+def choose_calibration(report: pd.DataFrame, criterion: str = "brier") -> str:
+    """ "none" unless sigmoid or isotonic lowers the report's `criterion` column (cross-fitted;
+    "brier" for `calibration_report`, "decision_brier" for `decision_calibration_report`) by at
+    least `CALIBRATION_MIN_GAIN` (relative); then the better of the two."""
+    base = report.loc["none", criterion]
+    best = report[criterion].idxmin()
+    if best != "none" and report.loc[best, criterion] <= base * (1 - CALIBRATION_MIN_GAIN):
         return str(best)
     return "none"
+
+
+#: What `decision_calibration_report` ranks the maps by, stated once for notebooks and bundles.
+DECISION_CRITERION = (
+    "decision-weighted Brier score: the mean of the cross-fitted Brier score over the whole "
+    "training base and over the decision region (the customers the action engine would contact "
+    "with any of the candidate maps' probabilities), so that the few hundred customers where "
+    "money is spent weigh as much as the thousands where nothing is decided; a map replaces "
+    f"raw probabilities only when it lowers this by at least {CALIBRATION_MIN_GAIN:.0%}"
+)
+
+
+def _equal_count_ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    if len(y) == 0:
+        return float("nan")
+    table = reliability_table(y, p, n_bins, strategy="quantile")
+    gap = (table["observed_rate"] - table["mean_predicted"]).abs()
+    return float((table["count"] * gap).sum() / len(y))
+
+
+def decision_calibration_report(
+    y: np.ndarray | pd.Series,
+    p: np.ndarray | pd.Series,
+    contacts: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    folds: int = 5,
+) -> pd.DataFrame:
+    """Calibration where decisions are made: the out-of-fold probabilities `p` as they are
+    ("none") and after cross-fitted sigmoid or isotonic maps (as `calibration_report`), judged
+    over the whole base and over the decision region.
+
+    `contacts(q)` says, for probabilities q of the same customers, whom the action engine would
+    contact (bool array; e.g. `nba.lineage.engine_contacts`). The decision region is the union
+    of the customers contacted under each map's probabilities, the same customers for every
+    map, so the comparison is paired. Index: method. Columns: brier, ece_equal_count (whole
+    base, 10 equal-count bins), contacted (customers the engine contacts with this map),
+    region (customers in the decision region), decision_brier_region, decision_ece_region
+    (equal-count ECE over the region), predicted_contacted and observed_contacted (mean
+    probability and churn rate over this map's own contacts: what the engine's expected value
+    assumes against what happened), and decision_brier (`DECISION_CRITERION`)."""
+    y = np.asarray(y).astype(np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    mapped = {}
+    for method in CALIBRATIONS:
+        q = np.empty_like(p)
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
+            q[b] = apply_calibrator(fit_calibrator(method, y[a], p[a]), p[b])
+        mapped[method] = q
+    own = {m: np.asarray(contacts(q), dtype=bool) for m, q in mapped.items()}
+    region = np.logical_or.reduce(list(own.values()))
+    rows = {}
+    for method, q in mapped.items():
+        c = own[method]
+        whole = float(brier_score_loss(y, q))
+        in_region = float(np.mean((q[region] - y[region]) ** 2)) if region.any() else whole
+        rows[method] = {
+            "brier": whole,
+            "ece_equal_count": _equal_count_ece(y, q),
+            "contacted": int(c.sum()),
+            "region": int(region.sum()),
+            "decision_brier_region": in_region,
+            "decision_ece_region": _equal_count_ece(y[region], q[region]),
+            "predicted_contacted": float(q[c].mean()) if c.any() else float("nan"),
+            "observed_contacted": float(y[c].mean()) if c.any() else float("nan"),
+            "decision_brier": (whole + in_region) / 2,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
