@@ -117,3 +117,60 @@ def test_nba_train_with_the_early_warning_setting_builds_a_bundle_that_scores(tm
     names = [FRIENDLY[c][0] for c in churn.PROFILE]  # a reason names a profile column only
     assert any(one["driver_1"].startswith(f"{name} ") for name in names), one["driver_1"]
     assert main([*args, "soonest"]) == 2  # an unknown variant is one sentence, exit 2
+
+
+def test_engine_contacts_are_the_customers_the_engine_spends_money_on(train):
+    from nba.actions import load_catalogue, simulate
+
+    settings = Settings()
+    catalogue = load_catalogue()
+    contacts = lineage.engine_contacts(train, catalogue, settings)
+    assert not contacts(np.zeros(len(train))).any()  # nobody leaves: no offer pays
+    p = np.random.default_rng(0).uniform(size=len(train))
+    chosen = contacts(p)
+    assert 0 < chosen.sum() < len(train)
+    sim = simulate(
+        pd.DataFrame({"churn_probability": p}, index=train.index),
+        train,
+        catalogue,
+        settings,
+        seed=0,
+    )
+    assert sim["summary"].iloc[0].customers_contacted == chosen.sum()
+
+
+def test_the_interval_and_variant_figures_draw_what_they_are_given():
+    from nba import plots
+
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=500)
+    y = (rng.uniform(size=500) < p).astype(int)
+    whole = churn.reliability_table(y, p, strategy="quantile")
+    contacted = churn.reliability_table(y[p > 0.5], p[p > 0.5], strategy="quantile")
+    fig = plots.reliability_intervals(
+        {"all customers": {"raw": whole}, "contacted": {"raw": contacted, "sigmoid": contacted}}
+    )
+    left, right = fig.axes
+    for ax in (left, right):
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    labels = [t.get_text() for t in right.get_legend().get_texts()]
+    assert labels[1] == f"raw ({int(contacted['count'].sum()):,} customers)"
+    bars = left.containers[0]  # the first error-bar series: its points are the table's
+    np.testing.assert_allclose(
+        np.asarray(bars.lines[0].get_ydata(), dtype=float), whole["observed_rate"].to_numpy()
+    )
+    table = pd.DataFrame(
+        {
+            "variant": ["full", "full", "early_warning", "early_warning"],
+            "metric": ["roc_auc", "pr_auc", "roc_auc", "pr_auc"],
+            "mean": [0.99, 0.96, 0.62, 0.24],
+            "low": [0.98, 0.95, 0.60, 0.22],
+            "high": [0.995, 0.97, 0.64, 0.26],
+            "columns": [19, 19, 10, 10],
+        }
+    )
+    fig = plots.feature_set_power(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["early_warning", "full"]
+    assert [round(b.get_width(), 2) for b in ax.patches] == [0.24, 0.96]
+    assert "PR-AUC" in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
