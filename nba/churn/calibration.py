@@ -253,9 +253,10 @@ def choose_calibration(report: pd.DataFrame, criterion: str = "brier") -> str:
     (monotone: ranking and F1 unchanged) by that share."""
     best = float(report[criterion].min())
     for method in CALIBRATIONS:
-        if method in report.index and report.loc[method, criterion] * (
-            1 - CALIBRATION_MIN_GAIN
-        ) <= best:
+        if (
+            method in report.index
+            and report.loc[method, criterion] * (1 - CALIBRATION_MIN_GAIN) <= best
+        ):
             return method
     return str(report[criterion].idxmin())
 
