@@ -392,6 +392,31 @@ def feature_set_comparison(
     return pd.DataFrame(rows)
 
 
+def feature_set_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """`feature_set_comparison`'s tidy table as one row per variant (in its order), for people:
+    inputs, ROC-AUC and PR-AUC with their intervals as text ("0.968 (0.962-0.974)"), the paired
+    PR-AUC change against the reference with its interval, and the share of the reference's
+    PR-AUC lift over a random score the variant keeps."""
+
+    def shown(row: pd.Series, key: str, signed: bool = False) -> str:
+        fmt = "{:+.3f}" if signed else "{:.3f}"
+        low, high = ("delta_low", "delta_high") if key == "delta" else ("low", "high")
+        return f"{fmt.format(row[key])} ({fmt.format(row[low])} to {fmt.format(row[high])})"
+
+    wide = table.set_index(["variant", "metric"])
+    rows = {}
+    for variant in dict.fromkeys(table["variant"]):
+        roc, pr = wide.loc[(variant, "roc_auc")], wide.loc[(variant, "pr_auc")]
+        rows[variant] = {
+            "inputs": int(pr["columns"]),
+            "ROC-AUC": shown(roc, "mean"),
+            "PR-AUC": shown(pr, "mean"),
+            "PR-AUC change": shown(pr, "delta", signed=True),
+            "PR-AUC lift kept": f"{pr['retained']:.0%}",
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")
+
+
 def select_engineered(evidence: pd.DataFrame, min_se: float = 1.0) -> tuple[str, ...]:
     """The engineered features worth keeping, in `ENGINEERED` order: those whose single
     addition in `feature_evidence` raised mean PR-AUC by more than `min_se` standard errors of

@@ -84,6 +84,11 @@ def test_feature_set_comparison_is_paired_and_says_what_each_variant_keeps(train
     assert early.columns == len(churn.PROFILE) and full.columns == len(FEATURES)
     # the synthetic churners, like the real ones, are told apart mostly by their behaviour
     assert early["mean"] < full["mean"] and early.retained < 1
+    summary = churn.feature_set_summary(table.reset_index())
+    assert list(summary.index) == list(churn.CHURN_FEATURE_SETS)
+    assert summary.loc["early_warning", "inputs"] == len(churn.PROFILE)
+    assert summary.loc["full", "PR-AUC change"] == "+0.000 (+0.000 to +0.000)"
+    assert summary.loc["early_warning", "PR-AUC"].startswith(f"{early['mean']:.3f} (")
     with pytest.raises(ValueError, match="reference"):
         churn.feature_set_comparison(train, train[schema.TARGET], settings, reference="x")
 
