@@ -180,6 +180,12 @@ def reliability_table(
     )
 
 
+def _ece(table: pd.DataFrame) -> float:
+    """Count-weighted mean |observed − predicted| over the bins of a `reliability_table`."""
+    gap = (table["observed_rate"] - table["mean_predicted"]).abs()
+    return float((table["count"] * gap).sum() / table["count"].sum())
+
+
 def calibration_metrics(
     y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, n_bins: int = 10
 ) -> dict[str, float]:
@@ -189,9 +195,7 @@ def calibration_metrics(
     y = np.asarray(y).astype(np.int64)
     p = np.asarray(p, dtype=np.float64)
     table = reliability_table(y, p, n_bins)
-    ece = float(
-        (table["count"] * (table["observed_rate"] - table["mean_predicted"]).abs()).sum() / len(y)
-    )
+    ece = _ece(table)
     return {
         "brier": float(brier_score_loss(y, p)),
         "ece": ece,
@@ -272,11 +276,10 @@ DECISION_CRITERION = (
 
 
 def _equal_count_ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """ECE over `n_bins` equal-count bins (NaN for no customers)."""
     if len(y) == 0:
         return float("nan")
-    table = reliability_table(y, p, n_bins, strategy="quantile")
-    gap = (table["observed_rate"] - table["mean_predicted"]).abs()
-    return float((table["count"] * gap).sum() / len(y))
+    return _ece(reliability_table(y, p, n_bins, strategy="quantile"))
 
 
 def decision_calibration_report(
