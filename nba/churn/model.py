@@ -306,6 +306,12 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return cls(random_state=settings.seed, cv_folds=settings.cv_folds, **kwargs)
 
     @property
+    def excluded_columns(self) -> tuple[str, ...]:
+        """The record columns this model never sees (`exclude` and the feature variant's), in
+        record order: what a like-for-like baseline must leave out too."""
+        return self._excluded
+
+    @property
     def _excluded(self) -> tuple[str, ...]:
         """`exclude` and the columns the feature variant leaves out, in record order (models
         from before `exclude` or `feature_set` lack them)."""

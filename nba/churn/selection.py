@@ -134,8 +134,10 @@ def make_candidate(
     seed: int,
     engineered: Sequence[str] = (),
     params: dict[str, Any] | None = None,
+    exclude: Sequence[str] = (),
 ) -> Pipeline:
-    """An unfitted pipeline `FeatureBuilder → [encoder] → learner` for candidate `name`.
+    """An unfitted pipeline `FeatureBuilder → [encoder] → learner` for candidate `name`;
+    `exclude`: record columns it never sees (a feature variant's, the protected attributes).
 
     Learners use their library defaults (seeded) so that the comparison is like for like,
     except "lightgbm_tuned" (`TUNED_PARAMS`, the final configuration); `params` overrides the
@@ -174,7 +176,8 @@ def make_candidate(
         steps = [("model", lgb.LGBMClassifier(**lgbm_params(tuned, seed)))]
     else:
         raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
-    return Pipeline([("features", FeatureBuilder(engineered=tuple(engineered))), *steps])
+    builder = FeatureBuilder(engineered=tuple(engineered), exclude=tuple(exclude))
+    return Pipeline([("features", builder), *steps])
 
 
 def _xy(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
