@@ -105,18 +105,10 @@ def churn_choice(model: Any, calibration_evidence: pd.DataFrame | None = None) -
     """The choice a fitted `ChurnModel` embodies, for the record (calibration as resolved, its
     feature variant); `calibration_evidence`: the `nba.churn.decision_calibration_report` the
     calibration was chosen by, recorded with its criterion (None: not chosen by this run)."""
-    from nba.churn import CHOSEN, DECISION_CRITERION, TUNED_PARAMS
+    from nba.churn import CHOSEN, TUNED_PARAMS
 
     params = TUNED_PARAMS if model.params is None else model.params
-    evidence = None
-    if calibration_evidence is not None:
-        evidence = {
-            "criterion": DECISION_CRITERION,
-            "report": {
-                str(m): {k: _plain(v) for k, v in row.items()}
-                for m, row in calibration_evidence.iterrows()
-            },
-        }
+    evidence = None if calibration_evidence is None else calibration_record(calibration_evidence)
     return {
         "model": CHOSEN,
         "params": {k: _plain(v) for k, v in params.items()},
@@ -130,6 +122,45 @@ def churn_choice(model: Any, calibration_evidence: pd.DataFrame | None = None) -
         "features": getattr(model, "feature_set", "full"),
         "calibration_choice": evidence,
     }
+
+
+def calibration_record(report: pd.DataFrame) -> dict[str, Any]:
+    """A `nba.churn.decision_calibration_report` as the record keeps it: the criterion in words
+    and the report per method (JSON-able)."""
+    from nba.churn import DECISION_CRITERION
+
+    return {
+        "criterion": DECISION_CRITERION,
+        "report": {str(m): {k: _plain(v) for k, v in row.items()} for m, row in report.iterrows()},
+    }
+
+
+def choose_calibration(
+    choice: dict[str, Any], train: pd.DataFrame, settings: Settings, catalogue: Any, n_jobs: int = 2
+) -> dict[str, Any]:
+    """`choice` with its calibration chosen where decisions are made: the recorded configuration's
+    out-of-fold probabilities on `train` (`nba.churn.ChurnModel.out_of_fold_proba`), judged by
+    `nba.churn.decision_calibration_report` with the engine's contacts under `catalogue`, and
+    `nba.churn.choose_calibration`'s pick; the evidence goes into `calibration_choice`. What
+    notebook 04 shows, for `nba train` without a record."""
+    from nba.churn import ChurnModel, decision_calibration_report
+    from nba.churn import choose_calibration as pick
+
+    folds = int(choice["cv_folds"] or settings.cv_folds)
+    probe = ChurnModel(
+        params=dict(choice["params"]),
+        engineered=tuple(choice["engineered"]),
+        cv_folds=folds,
+        n_jobs=n_jobs,
+        random_state=settings.seed,
+        feature_set=choice.get("features", "full"),
+    )
+    y = train[schema.TARGET].to_numpy().astype(np.int64)
+    oof = probe.out_of_fold_proba(train, y)
+    contacts = engine_contacts(train, catalogue, settings)
+    report = decision_calibration_report(y, oof, contacts, settings.seed, folds)
+    method = pick(report, "decision_brier")
+    return {**choice, "calibration": method, "calibration_choice": calibration_record(report)}
 
 
 def segment_choice(segmenter: Any) -> dict[str, Any]:

@@ -136,6 +136,7 @@ def train(
     if schema.TARGET not in df.columns:
         raise ValueError("training needs labels: the data has no Attrition_Flag column")
     start = time.perf_counter()
+    chosen_here = choices is None
     if choices is None:
         choices = study_choices(df, settings, options) if _wants_study(options) else None
     record = lineage.check_choices(choices or lineage.default_choices(settings))
@@ -149,6 +150,14 @@ def train(
         )
     n_jobs = options.n_jobs if options is not None else 2
     train_part, test_part = lineage.held_out_split(df, settings)
+    plain_catalogue = catalogue_data(catalogue)
+    protected = lineage.protected_columns(settings)
+    if chosen_here:  # no record: the calibration is chosen on this data, where decisions are made
+        engine = parse_catalogue(plain_catalogue, protected)
+        record["churn"] = lineage.choose_calibration(
+            record["churn"], train_part, settings, engine, n_jobs
+        )
+        record["origin"] += "; calibration chosen on the training split where the engine contacts"
     # the main model and, beside it, the one credit actions use: fitted without the protected
     # attributes (None when the main model is blind itself)
     churn_model, credit_model = lineage.fit_models(record["churn"], train_part, settings, n_jobs)
@@ -158,8 +167,6 @@ def train(
     stage1 = baseline_comparison(churn_model, train_part, test_part, n_jobs=n_jobs)
     churn_metrics.update(stage1["measured"])
     seg_metrics = lineage.segment_record(segmenter, train_part, test_part)
-    plain_catalogue = catalogue_data(catalogue)
-    protected = lineage.protected_columns(settings)
     action_metrics = lineage.actions_record(
         churn_model,
         segmenter,

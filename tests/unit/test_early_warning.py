@@ -116,6 +116,12 @@ def test_nba_train_with_the_early_warning_setting_builds_a_bundle_that_scores(tm
     assert bundle.metadata["lineage"]["choices"]["churn"]["features"] == "early_warning"
     assert bundle.metadata["metrics"]["churn"]["features"] == "early_warning"
     assert bundle.churn.feature_names_ == list(churn.PROFILE)
+    # without a record the calibration is chosen on this data where the engine contacts
+    chosen = bundle.metadata["lineage"]["choices"]["churn"]
+    assert chosen["calibration_choice"]["criterion"] == churn.DECISION_CRITERION
+    report = pd.DataFrame(chosen["calibration_choice"]["report"]).T
+    assert churn.choose_calibration(report, "decision_brier") == chosen["calibration"]
+    assert bundle.churn.calibration_ == chosen["calibration"]
     # the blind credit model is the same variant, less the protected attributes
     protected = set(lineage.protected_columns(Settings()))
     assert bundle.credit_churn.feature_names_ == [c for c in churn.PROFILE if c not in protected]
