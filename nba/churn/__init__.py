@@ -1,12 +1,16 @@
 """Stage 1: who is about to leave.
 
-- `nba.churn.model`: what ships — `ChurnModel` (LightGBM, tuned parameters), its scoring path
-  and its per-customer reasons (TreeSHAP);
+- `nba.churn.model`: what ships — `ChurnModel` (LightGBM, tuned parameters), its feature
+  variants (`CHURN_FEATURE_SETS`: the whole record, or without the behaviour of the 12-month
+  window for an earlier warning; the setting `churn_features`), its scoring path and its
+  per-customer reasons (TreeSHAP);
 - `nba.churn.compiled`: the trees compiled to native code with lleaves, checked against
   LightGBM, cached on disk;
-- `nba.churn.calibration`: the calibration map and the threshold rule `ChurnModel.fit` chooses;
+- `nba.churn.calibration`: the calibration map and the threshold rule `ChurnModel.fit` fits,
+  reliability with intervals, and the calibration judged where the engine makes decisions;
 - `nba.churn.selection`: how the model was chosen (candidates, cross-validated comparison,
-  feature evidence, tuning, the threshold study) and `train_churn`, the whole stage.
+  feature evidence, the feature variants' comparison, tuning, the threshold study) and
+  `train_churn`, the whole stage.
 
 Every public name of these modules is importable from `nba.churn` itself.
 """
