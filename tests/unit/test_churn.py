@@ -145,15 +145,18 @@ def test_equal_count_bins_hold_equal_numbers_and_cover_the_observed_rate():
         churn.reliability_table(y, p, strategy="log")
 
 
-def test_the_simplest_map_within_the_minimum_gain_of_the_best_is_chosen():
+def test_a_map_replaces_raw_scores_only_when_it_earns_its_place():
     def report(none, sigmoid, isotonic):
         return pd.DataFrame(
             {"decision_brier": [none, sigmoid, isotonic]}, index=["none", "sigmoid", "isotonic"]
         )
 
-    assert churn.choose_calibration(report(0.100, 0.099, 0.099), "decision_brier") == "none"
-    assert churn.choose_calibration(report(0.100, 0.090, 0.089), "decision_brier") == "sigmoid"
-    assert churn.choose_calibration(report(0.100, 0.090, 0.080), "decision_brier") == "isotonic"
+    pick = churn.choose_calibration
+    assert pick(report(0.1000, 0.0999, 0.0999), "decision_brier") == "none"  # noise
+    assert pick(report(0.1000, 0.0990, 0.0985), "decision_brier") == "sigmoid"  # monotone, 1 %
+    assert pick(report(0.1000, 0.0990, 0.0960), "decision_brier") == "isotonic"  # 3 % more
+    assert pick(report(0.1000, 0.1000, 0.0970), "decision_brier") == "isotonic"
+    assert pick(report(0.1000, 0.1010, 0.0990), "decision_brier") == "none"
 
 
 def test_decision_calibration_report_judges_the_maps_where_the_engine_contacts():
