@@ -32,7 +32,7 @@ CALIBRATIONS = ("none", "sigmoid", "isotonic")
 #: customers in the decision region) gave decision-weighted Brier 0.0600 for none, 0.0585 for
 #: sigmoid and 0.0585 for isotonic; `choose_calibration` takes sigmoid (2.5 % better than none,
 #: isotonic not 2 % better than it). With 3 folds and the pipeline's 10-draw search the gain
-#: was 1.0 %, still a sigmoid. Over the engine's own contacts raw probabilities averaged
+#: was about 1 %, still a sigmoid. Over the engine's own contacts raw probabilities averaged
 #: 72.7 % against 76.7 % observed, sigmoid 71.9 % against 73.1 %; equal-count ECE over the region
 #: 0.049 raw, 0.029 sigmoid. An earlier whole-base study (`bench/stage1_cv.py`: lead over the
 #: default learners, then the lowest ECE) chose sigmoid too; isotonic's ties cost PR-AUC there.
