@@ -162,12 +162,16 @@ def _pipeline(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from nba import lineage
     from nba.bundle import save_bundle
-    from nba.churn import TrainOptions
+    from nba.churn import TrainOptions, feature_set_exclusions
     from nba.data.discover import discover
     from nba.data.io import load_with_rejects
     from nba.train import train
 
-    settings = config.Settings()
+    try:  # `-p churn_features early_warning` trains the early-warning variant
+        settings = config.Settings().with_overrides(**_parse_overrides(args.param))
+        feature_set_exclusions(settings.churn_features)
+    except ValueError as exc:
+        raise NbaError(f"{exc}.") from None
     choices = lineage.read_choices(args.choices) if args.choices else None
     source = discover(args.data, settings)
     print(source.banner, file=sys.stderr)
@@ -438,6 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refit the chosen configuration on every customer after evaluation (the metadata "
         "then labels the promised metrics as the evaluated configuration's)",
+    )
+    tr.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="override one setting (repeatable), e.g. -p churn_features early_warning",
     )
     tr.set_defaults(func=_train)
 

@@ -93,6 +93,12 @@ class Settings:
     # costs little (notebook 04 measures it), so a bank wanting one blind model sets this false.
     churn_keeps_protected: bool = True
 
+    # Stage 1's feature variant (nba.churn.CHURN_FEATURE_SETS): "full" (the whole record, the
+    # most accurate), "trend" (static profile and Q4/Q1 trend) or "early_warning" (static profile
+    # only: no behaviour of the 12-month window, which may coincide with leaving). Rationale and
+    # the measured cost in accuracy: params/default.yaml and notebook 04.
+    churn_features: str = "full"
+
     # The closed loop in the response simulator (notebook 09).
     campaign_waves: int = 5  # campaigns planned, answered, recorded and learnt from
     campaign_rows: int = 20_000  # synthetic customers per campaign

@@ -276,7 +276,7 @@ def baseline_comparison(
 ) -> dict:
     """The restated stage-1 target on one split, in one run: is the fitted churn `model` ahead
     of each default learner in `baselines` (library defaults, seeded, trained on the same
-    `train` customers) on the same held-out `test` customers — PR-AUC, and F1 at each model's
+    `train` customers and the same record columns) on the same held-out `test` customers — PR-AUC, and F1 at each model's
     own threshold, chosen by the model's rule on out-of-fold predictions of `train` with the
     model's folds — and is its held-out expected calibration error at most `ECE_MAX`?
 
@@ -301,7 +301,8 @@ def baseline_comparison(
     probs = {"chosen": model.predict_proba(test)[:, 1]}
     thresholds = {"chosen": float(model.threshold_)}
     for name in baselines:
-        learner = make_candidate(name, model.random_state)
+        # like for like: the baselines see the same record columns as the model
+        learner = make_candidate(name, model.random_state, exclude=model.excluded_columns)
         oof = cross_val_predict(
             learner, train, y_train, cv=folds, method="predict_proba", n_jobs=n_jobs
         )[:, 1]

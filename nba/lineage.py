@@ -18,6 +18,7 @@ says which.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def default_choices() -> dict[str, Any]:
+def default_choices(settings: Settings | None = None) -> dict[str, Any]:
     """The committed default choice: what the full study chose on the development data (see
-    `nba.churn` and `nba.segments`); the threshold is chosen by its rule when fitted."""
+    `nba.churn` and `nba.segments`); the threshold is chosen by its rule when fitted. The churn
+    model's feature variant is `settings.churn_features` ("full" without settings)."""
     from nba.churn import CHOSEN, DEFAULT_CALIBRATION, TUNED_PARAMS
     from nba.features import KEPT_ENGINEERED
     from nba.segments import DEFAULT_FEATURE_SET, DEFAULT_K, DEFAULT_TRANSFORM
@@ -88,6 +90,8 @@ def default_choices() -> dict[str, Any]:
             "cost_fp": None,
             "value_missed": None,
             "cv_folds": None,
+            "features": settings.churn_features if settings is not None else "full",
+            "calibration_choice": None,
         },
         "segments": {
             "feature_set": DEFAULT_FEATURE_SET,
@@ -97,11 +101,14 @@ def default_choices() -> dict[str, Any]:
     }
 
 
-def churn_choice(model: Any) -> dict[str, Any]:
-    """The choice a fitted `ChurnModel` embodies, for the record (calibration as resolved)."""
+def churn_choice(model: Any, calibration_evidence: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The choice a fitted `ChurnModel` embodies, for the record (calibration as resolved, its
+    feature variant); `calibration_evidence`: the `nba.churn.decision_calibration_report` the
+    calibration was chosen by, recorded with its criterion (None: not chosen by this run)."""
     from nba.churn import CHOSEN, TUNED_PARAMS
 
     params = TUNED_PARAMS if model.params is None else model.params
+    evidence = None if calibration_evidence is None else calibration_record(calibration_evidence)
     return {
         "model": CHOSEN,
         "params": {k: _plain(v) for k, v in params.items()},
@@ -112,7 +119,48 @@ def churn_choice(model: Any) -> dict[str, Any]:
         "cost_fp": model.cost_fp,
         "value_missed": model.value_missed,
         "cv_folds": int(model.cv_folds),
+        "features": getattr(model, "feature_set", "full"),
+        "calibration_choice": evidence,
     }
+
+
+def calibration_record(report: pd.DataFrame) -> dict[str, Any]:
+    """A `nba.churn.decision_calibration_report` as the record keeps it: the criterion in words
+    and the report per method (JSON-able)."""
+    from nba.churn import DECISION_CRITERION
+
+    return {
+        "criterion": DECISION_CRITERION,
+        "report": {str(m): {k: _plain(v) for k, v in row.items()} for m, row in report.iterrows()},
+    }
+
+
+def choose_calibration(
+    choice: dict[str, Any], train: pd.DataFrame, settings: Settings, catalogue: Any, n_jobs: int = 2
+) -> dict[str, Any]:
+    """`choice` with its calibration chosen where decisions are made: the recorded configuration's
+    out-of-fold probabilities on `train` (`nba.churn.ChurnModel.out_of_fold_proba`), judged by
+    `nba.churn.decision_calibration_report` with the engine's contacts under `catalogue`, and
+    `nba.churn.choose_calibration`'s pick; the evidence goes into `calibration_choice`. What
+    notebook 04 shows, for `nba train` without a record."""
+    from nba.churn import ChurnModel, decision_calibration_report
+    from nba.churn import choose_calibration as pick
+
+    folds = int(choice["cv_folds"] or settings.cv_folds)
+    probe = ChurnModel(
+        params=dict(choice["params"]),
+        engineered=tuple(choice["engineered"]),
+        cv_folds=folds,
+        n_jobs=n_jobs,
+        random_state=settings.seed,
+        feature_set=choice.get("features", "full"),
+    )
+    y = train[schema.TARGET].to_numpy().astype(np.int64)
+    oof = probe.out_of_fold_proba(train, y)
+    contacts = engine_contacts(train, catalogue, settings)
+    report = decision_calibration_report(y, oof, contacts, settings.seed, folds)
+    method = pick(report, "decision_brier")
+    return {**choice, "calibration": method, "calibration_choice": calibration_record(report)}
 
 
 def segment_choice(segmenter: Any) -> dict[str, Any]:
@@ -215,6 +263,7 @@ def fit_churn(
         n_jobs=n_jobs,
         random_state=settings.seed,
         exclude=tuple(exclude),
+        feature_set=choice.get("features", "full"),  # records from before the option: full
     )
     return model.fit(train, train[schema.TARGET].to_numpy())
 
@@ -274,6 +323,7 @@ def churn_record(model: Any, train: pd.DataFrame, test: pd.DataFrame) -> dict[st
         "model": CHOSEN,
         "params": {k: _plain(v) for k, v in params.items()},
         "engineered": list(model.engineered),
+        "features": getattr(model, "feature_set", "full"),
         "cv": model.metrics_["cv"],
         "cv_folds": int(model.cv_folds),
         "calibration_report": model.metrics_["calibration_report"],
@@ -302,6 +352,28 @@ def score_columns(
     from nba.scoring import score_frame
 
     return score_frame(Bundle(churn=model, segmenter=segmenter, credit_churn=credit_model), df)
+
+
+def engine_contacts(
+    customers: pd.DataFrame, catalogue: Any, settings: Settings
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Whom the action engine would contact, as a function of churn probabilities q of
+    `customers` (bool array: recommended action is not "no action"): `nba.actions`'
+    arbitration with the customers' own population medians. Credit actions read q too (no
+    blind score here), and the high-risk policy (`high_risk_minimum_action`) is not applied:
+    the region is where the engine spends money because the expected value says so."""
+    from nba.actions import NO_ACTION, population_medians, recommendation_columns
+
+    reference = population_medians(customers)
+
+    def contacts(q: np.ndarray) -> np.ndarray:
+        scores = {"churn_probability": np.asarray(q, dtype=np.float64)}
+        columns = recommendation_columns(
+            scores, customers, catalogue, settings, top=1, reference=reference
+        )
+        return np.asarray(columns["action_1"], dtype=object) != NO_ACTION
+
+    return contacts
 
 
 def credit_record(model: Any, test: pd.DataFrame, protected: tuple[str, ...]) -> dict[str, Any]:

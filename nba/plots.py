@@ -750,6 +750,72 @@ def reliability_diagram(tables: dict[str, pd.DataFrame]) -> Figure:
     return fig
 
 
+def reliability_intervals(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
+    """Reliability with intervals, one panel per population (title → {label → table}): each
+    table from `nba.churn.reliability_table(..., strategy="quantile")` (equal-count bins), drawn
+    as observed churn rate against mean predicted probability with the bin's Wilson interval as
+    a vertical bar, beside the diagonal of a perfectly calibrated model."""
+    fig = Figure(figsize=(5.2 * len(panels), 4.8))
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    colors = (CLASS_COLORS[1], CLASS_COLORS[0], "#55A868", "#8172B3")
+    for ax, (title, tables) in zip(axes, panels.items(), strict=True):
+        ax.plot([0, 1], [0, 1], color="black", linestyle=":", lw=1, label="perfectly calibrated")
+        for k, ((label, t), color) in enumerate(zip(tables.items(), colors, strict=False)):
+            shift = (k - (len(tables) - 1) / 2) * 0.006  # side by side, not on top of each other
+            ax.errorbar(
+                t["mean_predicted"] + shift,
+                t["observed_rate"],
+                yerr=[
+                    t["observed_rate"] - t["observed_low"],
+                    t["observed_high"] - t["observed_rate"],
+                ],
+                fmt="o",
+                ms=4,
+                capsize=2,
+                color=color,
+                label=f"{label} ({int(t['count'].sum()):,} customers)",
+            )
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_title(title)
+        ax.set_xlabel("mean predicted P(churn) in the bin (probability, 0-1)")
+        ax.set_ylabel("observed churn rate, 95 % interval (share, 0-1)")
+        ax.grid(alpha=0.3)
+        ax.legend(frameon=False, fontsize="small", loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def feature_set_power(table: pd.DataFrame, metric: str = "pr_auc") -> Figure:
+    """What each churn feature variant keeps, from `nba.churn.feature_set_comparison`: the
+    cross-validated `metric` per variant with its interval over folds, and its input count."""
+    rows = table[table["metric"] == metric].iloc[::-1]
+    fig = Figure(figsize=(8, 0.55 * len(rows) + 1.6))
+    ax = fig.subplots()
+    y = np.arange(len(rows))
+    ax.barh(y, rows["mean"], color=NEUTRAL)
+    ax.errorbar(
+        rows["mean"],
+        y,
+        xerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]],
+        fmt="none",
+        color="black",
+        capsize=3,
+    )
+    for yi, (m, cols) in enumerate(zip(rows["mean"], rows["columns"], strict=True)):
+        ax.text(m + 0.01, yi, f"{m:.3f} ({cols} columns)", va="center", fontsize="small")
+    ax.set_yticks(y, rows["variant"])
+    ax.set_xlim(0, 1.15)
+    name = {"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC"}.get(metric, metric)
+    ax.set_title(f"Cross-validated {name} by feature variant (training split)")
+    ax.set_xlabel(f"{name} (0-1; bars: 95 % interval over folds)")
+    ax.set_ylabel("feature variant")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
 def search_results(results: pd.DataFrame, folds: int) -> Figure:
     """A random search as `nba.churn.tune` returns it (sorted by PR-AUC, with `chosen`): each
     draw's mean PR-AUC (bars ± 1 standard error, sd / √folds) against its size (trees ×

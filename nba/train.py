@@ -32,7 +32,16 @@ log = logging.getLogger(__name__)
 #: The keys of each stage's metrics that the bundle's metadata promises (see architecture).
 CHURN_KEYS = ("roc_auc", "pr_auc", "f1", "precision", "recall", "threshold")
 #: More of the churn record the metadata carries: calibration and the choice behind the model.
-CHURN_EXTRA = ("ece", "brier", "threshold_rule", "calibration", "model", "n_train", "n_test")
+CHURN_EXTRA = (
+    "ece",
+    "brier",
+    "threshold_rule",
+    "calibration",
+    "model",
+    "features",
+    "n_train",
+    "n_test",
+)
 STAGE1_KEYS = ("models", "leads", "ece", "ece_max", "met", "n_boot", "level", "folds")
 SEGMENT_KEYS = (
     "k",
@@ -75,7 +84,7 @@ def study_choices(df: pd.DataFrame, settings: Settings, options: TrainOptions) -
     from nba.churn import train_churn
 
     model, _ = train_churn(df, settings, options)
-    record = lineage.default_choices()
+    record = lineage.default_choices(settings)
     churn = lineage.churn_choice(model)
     record["churn"] = {**churn, "threshold": None}  # re-chosen by its rule when fitted below
     record["origin"] = "stage-1 study re-run by `nba train --full`; segments: " + record["origin"]
@@ -136,11 +145,28 @@ def train(
     if schema.TARGET not in df.columns:
         raise ValueError("training needs labels: the data has no Attrition_Flag column")
     start = time.perf_counter()
+    chosen_here = choices is None
     if choices is None:
         choices = study_choices(df, settings, options) if _wants_study(options) else None
-    record = lineage.check_choices(choices or lineage.default_choices())
+    record = lineage.check_choices(choices or lineage.default_choices(settings))
+    recorded_features = record["churn"].get("features", "full")
+    if recorded_features != settings.churn_features:
+        log.warning(
+            "the choices record's churn features %r are used, not the setting's %r: the record "
+            "is the lineage of the bundle",
+            recorded_features,
+            settings.churn_features,
+        )
     n_jobs = options.n_jobs if options is not None else 2
     train_part, test_part = lineage.held_out_split(df, settings)
+    plain_catalogue = catalogue_data(catalogue)
+    protected = lineage.protected_columns(settings)
+    if chosen_here:  # no record: the calibration is chosen on this data, where decisions are made
+        engine = parse_catalogue(plain_catalogue, protected)
+        record["churn"] = lineage.choose_calibration(
+            record["churn"], train_part, settings, engine, n_jobs
+        )
+        record["origin"] += "; calibration chosen on the training split where the engine contacts"
     # the main model and, beside it, the one credit actions use: fitted without the protected
     # attributes (None when the main model is blind itself)
     churn_model, credit_model = lineage.fit_models(record["churn"], train_part, settings, n_jobs)
@@ -150,8 +176,6 @@ def train(
     stage1 = baseline_comparison(churn_model, train_part, test_part, n_jobs=n_jobs)
     churn_metrics.update(stage1["measured"])
     seg_metrics = lineage.segment_record(segmenter, train_part, test_part)
-    plain_catalogue = catalogue_data(catalogue)
-    protected = lineage.protected_columns(settings)
     action_metrics = lineage.actions_record(
         churn_model,
         segmenter,

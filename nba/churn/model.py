@@ -90,6 +90,62 @@ def lgbm_params(params: dict[str, Any] | None, seed: int, n_jobs: int = 1) -> di
     return {**LGBM_FIXED, **chosen, "random_state": seed, "n_jobs": n_jobs}
 
 
+#: The customer record's feature columns grouped by *when* their behaviour happens, relative to
+#: the snapshot the label is read at (data README, Kaggle's own column descriptions). The data is
+#: one snapshot with no dates, so a churner's last months lie inside the 12-month window: what
+#: happens there may be the leaving itself rather than a warning of it.
+#: - profile: who the customer is and what the bank gave them; known long before any decision.
+PROFILE: tuple[str, ...] = (
+    "Customer_Age",
+    "Gender",
+    "Dependent_count",
+    "Education_Level",
+    "Marital_Status",
+    "Income_Category",
+    "Card_Category",
+    "Months_on_book",
+    "Total_Relationship_Count",
+    "Credit_Limit",
+)
+#: - trend: Q4 against Q1 of the window (amount and count of transactions): a decline that can
+#:   start before leaving, but whose last quarter may overlap it.
+TREND: tuple[str, ...] = ("Total_Amt_Chng_Q4_Q1", "Total_Ct_Chng_Q4_Q1")
+#: - window: totals and counts over the last 12 months (spend, transactions, inactive months,
+#:   contacts): they include a leaver's final months, when spend stops and calls are made.
+WINDOW_12M: tuple[str, ...] = (
+    "Total_Trans_Amt",
+    "Total_Trans_Ct",
+    "Months_Inactive_12_mon",
+    "Contacts_Count_12_mon",
+)
+#: - balances: the revolving balance and what derives from it (open to buy = limit - balance;
+#:   utilisation = balance / limit, averaged over the 12 months). A customer closing a card pays
+#:   the balance down first, so a low balance may coincide with leaving; the three go together
+#:   (any two reveal the third).
+BALANCES: tuple[str, ...] = ("Total_Revolving_Bal", "Avg_Open_To_Buy", "Avg_Utilization_Ratio")
+
+#: The churn model's feature variants (the setting `churn_features`): name -> record columns
+#: left out. "full" uses the whole record (the most accurate score, but partly a description of
+#: leaving); "trend" keeps the static profile and the Q4/Q1 trend only; "early_warning" keeps
+#: the static profile only: no behaviour of the 12-month window at all. Notebook 04 measures
+#: what each costs in accuracy (`nba.churn.feature_set_comparison`).
+CHURN_FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "full": (),
+    "trend": (*WINDOW_12M, *BALANCES),
+    "early_warning": (*WINDOW_12M, *BALANCES, *TREND),
+}
+
+
+def feature_set_exclusions(name: str) -> tuple[str, ...]:
+    """The record columns feature variant `name` leaves out (`CHURN_FEATURE_SETS`); an unknown
+    name is a `ValueError` naming the choices."""
+    if name not in CHURN_FEATURE_SETS:
+        raise ValueError(
+            f"unknown churn feature set {name!r}; choose from {', '.join(CHURN_FEATURE_SETS)}"
+        )
+    return CHURN_FEATURE_SETS[name]
+
+
 @functools.cache
 def _levels(column: str) -> pa.Array:
     """A categorical feature's levels in code order, as the arrow value set of `_matrix`."""
@@ -207,6 +263,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     random_state: the one seed (use `ChurnModel.from_settings(settings)`).
     exclude: record columns the model never sees (the protected attributes, for the model
         credit actions use: `nba.lineage.fit_credit_churn`).
+    feature_set: the feature variant, a key of `CHURN_FEATURE_SETS` ("full", "trend",
+        "early_warning"): its columns are left out too.
 
     Fitted attributes: `features_` (FeatureBuilder), `estimator_` (LGBMClassifier fitted on
     all of X), `calibration_`, `calibrator_`, `threshold_`, `feature_names_` (model inputs),
@@ -226,10 +284,12 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         n_jobs: int = 2,
         random_state: int = 42,
         exclude: Sequence[str] = (),
+        feature_set: str = "full",
     ) -> None:
         self.params = params
         self.engineered = engineered
         self.exclude = exclude
+        self.feature_set = feature_set
         self.calibration = calibration
         self.threshold_rule = threshold_rule
         self.cost_fp = cost_fp
@@ -240,12 +300,26 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ChurnModel:
-        """A model seeded and folded by `settings` (seed, cv_folds); other parameters as given."""
+        """A model seeded, folded and given its feature variant by `settings` (seed, cv_folds,
+        churn_features); other parameters as given."""
+        kwargs.setdefault("feature_set", settings.churn_features)
         return cls(random_state=settings.seed, cv_folds=settings.cv_folds, **kwargs)
 
     @property
+    def excluded_columns(self) -> tuple[str, ...]:
+        """The record columns this model never sees (`exclude` and the feature variant's), in
+        record order: what a like-for-like baseline must leave out too."""
+        return self._excluded
+
+    @property
     def _excluded(self) -> tuple[str, ...]:
-        return tuple(getattr(self, "exclude", ()))  # models from before `exclude` lack it
+        """`exclude` and the columns the feature variant leaves out, in record order (models
+        from before `exclude` or `feature_set` lack them)."""
+        left_out = {
+            *getattr(self, "exclude", ()),
+            *feature_set_exclusions(getattr(self, "feature_set", "full")),
+        }
+        return tuple(c for c in FEATURES if c in left_out)
 
     # fitting ---------------------------------------------------------------------------------
 

@@ -118,6 +118,73 @@ def test_calibration_report_detects_distorted_probabilities():
     assert churn.choose_calibration(distorted) in ("sigmoid", "isotonic")
 
 
+def test_wilson_interval_matches_hand_values_and_stays_in_the_unit_interval():
+    low, high = churn.wilson_interval(np.array([0, 5, 10]), np.array([10, 10, 10]))
+    # hand values (z = 1.96): 0 of 10 → [0, 0.2775]; 5 of 10 → [0.2366, 0.7634]
+    np.testing.assert_allclose(low, [0.0, 0.2366, 0.7225], atol=1e-4)
+    np.testing.assert_allclose(high, [0.2775, 0.7634, 1.0], atol=1e-4)
+    narrow = churn.wilson_interval(500, 1000)
+    assert narrow[1] - narrow[0] < high[1] - low[1]  # more customers, a narrower interval
+
+
+def test_equal_count_bins_hold_equal_numbers_and_cover_the_observed_rate():
+    rng = np.random.default_rng(4)
+    p = rng.beta(0.3, 2.0, 1003)  # most customers near zero, as the churn scores are
+    y = (rng.uniform(size=p.size) < p).astype(int)
+    table = churn.reliability_table(y, p, n_bins=10, strategy="quantile")
+    assert table["count"].sum() == 1003 and table["count"].max() - table["count"].min() <= 1
+    assert (table["bin_low"] <= table["mean_predicted"]).all()
+    assert (table["mean_predicted"] <= table["bin_high"]).all()
+    assert table["bin_low"].is_monotonic_increasing
+    assert (
+        (table.observed_low <= table.observed_rate) & (table.observed_rate <= table.observed_high)
+    ).all()
+    uniform = churn.reliability_table(y, p, n_bins=10)
+    assert uniform["count"].max() > 3 * table["count"].max()  # equal width: one crowded bin
+    with pytest.raises(ValueError, match="strategy"):
+        churn.reliability_table(y, p, strategy="log")
+
+
+def test_a_map_replaces_raw_scores_only_when_it_earns_its_place():
+    def report(none, sigmoid, isotonic):
+        return pd.DataFrame(
+            {"decision_brier": [none, sigmoid, isotonic]}, index=["none", "sigmoid", "isotonic"]
+        )
+
+    pick = churn.choose_calibration
+    assert pick(report(0.1000, 0.0999, 0.0999), "decision_brier") == "none"  # noise
+    assert pick(report(0.1000, 0.0990, 0.0985), "decision_brier") == "sigmoid"  # monotone, 1 %
+    assert pick(report(0.1000, 0.0990, 0.0960), "decision_brier") == "isotonic"  # 3 % more
+    assert pick(report(0.1000, 0.1000, 0.0970), "decision_brier") == "isotonic"
+    assert pick(report(0.1000, 0.1010, 0.0990), "decision_brier") == "none"
+
+
+def test_decision_calibration_report_judges_the_maps_where_the_engine_contacts():
+    rng = np.random.default_rng(1)
+    true_p = rng.beta(0.5, 2.5, 4000)
+    y = (rng.uniform(size=true_p.size) < true_p).astype(int)
+    seen = []
+
+    def contacts(q):  # an engine that contacts customers above 30 % risk
+        seen.append(q)
+        return q >= 0.3
+
+    low = true_p**1.5  # under-predicts, most in the middle: where the engine decides
+    rep = churn.decision_calibration_report(y, low, contacts, seed=0, folds=5)
+    assert list(rep.index) == list(churn.CALIBRATIONS) and len(seen) == 3
+    assert rep["region"].nunique() == 1  # one region, the same customers for every map
+    assert rep.loc["none", "region"] >= rep["contacted"].max()
+    assert rep.loc["none", "contacted"] == int((low >= 0.3).sum())
+    # raw scores under-predict among the contacted; a map closes most of the gap
+    gap = rep["observed_contacted"] - rep["predicted_contacted"]
+    assert gap["none"] > 0.03 and abs(gap["sigmoid"]) < gap["none"]
+    expected = (rep["brier"] + rep["decision_brier_region"]) / 2
+    np.testing.assert_allclose(rep["decision_brier"], expected)
+    assert churn.choose_calibration(rep, "decision_brier") != "none"
+    honest = churn.decision_calibration_report(y, true_p, contacts, seed=0, folds=5)
+    assert churn.choose_calibration(honest, "decision_brier") == "none"
+
+
 # --- the fitted model -------------------------------------------------------------------------
 
 
