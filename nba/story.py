@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
+from nba.churn.model import TREND, WINDOW_12M
 from nba.config import Settings
 from nba.data import schema
 from nba.data.discover import DataSource
@@ -27,14 +28,9 @@ from nba.data.validate import ValidationResult
 from nba.plots import UNITS
 from nba.report import METRICS
 
-#: Behaviour measured over the last 12 months: the window may overlap the churn event itself.
-BEHAVIOUR_12M = (
-    "Total_Trans_Ct",
-    "Total_Trans_Amt",
-    "Total_Ct_Chng_Q4_Q1",
-    "Total_Amt_Chng_Q4_Q1",
-    "Months_Inactive_12_mon",
-)
+#: Behaviour measured over the last 12 months (the window's totals and its Q4/Q1 trend, as the
+#: churn model's feature variants group them): the window may overlap the churn event itself.
+BEHAVIOUR_12M = (*WINDOW_12M, *TREND)
 
 #: Kaggle's own column descriptions (sakshigoyal7/credit-card-customers).
 DESCRIPTIONS: dict[str, str] = {
