@@ -201,6 +201,16 @@ def _lineage_lines(metadata: dict[str, Any]) -> list[str]:
     ]
 
 
+#: The churn model's feature variants (the setting `churn_features`) for a business reader.
+FEATURE_SET_MEANING = {
+    "full": "the whole customer record, 12-month behaviour included (the most accurate score, "
+    "but partly a description of leaving rather than a warning of it)",
+    "trend": "the customer's profile and the Q4/Q1 trend of spend and transactions only "
+    "(an earlier warning, at a stated cost in accuracy: notebook 04)",
+    "early_warning": "the customer's profile only, no 12-month behaviour (the earliest warning, "
+    "at a large cost in accuracy: notebook 04)",
+}
+
 #: Each metric of the model card in one sentence for a business reader.
 METRIC_MEANING = {
     "roc_auc": "chance the model ranks a random leaver above a random stayer (0.5 = guessing, 1 = perfect)",
@@ -364,6 +374,7 @@ def model_card(metadata: dict[str, Any], profiles: Any, threshold: float) -> str
         f"{churn.get('calibration', '—')}, threshold {threshold:.3f} by the "
         f"{churn.get('threshold_rule', '—')} rule: customers with a churn probability at or above "
         f"{threshold:.1%} are flagged.",
+        f"- Churn model inputs: {FEATURE_SET_MEANING.get(churn.get('features', 'full'), churn.get('features'))}.",
         f"- Stage 2 segmentation: {seg['k']} segments.",
         "- Libraries: "
         + ", ".join(f"{k} {v}" for k, v in sorted(metadata["libraries"].items()))

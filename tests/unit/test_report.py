@@ -138,6 +138,14 @@ def test_model_card_shows_the_promised_figures_as_recorded():
     assert "| segments | k | 2 | >= 4 | design constraint | not met |" in card
     assert "| lightgbm | pr_auc | +0.0020 | [-0.0010, +0.0050] |" in card
     assert "| 1 | Light transactors | 20.0% | 60.0% | 70.0% |" in card
+    assert "Churn model inputs: the whole customer record, 12-month behaviour included" in card
+
+
+def test_model_card_names_an_early_warning_variant():
+    metadata = _metadata()
+    metadata["metrics"]["churn"]["features"] = "early_warning"
+    card = report.model_card(metadata, pd.DataFrame(columns=["segment"]), 0.5)
+    assert "Churn model inputs: the customer's profile only, no 12-month behaviour" in card
 
 
 def test_model_card_without_a_measurement_says_not_measured():
