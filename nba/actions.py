@@ -839,46 +839,92 @@ TRAIT_WORDS = {
 
 def percent_text(p: np.ndarray) -> pa.Array:
     """Probabilities as the app shows them: one decimal ("72.4%"), "< 0.1%" and "> 99.9%" at
-    the ends, so that a reason never says 100 % beside a card's 99.7%."""
-    p = np.asarray(p, dtype=np.float64)
-    mid = np.char.mod("%.1f%%", np.clip(p, 0.001, 0.999) * 100).astype(object)
-    text = np.where(p < 0.001, "< 0.1%", np.where(p > 0.999, "> 99.9%", mid))
-    return pa.array(text.astype(str).tolist(), pa.large_string())
+    the ends, so that a reason never says 100 % beside a card's 99.7%.
+
+    The text is `"%.1f%%" % (clip(p) × 100)`; it is taken from a table of the 999 possible
+    texts by the rounded tenth of a percent, since formatting every row was a large share of a
+    batch's reasons. A value whose tenths lie within 1e-6 of a rounding tie (where the float
+    product could round the other way than the formatting of the exact value) and a missing
+    value are formatted one by one, so every text equals the formatted one."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    v = np.clip(p, 0.001, 0.999) * 100
+    tenths = v * 10
+    nearest = np.rint(tenths)
+    exact = np.abs(np.abs(tenths - nearest) - 0.5) > 1e-6  # NaN: False, formatted below
+    code = np.where(exact, nearest, 0).astype(np.int64)  # 1 … 999 where exact
+    code[p < 0.001] = 1000
+    code[p > 0.999] = 1001
+    odd = np.flatnonzero(~exact & ~(p < 0.001) & ~(p > 0.999))
+    code[odd] = 1002 + np.arange(odd.size)
+    texts = [*_PERCENTS, *(f"{x:.1f}%" for x in v[odd].tolist())]
+    return _from_table(texts, code)
+
+
+#: `percent_text`'s table: index i (1 … 999) is i/10 percent with one decimal, then the ends.
+_PERCENTS = ("", *(f"{i // 10}.{i % 10}%" for i in range(1, 1000)), "< 0.1%", "> 99.9%")
+
+
+def _from_table(texts: Sequence[str], codes: np.ndarray) -> pa.Array:
+    """`texts[codes]` as a large_string array, built by arrow from the few texts."""
+    return pa.array(texts, pa.large_string()).take(pa.array(codes, pa.int64()))
 
 
 def _money_text(values: np.ndarray, cents: bool = False) -> pa.Array:
     """Dollars as "$1,340" (whole dollars, "-$" for losses; "$0.62" with `cents`). Python's own
-    thousands separator; whole dollars are formatted once per distinct amount (a batch repeats
-    few amounts once rounded) and spread back with one take, since formatting every row was
-    most of a batch's scoring time (an arrow-kernel version measured slower still)."""
+    thousands separator; amounts are formatted once per distinct amount (a batch repeats few
+    amounts once rounded) and spread back with one take, since formatting every row was most
+    of a batch's scoring time (an arrow-kernel version measured slower still)."""
     if cents:
-        c = np.nan_to_num(np.asarray(values, dtype=np.float64))
-        return pa.array(
-            [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c.tolist()], pa.large_string()
-        )
+        return _cents_text(np.nan_to_num(np.asarray(values, dtype=np.float64)).ravel())
     v = np.rint(np.asarray(values, dtype=np.float64))
     v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
     amounts, where = np.unique(v, return_inverse=True)
     text = [f"-${-x:,}" if x < 0 else f"${x:,}" for x in amounts.tolist()]
-    return pa.array(text, pa.large_string()).take(pa.array(where.ravel()))
+    return _from_table(text, where.ravel())
+
+
+def _cents_text(c: np.ndarray) -> pa.Array:
+    """Amounts with cents, each as `f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"`: formatted once
+    per distinct (sign, whole cents). Amounts whose cents lie within 1e-6 of a rounding tie
+    (where the float product could round the other way than the formatting of the exact
+    value), from $10 M, or a negative zero are formatted one by one, so every text equals the
+    formatted one."""
+    magnitude = np.abs(c) * 100
+    nearest = np.rint(magnitude)
+    exact = (
+        (np.abs(np.abs(magnitude - nearest) - 0.5) > 1e-6)
+        & (magnitude < 1e9)
+        & ~((c == 0) & np.signbit(c))
+    )
+    key = np.where(exact, nearest, 0).astype(np.int64) * 2 + (c < 0)
+    odd = np.flatnonzero(~exact)
+    key[odd] = -1 - np.arange(odd.size)  # below every amount: one table entry each
+    keys, where = np.unique(key, return_inverse=True)
+    text = [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c[odd[::-1]].tolist()]
+    text += [
+        f"{'-' if k & 1 else ''}${k // 200:,}.{k // 2 % 100:02d}" for k in keys[odd.size :].tolist()
+    ]
+    return _from_table(text, where.ravel())
 
 
 def _trait_text(a: Action, ev: Evaluation, rows: np.ndarray, j: int) -> pa.Array:
     """Which trait set action `a`'s save rate for each of `rows`: " for customers who revolve a
-    balance", " (the catalogue's default rate)", or " (learned from outcomes)"."""
-    out = np.full(rows.size, " (the catalogue's default rate)", dtype=object)
+    balance", " (the catalogue's default rate)", or " (learned from recorded outcomes)"
+    (a code per row into those few texts, then one take)."""
+    texts = [" (the catalogue's default rate)"]  # code 0
+    code = np.zeros(rows.size, dtype=np.int64)
     if ev.save.shape[1] and a.suits:
         rate = ev.save[rows, j]
         for trait in reversed(a.suits):  # the first listed trait wins a tie
             has = np.asarray(ev.trait_arrays[trait])[rows]
             hit = has & np.isclose(rate, a.save_rate[trait])
-            out[hit] = f" (the rate for customers with {TRAIT_WORDS.get(trait, trait)})"
+            texts.append(f" (the rate for customers with {TRAIT_WORDS.get(trait, trait)})")
+            code[hit] = len(texts) - 1
     if a.save_rate.get("default") is not None:
-        learned = ~np.isclose(ev.save[rows, j], [a.save_rate["default"]]) & (
-            out == " (the catalogue's default rate)"
-        )
-        out[learned] = " (learned from recorded outcomes)"
-    return pa.array(out.astype(str).tolist(), pa.large_string())
+        learned = ~np.isclose(ev.save[rows, j], [a.save_rate["default"]]) & (code == 0)
+        texts.append(" (learned from recorded outcomes)")
+        code[learned] = len(texts) - 1
+    return _from_table(texts, code)
 
 
 def _no_action_text(
@@ -888,13 +934,14 @@ def _no_action_text(
     keep, every offer is ruled out, or the best remaining offer's expected saving is below its
     cost (which offer, what it would save, what it costs)."""
     j0 = catalogue.ids.index(NO_ACTION)
-    net = ev.net[rows].copy()
+    net = ev.net[rows]  # a copy (rows is an index array)
     net[:, j0] = -np.inf
-    if taken is not None:
-        net[taken[rows]] = -np.inf
+    done = None if taken is None else taken[rows]
+    if done is not None:
+        net[done] = -np.inf
     best = np.argmax(net, axis=1)
     best_net = net[np.arange(rows.size), best]
-    first = taken is None or not taken[rows].any()
+    first = done is None or not done.any()
     lead = "No action: " if first else "Nothing further: "
     other = "" if first else "other "
     none_left = ~np.isfinite(best_net)
@@ -992,12 +1039,10 @@ def _reasons(
             ".",
         ]
         if policy is not None and policy[rows].any():
-            note = np.where(
-                policy[rows],
-                " Given by the high-risk minimum-service policy (setting high_risk_minimum_action).",
-                "",
+            note = (
+                " Given by the high-risk minimum-service policy (setting high_risk_minimum_action)."
             )
-            parts.append(pa.array(note.tolist(), pa.large_string()))
+            parts.append(_from_table(["", note], policy[rows].astype(np.int64)))
         pieces.append(_join(*parts))
         positions.append(rows)
     if len(positions) == 1 and len(positions[0]) == n:

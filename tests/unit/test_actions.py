@@ -467,3 +467,52 @@ def test_top_order_is_the_stable_sort_of_net_value():
     for top in (1, 3, 9):
         want = np.argsort(-net, axis=1, kind="stable")[:, :top]
         np.testing.assert_array_equal(_top_order(net, top), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reason texts: the table-based formatting equals formatting every value one by one
+# ---------------------------------------------------------------------------------------------
+
+
+def _awkward_amounts(rng: np.random.Generator) -> np.ndarray:
+    """Amounts that make rounding hard: ties at the cent and the tenth, float products that
+    land beside a tie, negative zero, tiny and huge values, missing and infinite ones."""
+    cents = rng.integers(-(10**7), 10**7, 5000)
+    ties = (cents + 0.5) / 100  # x.xx5: a tie in decimal, not in binary
+    near = np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)
+    tenths = (rng.integers(0, 1000, 2000) + 0.5) / 1000  # probabilities on a tenth-% tie
+    special = [0.0, -0.0, 1e-9, -1e-9, 0.005, -0.005, 0.015, 2.675, 1e7, -1e7, 1e12, np.nan]
+    return np.concatenate(
+        [ties, *near, tenths, rng.normal(0, 500, 5000), rng.uniform(0, 1, 5000), special]
+    )
+
+
+def test_money_texts_equal_formatting_each_amount() -> None:
+    rng = np.random.default_rng(3)
+    x = _awkward_amounts(rng)
+    c = np.nan_to_num(x)  # what the cents text formats (a missing amount reads $0.00)
+    want = [f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}" for v in c.tolist()]
+    assert actions._money_text(x, cents=True).to_pylist() == want
+    whole = np.nan_to_num(np.rint(x), nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
+    want = [f"-${-v:,}" if v < 0 else f"${v:,}" for v in whole.tolist()]
+    assert actions._money_text(x).to_pylist() == want
+
+
+def test_percent_texts_equal_formatting_each_probability() -> None:
+    rng = np.random.default_rng(4)
+    p = np.concatenate(
+        [
+            _awkward_amounts(rng),
+            np.arange(0, 100_001) / 100_000,  # every thousandth of a percent, ties included
+            [0.0009999, 0.001, 0.999, 0.9990001, 1.0, np.inf, -np.inf],
+        ]
+    )
+
+    def one(v: float) -> str:
+        if v < 0.001:
+            return "< 0.1%"
+        if v > 0.999:
+            return "> 99.9%"
+        return "%.1f%%" % (min(max(v, 0.001), 0.999) * 100)
+
+    assert actions.percent_text(p).to_pylist() == [one(v) for v in p.tolist()]
