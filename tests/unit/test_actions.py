@@ -516,3 +516,10 @@ def test_percent_texts_equal_formatting_each_probability() -> None:
         return "%.1f%%" % (min(max(v, 0.001), 0.999) * 100)
 
     assert actions.percent_text(p).to_pylist() == [one(v) for v in p.tolist()]
+
+
+def test_isclose_equals_numpy_isclose() -> None:
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(0, 1, 1000), [0.15, 0.15 + 1e-7, 0.1500016, np.nan, np.inf]])
+    for y in (0.15, 0.0, 1e-9, np.inf, np.nan, -0.3):
+        assert np.array_equal(actions._isclose(x, y), np.isclose(x, y)), y
