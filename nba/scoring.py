@@ -164,13 +164,30 @@ def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, 
     if credit is not None:
         # the score credit actions are decided on: a model that never saw the protected
         # attributes (the main model itself when it is blind, and then no extra column)
-        cols[CREDIT_SCORE] = credit.predict_proba(credit.model_matrix(df))[:, 1]
+        cols[CREDIT_SCORE] = credit.predict_proba(credit_matrix(bundle.churn, credit, M, df))[:, 1]
     if bundle.catalogue:
         cols.update(recommend_for(bundle, cols, df))
     if drivers:
         reasons = bundle.churn.reason_columns(M, top=drivers)
         cols.update({f"driver_{k}": reasons[f"reason_{k}"] for k in range(1, drivers + 1)})
     return cols
+
+
+def credit_matrix(main: Any, credit: Any, M: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+    """The blind (credit) model's input for customers `df`: the columns of the main model's
+    input `M` it reads, when both models read the customer's own columns (no engineered
+    features): the same values, coded the same way, without building a second matrix from the
+    frame (a tenth of a second on a million customers); else its own `model_matrix(df)`."""
+    names, main_names = list(credit.feature_names_), list(main.feature_names_)
+    shared = (
+        not main.features_.engineered
+        and not credit.features_.engineered
+        and M.shape[1] == len(main_names)
+        and set(names) <= set(main_names)
+    )
+    if not shared:
+        return credit.model_matrix(df)
+    return M[:, [main_names.index(c) for c in names]]  # a C-ordered copy
 
 
 def recommend_for(
