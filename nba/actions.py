@@ -1075,6 +1075,63 @@ def _reasons(
     return pa.concat_arrays(pieces).take(pa.array(inverse))
 
 
+#: Customers whose reasons are built together: a million reasons are ~140 MB of text, and
+#: every buffer that large is fresh memory the kernel must zero (page faults were a third of
+#: a million-customer batch's scoring CPU); blocks reuse the memory of the block before.
+#: Smaller blocks fault less but pay ~2 ms of per-call work each (measured 16k-1M rows: this
+#: size halved the faults at no extra user time). The column is one arrow array per block.
+REASON_BLOCK = 262_144
+
+
+def _reasons_in_blocks(
+    chosen: np.ndarray,
+    ev: Evaluation,
+    catalogue: Catalogue,
+    customers: Mapping[str, Any],
+    segment: tuple[pa.Array, np.ndarray],
+    reference: Mapping[str, float],
+    taken: np.ndarray | None = None,
+    policy: np.ndarray | None = None,
+) -> pa.Array | pa.ChunkedArray:
+    """`_reasons` for each block of `REASON_BLOCK` customers, as one chunk each."""
+    n = len(chosen)
+    if n <= REASON_BLOCK:
+        return _reasons(chosen, ev, catalogue, customers, segment, reference, taken, policy)
+    chunks = []
+    for lo in range(0, n, REASON_BLOCK):
+        part = slice(lo, min(n, lo + REASON_BLOCK))
+        chunks.append(
+            _reasons(
+                chosen[part],
+                _rows_of(ev, part),
+                catalogue,
+                {c: v[part] for c, v in customers.items()},
+                segment,
+                reference,
+                None if taken is None else taken[part],
+                None if policy is None else policy[part],
+            )
+        )
+    return pa.chunked_array(chunks, pa.large_string())
+
+
+def _rows_of(ev: Evaluation, part: slice) -> Evaluation:
+    """The evaluation of a block of customers (views, no copies)."""
+    ex = ev.exclusions
+    return Evaluation(
+        ev.index[part],
+        ev.ids,
+        ev.p[part],
+        ev.var[part],
+        ev.save[part],
+        ev.net[part],
+        ev.gross[part],
+        Exclusions(ex.code[part], ex.reasons, ex.kinds),
+        {t: np.asarray(v)[part] for t, v in ev.trait_arrays.items()},
+        None if ev.p_credit is None else ev.p_credit[part],
+    )
+
+
 def recommend_actions(
     scores: pd.DataFrame,
     customers: pd.DataFrame,
@@ -1189,7 +1246,9 @@ def recommendation_columns(
         value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
         out[f"action_{k + 1}"] = text_array(ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))))
         out[f"action_{k + 1}_value"] = value
-        why = _reasons(c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None)
+        why = _reasons_in_blocks(
+            c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None
+        )
         out[f"action_{k + 1}_reason"] = text_array(why)
         taken[rows[c >= 0], c[c >= 0]] = True
     out["value_at_risk"] = ev.var

@@ -523,3 +523,21 @@ def test_isclose_equals_numpy_isclose() -> None:
     x = np.concatenate([rng.uniform(0, 1, 1000), [0.15, 0.15 + 1e-7, 0.1500016, np.nan, np.inf]])
     for y in (0.15, 0.0, 1e-9, np.inf, np.nan, -0.3):
         assert np.array_equal(actions._isclose(x, y), np.isclose(x, y)), y
+
+
+def test_reasons_built_in_blocks_equal_reasons_built_at_once(monkeypatch) -> None:
+    """A big batch builds its reasons block by block (one arrow chunk each): same texts."""
+    customers = validate(synth.generate(400, 23)).clean
+    catalogue = load_catalogue()
+    rng = np.random.default_rng(23)
+    scores = pd.DataFrame(
+        {"churn_probability": rng.uniform(0, 1, len(customers))}, index=customers.index
+    )
+    scores["risk_band"] = np.where(scores["churn_probability"] > 0.5, "high", "low")
+    settings = Settings(high_risk_minimum_action="digital_nudge")
+    at_once = actions.recommend_actions(scores, customers, catalogue, settings)
+    monkeypatch.setattr(actions, "REASON_BLOCK", 37)
+    in_blocks = actions.recommend_actions(scores, customers, catalogue, settings)
+    assert in_blocks["action_1_reason"].array._pa_array.num_chunks == 11  # 400 rows / 37
+    assert in_blocks["action_1"].nunique() > 2
+    pd.testing.assert_frame_equal(in_blocks, at_once, check_exact=True)
