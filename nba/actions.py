@@ -658,7 +658,16 @@ def save_rates(
     With learned effects in the catalogue and `p` (P(churn)) given, a learned action's rate is
     its learned retention effect / P(churn), so that P(churn) × rate is the learned effect
     (negative for an action that makes customers leave)."""
-    out = _assumed_save_rates(catalogue, traits)
+    return _with_learned(catalogue, _assumed_save_rates(catalogue, traits), traits, p)
+
+
+def _with_learned(
+    catalogue: Catalogue,
+    out: np.ndarray,
+    traits: pd.DataFrame | Mapping[str, Any],
+    p: np.ndarray | None,
+) -> np.ndarray:
+    """The assumed rates `out` (changed in place) with the learned actions' rates for `p`."""
     if catalogue.learned is not None and p is not None:
         z = effect_features(p, traits)
         floor = np.maximum(np.asarray(p, dtype=np.float64), 1e-6)
@@ -760,14 +769,18 @@ def evaluate(
     p = np.asarray(_score_column(scores, "churn_probability"), dtype=np.float64)
     p_credit = _credit_probability(scores, catalogue, p)
     var = value_at_risk(cols, settings)
-    save = save_rates(catalogue, traits, p)
+    # the assumed rates do not depend on P(churn): computed once for both scores
+    assumed = _assumed_save_rates(catalogue, traits)
+    credit = catalogue.credit
+    blind = credit.any() and p_credit is not p
+    again = blind and catalogue.learned is not None  # the learned rates change `assumed`
+    save = _with_learned(catalogue, assumed.copy() if again else assumed, traits, p)
     lever = _levers(catalogue, levers)
     cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
     gross = (p * var)[:, None] * save * lever[None, :]
-    credit = catalogue.credit
-    if credit.any() and p_credit is not p:
+    if blind:
         # credit actions: P(churn) from the blind model, in the rate (learned effects) too
-        save_c = save_rates(catalogue, traits, p_credit)[:, credit]
+        save_c = _with_learned(catalogue, assumed, traits, p_credit)[:, credit]
         save[:, credit] = save_c
         gross[:, credit] = (p_credit * var)[:, None] * save_c * lever[None, credit]
     net = gross - cost[None, :]
