@@ -958,13 +958,18 @@ def _isclose(x: np.ndarray, y: float) -> np.ndarray:
 
 
 def _no_action_text(
-    ev: Evaluation, catalogue: Catalogue, rows: np.ndarray, taken: np.ndarray | None
+    ev: Evaluation,
+    catalogue: Catalogue,
+    rows: np.ndarray,
+    taken: np.ndarray | None,
+    var_text: pa.Array,
 ) -> tuple[list[pa.Array], list[np.ndarray]]:
     """Why nothing (more) is recommended, in business words: the customer brings no value to
     keep, every offer is ruled out, or the best remaining offer's expected saving is below its
     cost (which offer, what it would save, what it costs). Returned as sentences per cause and
     the rows (of `rows`' numbering) each is for: `_reasons` puts every piece of a slot in
-    row order with one take (each take of a million long texts writes fresh memory)."""
+    row order with one take (each take of a million long texts writes fresh memory).
+    `var_text`: every customer's value at risk as `_money_text` writes it."""
     j0 = catalogue.ids.index(NO_ACTION)
     net = ev.net[rows]  # a copy (rows is an index array)
     net[:, j0] = -np.inf
@@ -999,7 +1004,6 @@ def _no_action_text(
         "serve, so there is no value at risk to protect.",
     )
     saving = ev.gross[rows, best]
-    at_risk = ev.var[rows]
     some = ~none_left & ~no_value
     for j in np.unique(best[some]).tolist():
         a = catalogue.actions[j]
@@ -1012,7 +1016,7 @@ def _no_action_text(
                 f"{lead}the best {other}offer, {a.name}, would keep an expected ",
                 _money_text(saving[mask], cents=small),
                 " of the ",
-                _money_text(at_risk[mask]),
+                var_text.take(pa.array(rows[mask])),
                 f" at risk, less than its {cost} cost.",
             ),
         )
@@ -1029,6 +1033,7 @@ def _reasons(
     reference: Mapping[str, float],
     taken: np.ndarray | None = None,
     policy: np.ndarray | None = None,
+    var_text: pa.Array | None = None,
 ) -> pa.Array:
     """One short sentence per customer for its chosen action index (-1 = empty slot), built
     with arrow string kernels, looping over actions only: churn risk as the card shows it, the
@@ -1037,8 +1042,12 @@ def _reasons(
     names are shown beside the reason, so the reason does not repeat them. "No action" says
     why in business words (see `_no_action_text`); `taken` (n × actions) marks the actions
     of earlier slots, `policy` (n, bool) the rows whose action the high-risk minimum-service
-    setting chose. `segment` is kept for callers; the reason no longer quotes it."""
+    setting chose. `segment` is kept for callers; the reason no longer quotes it. `var_text`:
+    each customer's value at risk as `_money_text` writes it (default: formatted here), since
+    every reason quotes it."""
     n = len(chosen)
+    if var_text is None:
+        var_text = _money_text(ev.var)
     del segment  # shown beside the reason on every page; repeating it made reasons long
     pieces: list[pa.Array] = []
     positions: list[np.ndarray] = []
@@ -1046,7 +1055,7 @@ def _reasons(
         a = catalogue.actions[j]
         rows = np.flatnonzero(chosen == j)
         if a.id == NO_ACTION:
-            texts, where = _no_action_text(ev, catalogue, rows, taken)
+            texts, where = _no_action_text(ev, catalogue, rows, taken, var_text)
             pieces += texts
             positions += where
             continue
@@ -1063,7 +1072,7 @@ def _reasons(
             " of would-be leavers",
             _trait_text(a, ev, rows, j),
             " of ",
-            _money_text(ev.var[rows]),
+            var_text.take(pa.array(rows)),
             " at risk: expected net ",
             _money_text(ev.net[rows, j]),
             ".",
@@ -1105,11 +1114,16 @@ def _reasons_in_blocks(
     reference: Mapping[str, float],
     taken: np.ndarray | None = None,
     policy: np.ndarray | None = None,
+    var_text: pa.Array | None = None,
 ) -> pa.Array | pa.ChunkedArray:
     """`_reasons` for each block of `REASON_BLOCK` customers, as one chunk each."""
     n = len(chosen)
+    if var_text is None:
+        var_text = _money_text(ev.var)
     if n <= REASON_BLOCK:
-        return _reasons(chosen, ev, catalogue, customers, segment, reference, taken, policy)
+        return _reasons(
+            chosen, ev, catalogue, customers, segment, reference, taken, policy, var_text
+        )
     chunks = []
     for lo in range(0, n, REASON_BLOCK):
         part = slice(lo, min(n, lo + REASON_BLOCK))
@@ -1123,6 +1137,7 @@ def _reasons_in_blocks(
                 reference,
                 None if taken is None else taken[part],
                 None if policy is None else policy[part],
+                var_text[part],
             )
         )
     return pa.chunked_array(chunks, pa.large_string())
@@ -1253,6 +1268,7 @@ def recommendation_columns(
         segment = (seg_names, seg_codes)
     else:
         segment = (pa.array(["all customers"], type=pa.large_string()), np.zeros(n, dtype=np.int64))
+    var_text = _money_text(ev.var)  # every reason quotes it: formatted once for all slots
     out: dict[str, Any] = {}
     for k in range(top):
         c = chosen[:, k]
@@ -1260,7 +1276,7 @@ def recommendation_columns(
         out[f"action_{k + 1}"] = text_array(ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))))
         out[f"action_{k + 1}_value"] = value
         why = _reasons_in_blocks(
-            c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None
+            c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None, var_text
         )
         out[f"action_{k + 1}_reason"] = text_array(why)
         taken[rows[c >= 0], c[c >= 0]] = True
