@@ -313,3 +313,16 @@ def test_a_batch_equals_its_customers_scored_one_by_one(bundle, policy):
     noted = batch["action_1_reason"].str.contains("minimum-service policy")
     assert noted.any() == bool(policy) and not noted.all()
     pd.testing.assert_frame_equal(batch, alone, check_exact=True)
+
+
+def test_a_batch_scored_in_blocks_equals_one_block(bundle, monkeypatch):
+    """Big batches are scored block by block (memory reuse): same rows, same types."""
+    import nba.scoring
+
+    clean = validate(synth.generate(500, 24)).clean
+    whole = score_frame(bundle, clean, drivers=2)
+    monkeypatch.setattr(nba.scoring, "SCORE_BLOCK", 64)
+    blocks = score_frame(bundle, clean, drivers=2)
+    assert blocks["action_1_reason"].array._pa_array.num_chunks == 8  # 500 rows / 64
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+    assert list(blocks.dtypes) == list(whole.dtypes)
