@@ -1102,7 +1102,7 @@ def _reasons(
 #: every buffer that large is fresh memory the kernel must zero (page faults were a third of
 #: a million-customer batch's scoring CPU); blocks reuse the memory of the block before.
 #: Smaller blocks fault less but pay ~2 ms of per-call work each (measured 16k-1M rows: this
-#: size halved the faults at no extra user time). The column is one arrow array per block.
+#: size cut the faults by about a third at no extra user time). One arrow array per block.
 REASON_BLOCK = 262_144
 
 
