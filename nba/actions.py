@@ -25,6 +25,7 @@ with the data. The segment name only appears in the reason text.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -657,7 +658,16 @@ def save_rates(
     With learned effects in the catalogue and `p` (P(churn)) given, a learned action's rate is
     its learned retention effect / P(churn), so that P(churn) × rate is the learned effect
     (negative for an action that makes customers leave)."""
-    out = _assumed_save_rates(catalogue, traits)
+    return _with_learned(catalogue, _assumed_save_rates(catalogue, traits), traits, p)
+
+
+def _with_learned(
+    catalogue: Catalogue,
+    out: np.ndarray,
+    traits: pd.DataFrame | Mapping[str, Any],
+    p: np.ndarray | None,
+) -> np.ndarray:
+    """The assumed rates `out` (changed in place) with the learned actions' rates for `p`."""
     if catalogue.learned is not None and p is not None:
         z = effect_features(p, traits)
         floor = np.maximum(np.asarray(p, dtype=np.float64), 1e-6)
@@ -759,19 +769,24 @@ def evaluate(
     p = np.asarray(_score_column(scores, "churn_probability"), dtype=np.float64)
     p_credit = _credit_probability(scores, catalogue, p)
     var = value_at_risk(cols, settings)
-    save = save_rates(catalogue, traits, p)
+    # the assumed rates do not depend on P(churn): computed once for both scores
+    assumed = _assumed_save_rates(catalogue, traits)
+    credit = catalogue.credit
+    blind = credit.any() and p_credit is not p
+    again = blind and catalogue.learned is not None  # the learned rates change `assumed`
+    save = _with_learned(catalogue, assumed.copy() if again else assumed, traits, p)
     lever = _levers(catalogue, levers)
     cost = np.asarray([a.cost for a in catalogue.actions], dtype=np.float64)
-    gross = (p * var)[:, None] * save * lever[None, :]
-    credit = catalogue.credit
-    if credit.any() and p_credit is not p:
+    gross = (p * var)[:, None] * save
+    gross *= lever[None, :]  # in place: one n × actions array fewer, the same products
+    if blind:
         # credit actions: P(churn) from the blind model, in the rate (learned effects) too
-        save_c = save_rates(catalogue, traits, p_credit)[:, credit]
+        save_c = _with_learned(catalogue, assumed, traits, p_credit)[:, credit]
         save[:, credit] = save_c
         gross[:, credit] = (p_credit * var)[:, None] * save_c * lever[None, credit]
     net = gross - cost[None, :]
     excl = apply_rules(cols, p, catalogue, traits, p_credit)
-    net[~excl.allowed] = -np.inf
+    np.putmask(net, excl.code != 0, -np.inf)  # excluded
     j0 = catalogue.ids.index(NO_ACTION)
     net[:, j0] = 0.0
     gross[:, j0] = 0.0
@@ -839,81 +854,149 @@ TRAIT_WORDS = {
 
 def percent_text(p: np.ndarray) -> pa.Array:
     """Probabilities as the app shows them: one decimal ("72.4%"), "< 0.1%" and "> 99.9%" at
-    the ends, so that a reason never says 100 % beside a card's 99.7%."""
-    p = np.asarray(p, dtype=np.float64)
-    mid = np.char.mod("%.1f%%", np.clip(p, 0.001, 0.999) * 100).astype(object)
-    text = np.where(p < 0.001, "< 0.1%", np.where(p > 0.999, "> 99.9%", mid))
-    return pa.array(text.astype(str).tolist(), pa.large_string())
+    the ends, so that a reason never says 100 % beside a card's 99.7%.
+
+    The text is `"%.1f%%" % (clip(p) × 100)`; it is taken from a table of the 999 possible
+    texts by the rounded tenth of a percent, since formatting every row was a large share of a
+    batch's reasons. A value whose tenths lie within 1e-6 of a rounding tie (where the float
+    product could round the other way than the formatting of the exact value) and a missing
+    value are formatted one by one, so every text equals the formatted one."""
+    p = np.asarray(p, dtype=np.float64).ravel()
+    v = np.clip(p, 0.001, 0.999) * 100
+    tenths = v * 10
+    nearest = np.rint(tenths)
+    exact = np.abs(np.abs(tenths - nearest) - 0.5) > 1e-6  # NaN: False, formatted below
+    code = np.where(exact, nearest, 0).astype(np.int64)  # 1 … 999 where exact
+    code[p < 0.001] = 1000
+    code[p > 0.999] = 1001
+    odd = np.flatnonzero(~exact & ~(p < 0.001) & ~(p > 0.999))
+    code[odd] = 1002 + np.arange(odd.size)
+    table = _percents()
+    if odd.size:
+        more = pa.array([f"{x:.1f}%" for x in v[odd].tolist()], pa.large_string())
+        table = pa.concat_arrays([table, more])
+    return table.take(pa.array(code))
+
+
+@functools.cache
+def _percents() -> pa.Array:
+    """`percent_text`'s table, built once: index i (1 … 999) is i/10 percent with one decimal,
+    then the ends."""
+    texts = ["", *(f"{i // 10}.{i % 10}%" for i in range(1, 1000)), "< 0.1%", "> 99.9%"]
+    return pa.array(texts, pa.large_string())
+
+
+def _from_table(texts: Sequence[str], codes: np.ndarray) -> pa.Array:
+    """`texts[codes]` as a large_string array, built by arrow from the few texts."""
+    return pa.array(texts, pa.large_string()).take(pa.array(codes, pa.int64()))
 
 
 def _money_text(values: np.ndarray, cents: bool = False) -> pa.Array:
     """Dollars as "$1,340" (whole dollars, "-$" for losses; "$0.62" with `cents`). Python's own
-    thousands separator; whole dollars are formatted once per distinct amount (a batch repeats
-    few amounts once rounded) and spread back with one take, since formatting every row was
-    most of a batch's scoring time (an arrow-kernel version measured slower still)."""
+    thousands separator; amounts are formatted once per distinct amount (a batch repeats few
+    amounts once rounded) and spread back with one take, since formatting every row was most
+    of a batch's scoring time (an arrow-kernel version measured slower still)."""
     if cents:
-        c = np.nan_to_num(np.asarray(values, dtype=np.float64))
-        return pa.array(
-            [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c.tolist()], pa.large_string()
-        )
+        return _cents_text(np.nan_to_num(np.asarray(values, dtype=np.float64)).ravel())
     v = np.rint(np.asarray(values, dtype=np.float64))
-    v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
+    v = np.where(np.isfinite(v), v, 0.0).astype(np.int64)  # NaN and ±inf read $0
     amounts, where = np.unique(v, return_inverse=True)
     text = [f"-${-x:,}" if x < 0 else f"${x:,}" for x in amounts.tolist()]
-    return pa.array(text, pa.large_string()).take(pa.array(where.ravel()))
+    return _from_table(text, where.ravel())
+
+
+def _cents_text(c: np.ndarray) -> pa.Array:
+    """Amounts with cents, each as `f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"`: formatted once
+    per distinct (sign, whole cents). Amounts whose cents lie within 1e-6 of a rounding tie
+    (where the float product could round the other way than the formatting of the exact
+    value), from $10 M, or a negative zero are formatted one by one, so every text equals the
+    formatted one."""
+    magnitude = np.abs(c) * 100
+    nearest = np.rint(magnitude)
+    exact = (
+        (np.abs(np.abs(magnitude - nearest) - 0.5) > 1e-6)
+        & (magnitude < 1e9)
+        & ~((c == 0) & np.signbit(c))
+    )
+    key = np.where(exact, nearest, 0).astype(np.int64) * 2 + (c < 0)
+    odd = np.flatnonzero(~exact)
+    key[odd] = -1 - np.arange(odd.size)  # below every amount: one table entry each
+    keys, where = np.unique(key, return_inverse=True)
+    text = [f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}" for x in c[odd[::-1]].tolist()]
+    text += [
+        f"{'-' if k & 1 else ''}${k // 200:,}.{k // 2 % 100:02d}" for k in keys[odd.size :].tolist()
+    ]
+    return _from_table(text, where.ravel())
 
 
 def _trait_text(a: Action, ev: Evaluation, rows: np.ndarray, j: int) -> pa.Array:
     """Which trait set action `a`'s save rate for each of `rows`: " for customers who revolve a
-    balance", " (the catalogue's default rate)", or " (learned from outcomes)"."""
-    out = np.full(rows.size, " (the catalogue's default rate)", dtype=object)
+    balance", " (the catalogue's default rate)", or " (learned from recorded outcomes)"
+    (a code per row into those few texts, then one take)."""
+    texts = [" (the catalogue's default rate)"]  # code 0
+    code = np.zeros(rows.size, dtype=np.int64)
     if ev.save.shape[1] and a.suits:
         rate = ev.save[rows, j]
         for trait in reversed(a.suits):  # the first listed trait wins a tie
             has = np.asarray(ev.trait_arrays[trait])[rows]
-            hit = has & np.isclose(rate, a.save_rate[trait])
-            out[hit] = f" (the rate for customers with {TRAIT_WORDS.get(trait, trait)})"
+            hit = has & _isclose(rate, a.save_rate[trait])
+            texts.append(f" (the rate for customers with {TRAIT_WORDS.get(trait, trait)})")
+            code[hit] = len(texts) - 1
     if a.save_rate.get("default") is not None:
-        learned = ~np.isclose(ev.save[rows, j], [a.save_rate["default"]]) & (
-            out == " (the catalogue's default rate)"
-        )
-        out[learned] = " (learned from recorded outcomes)"
-    return pa.array(out.astype(str).tolist(), pa.large_string())
+        learned = ~_isclose(ev.save[rows, j], a.save_rate["default"]) & (code == 0)
+        texts.append(" (learned from recorded outcomes)")
+        code[learned] = len(texts) - 1
+    return _from_table(texts, code)
+
+
+def _isclose(x: np.ndarray, y: float) -> np.ndarray:
+    """`np.isclose(x, y)` for an array and one number, without its per-call overhead (it was
+    a tenth of scoring a 1,000-customer request): |x − y| ≤ 1e-8 + 1e-5·|y|, or x == y."""
+    y = float(y)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(x - y) <= 1e-8 + 1e-5 * abs(y)
+    return (close & np.isfinite(y)) | (x == y)
 
 
 def _no_action_text(
-    ev: Evaluation, catalogue: Catalogue, rows: np.ndarray, taken: np.ndarray | None
-) -> pa.Array:
+    ev: Evaluation,
+    catalogue: Catalogue,
+    rows: np.ndarray,
+    taken: np.ndarray | None,
+    var_text: pa.Array,
+) -> tuple[list[pa.Array], list[np.ndarray]]:
     """Why nothing (more) is recommended, in business words: the customer brings no value to
     keep, every offer is ruled out, or the best remaining offer's expected saving is below its
-    cost (which offer, what it would save, what it costs)."""
+    cost (which offer, what it would save, what it costs). Returned as sentences per cause and
+    the rows (of `rows`' numbering) each is for: `_reasons` puts every piece of a slot in
+    row order with one take (each take of a million long texts writes fresh memory).
+    `var_text`: every customer's value at risk as `_money_text` writes it."""
     j0 = catalogue.ids.index(NO_ACTION)
-    net = ev.net[rows].copy()
+    net = ev.net[rows]  # a copy (rows is an index array)
     net[:, j0] = -np.inf
-    if taken is not None:
-        net[taken[rows]] = -np.inf
+    done = None if taken is None else taken[rows]
+    if done is not None:
+        net[done] = -np.inf
     best = np.argmax(net, axis=1)
     best_net = net[np.arange(rows.size), best]
-    first = taken is None or not taken[rows].any()
+    first = done is None or not done.any()
     lead = "No action: " if first else "Nothing further: "
     other = "" if first else "other "
     none_left = ~np.isfinite(best_net)
     no_value = ~none_left & (ev.var[rows] <= 0)
-    # each cause's sentence is built for its own rows only (the causes are disjoint); one take
-    # puts them in row order, rows without a cause pointing at the trailing ""
+    # each cause's sentence is built for its own rows only (the causes are disjoint)
     pieces: list[pa.Array] = []
-    where = np.full(rows.size, -1, dtype=np.int64)
-    used = 0
+    positions: list[np.ndarray] = []
+    covered = np.zeros(rows.size, dtype=bool)
 
     def fill(mask: np.ndarray, text: str | pa.Array) -> None:
-        nonlocal used
         count = int(mask.sum())
         if count:
             if isinstance(text, str):
                 text = pa.repeat(pa.scalar(text, pa.large_string()), count)
             pieces.append(text)
-            where[mask] = used + np.arange(count)
-            used += count
+            positions.append(rows[mask])
+            covered[mask] = True
 
     fill(none_left, lead + "every offer is ruled out for this customer by the catalogue's rules.")
     fill(
@@ -922,7 +1005,6 @@ def _no_action_text(
         "serve, so there is no value at risk to protect.",
     )
     saving = ev.gross[rows, best]
-    at_risk = ev.var[rows]
     some = ~none_left & ~no_value
     for j in np.unique(best[some]).tolist():
         a = catalogue.actions[j]
@@ -935,13 +1017,12 @@ def _no_action_text(
                 f"{lead}the best {other}offer, {a.name}, would keep an expected ",
                 _money_text(saving[mask], cents=small),
                 " of the ",
-                _money_text(at_risk[mask]),
+                var_text.take(pa.array(rows[mask])),
                 f" at risk, less than its {cost} cost.",
             ),
         )
-    pieces.append(pa.array([""], pa.large_string()))
-    where[where < 0] = used
-    return pa.concat_arrays(pieces).take(pa.array(where))
+    fill(~covered, "")
+    return pieces, positions
 
 
 def _reasons(
@@ -953,6 +1034,7 @@ def _reasons(
     reference: Mapping[str, float],
     taken: np.ndarray | None = None,
     policy: np.ndarray | None = None,
+    var_text: pa.Array | None = None,
 ) -> pa.Array:
     """One short sentence per customer for its chosen action index (-1 = empty slot), built
     with arrow string kernels, looping over actions only: churn risk as the card shows it, the
@@ -961,8 +1043,12 @@ def _reasons(
     names are shown beside the reason, so the reason does not repeat them. "No action" says
     why in business words (see `_no_action_text`); `taken` (n × actions) marks the actions
     of earlier slots, `policy` (n, bool) the rows whose action the high-risk minimum-service
-    setting chose. `segment` is kept for callers; the reason no longer quotes it."""
+    setting chose. `segment` is kept for callers; the reason no longer quotes it. `var_text`:
+    each customer's value at risk as `_money_text` writes it (default: formatted here), since
+    every reason quotes it."""
     n = len(chosen)
+    if var_text is None:
+        var_text = _money_text(ev.var)
     del segment  # shown beside the reason on every page; repeating it made reasons long
     pieces: list[pa.Array] = []
     positions: list[np.ndarray] = []
@@ -970,8 +1056,9 @@ def _reasons(
         a = catalogue.actions[j]
         rows = np.flatnonzero(chosen == j)
         if a.id == NO_ACTION:
-            pieces.append(_no_action_text(ev, catalogue, rows, taken))
-            positions.append(rows)
+            texts, where = _no_action_text(ev, catalogue, rows, taken, var_text)
+            pieces += texts
+            positions += where
             continue
         # a credit action quotes the blind score it was decided on, nothing protected
         parts: list[Any] = ["Churn risk ", percent_text(ev.p_for(a.credit)[rows])]
@@ -986,18 +1073,16 @@ def _reasons(
             " of would-be leavers",
             _trait_text(a, ev, rows, j),
             " of ",
-            _money_text(ev.var[rows]),
+            var_text.take(pa.array(rows)),
             " at risk: expected net ",
             _money_text(ev.net[rows, j]),
             ".",
         ]
         if policy is not None and policy[rows].any():
-            note = np.where(
-                policy[rows],
-                " Given by the high-risk minimum-service policy (setting high_risk_minimum_action).",
-                "",
+            note = (
+                " Given by the high-risk minimum-service policy (setting high_risk_minimum_action)."
             )
-            parts.append(pa.array(note.tolist(), pa.large_string()))
+            parts.append(_from_table(["", note], policy[rows].astype(np.int64)))
         pieces.append(_join(*parts))
         positions.append(rows)
     if len(positions) == 1 and len(positions[0]) == n:
@@ -1011,6 +1096,69 @@ def _reasons(
     inverse = np.empty(n, dtype=np.int64)
     inverse[where] = np.arange(n)
     return pa.concat_arrays(pieces).take(pa.array(inverse))
+
+
+#: Customers whose reasons are built together: a million reasons are ~140 MB of text, and
+#: every buffer that large is fresh memory the kernel must zero (page faults were a third of
+#: a million-customer batch's scoring CPU); blocks reuse the memory of the block before.
+#: Smaller blocks fault less but pay ~2 ms of per-call work each (measured 16k-1M rows: this
+#: size cut the faults by about a third at no extra user time). One arrow array per block.
+REASON_BLOCK = 262_144
+
+
+def _reasons_in_blocks(
+    chosen: np.ndarray,
+    ev: Evaluation,
+    catalogue: Catalogue,
+    customers: Mapping[str, Any],
+    segment: tuple[pa.Array, np.ndarray],
+    reference: Mapping[str, float],
+    taken: np.ndarray | None = None,
+    policy: np.ndarray | None = None,
+    var_text: pa.Array | None = None,
+) -> pa.Array | pa.ChunkedArray:
+    """`_reasons` for each block of `REASON_BLOCK` customers, as one chunk each."""
+    n = len(chosen)
+    if var_text is None:
+        var_text = _money_text(ev.var)
+    if n <= REASON_BLOCK:
+        return _reasons(
+            chosen, ev, catalogue, customers, segment, reference, taken, policy, var_text
+        )
+    chunks = []
+    for lo in range(0, n, REASON_BLOCK):
+        part = slice(lo, min(n, lo + REASON_BLOCK))
+        chunks.append(
+            _reasons(
+                chosen[part],
+                _rows_of(ev, part),
+                catalogue,
+                {c: v[part] for c, v in customers.items()},
+                segment,
+                reference,
+                None if taken is None else taken[part],
+                None if policy is None else policy[part],
+                var_text[part],
+            )
+        )
+    return pa.chunked_array(chunks, pa.large_string())
+
+
+def _rows_of(ev: Evaluation, part: slice) -> Evaluation:
+    """The evaluation of a block of customers (views, no copies)."""
+    ex = ev.exclusions
+    return Evaluation(
+        ev.index[part],
+        ev.ids,
+        ev.p[part],
+        ev.var[part],
+        ev.save[part],
+        ev.net[part],
+        ev.gross[part],
+        Exclusions(ex.code[part], ex.reasons, ex.kinds),
+        {t: np.asarray(v)[part] for t, v in ev.trait_arrays.items()},
+        None if ev.p_credit is None else ev.p_credit[part],
+    )
 
 
 def recommend_actions(
@@ -1121,13 +1269,16 @@ def recommendation_columns(
         segment = (seg_names, seg_codes)
     else:
         segment = (pa.array(["all customers"], type=pa.large_string()), np.zeros(n, dtype=np.int64))
+    var_text = _money_text(ev.var)  # every reason quotes it: formatted once for all slots
     out: dict[str, Any] = {}
     for k in range(top):
         c = chosen[:, k]
         value = np.where(c >= 0, ev.net[rows, np.maximum(c, 0)], np.nan)
         out[f"action_{k + 1}"] = text_array(ids.take(pa.array(np.where(c < 0, len(ids) - 1, c))))
         out[f"action_{k + 1}_value"] = value
-        why = _reasons(c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None)
+        why = _reasons_in_blocks(
+            c, ev, catalogue, cols, segment, ref, taken, policy if k == 0 else None, var_text
+        )
         out[f"action_{k + 1}_reason"] = text_array(why)
         taken[rows[c >= 0], c[c >= 0]] = True
     out["value_at_risk"] = ev.var

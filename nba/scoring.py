@@ -142,9 +142,36 @@ def score_frame(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> pd.DataFrame
     return pd.DataFrame(score_columns(bundle, df, drivers), index=df.index, copy=False)
 
 
+#: Customers scored together: a big batch is scored block by block (every score is about one
+#: customer), so the arrays of a block (customers × actions, reasons) reuse the memory the block
+#: before freed instead of each being fresh memory the kernel must zero: page faults were a
+#: third of the CPU of a one-off million-customer `nba score`.
+SCORE_BLOCK = 262_144
+
+
 def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, Any]:
     """The columns of `score_frame` as a dict of arrays, in its order (the frame is built from
     them once; `recommend` reads its one row straight from them)."""
+    n = len(df)
+    # without recorded population medians, reasons compare with the batch's own: not by block
+    if n <= SCORE_BLOCK or bundle.reference.get("population_medians") is None:
+        return _score_block(bundle, df, drivers)
+    parts = [
+        _score_block(bundle, df.iloc[lo : lo + SCORE_BLOCK], drivers)
+        for lo in range(0, n, SCORE_BLOCK)
+    ]
+    return {k: _concat([p[k] for p in parts]) for k in parts[0]}
+
+
+def _concat(pieces: list[Any]) -> Any:
+    """One column from the blocks' (numpy arrays, or arrow text arrays joined without a copy)."""
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        return np.concatenate(pieces)
+    return type(pieces[0])._concat_same_type(pieces)  # the ExtensionArray interface's concat
+
+
+def _score_block(bundle: Any, df: pd.DataFrame, drivers: int) -> dict[str, Any]:
+    """`score_columns` for customers scored together."""
     M = bundle.churn.model_matrix(df)  # built once for the probabilities and the drivers
     p = bundle.churn.predict_proba(M)[:, 1]
     threshold = float(bundle.churn.threshold_)
@@ -164,13 +191,30 @@ def score_columns(bundle: Any, df: pd.DataFrame, drivers: int = 0) -> dict[str, 
     if credit is not None:
         # the score credit actions are decided on: a model that never saw the protected
         # attributes (the main model itself when it is blind, and then no extra column)
-        cols[CREDIT_SCORE] = credit.predict_proba(credit.model_matrix(df))[:, 1]
+        cols[CREDIT_SCORE] = credit.predict_proba(credit_matrix(bundle.churn, credit, M, df))[:, 1]
     if bundle.catalogue:
         cols.update(recommend_for(bundle, cols, df))
     if drivers:
         reasons = bundle.churn.reason_columns(M, top=drivers)
         cols.update({f"driver_{k}": reasons[f"reason_{k}"] for k in range(1, drivers + 1)})
     return cols
+
+
+def credit_matrix(main: Any, credit: Any, M: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+    """The blind (credit) model's input for customers `df`: the columns of the main model's
+    input `M` it reads, when both models read the customer's own columns (no engineered
+    features): the same values, coded the same way, without building a second matrix from the
+    frame (a tenth of a second on a million customers); else its own `model_matrix(df)`."""
+    names, main_names = list(credit.feature_names_), list(main.feature_names_)
+    shared = (
+        not main.features_.engineered
+        and not credit.features_.engineered
+        and M.shape[1] == len(main_names)
+        and set(names) <= set(main_names)
+    )
+    if not shared:
+        return credit.model_matrix(df)
+    return M[:, [main_names.index(c) for c in names]]  # a C-ordered copy
 
 
 def recommend_for(

@@ -467,3 +467,77 @@ def test_top_order_is_the_stable_sort_of_net_value():
     for top in (1, 3, 9):
         want = np.argsort(-net, axis=1, kind="stable")[:, :top]
         np.testing.assert_array_equal(_top_order(net, top), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reason texts: the table-based formatting equals formatting every value one by one
+# ---------------------------------------------------------------------------------------------
+
+
+def _awkward_amounts(rng: np.random.Generator) -> np.ndarray:
+    """Amounts that make rounding hard: ties at the cent and the tenth, float products that
+    land beside a tie, negative zero, tiny and huge values, missing and infinite ones."""
+    cents = rng.integers(-(10**7), 10**7, 5000)
+    ties = (cents + 0.5) / 100  # x.xx5: a tie in decimal, not in binary
+    near = np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf)
+    tenths = (rng.integers(0, 1000, 2000) + 0.5) / 1000  # probabilities on a tenth-% tie
+    special = [0.0, -0.0, 1e-9, -1e-9, 0.005, -0.005, 0.015, 2.675, 1e7, -1e7, 1e12, np.nan]
+    return np.concatenate(
+        [ties, *near, tenths, rng.normal(0, 500, 5000), rng.uniform(0, 1, 5000), special]
+    )
+
+
+def test_money_texts_equal_formatting_each_amount() -> None:
+    rng = np.random.default_rng(3)
+    x = _awkward_amounts(rng)
+    c = np.nan_to_num(x)  # what the cents text formats (a missing amount reads $0.00)
+    want = [f"-${-v:,.2f}" if v < 0 else f"${v:,.2f}" for v in c.tolist()]
+    assert actions._money_text(x, cents=True).to_pylist() == want
+    whole = np.nan_to_num(np.rint(x), nan=0.0, posinf=0.0, neginf=0.0).astype(np.int64)
+    want = [f"-${-v:,}" if v < 0 else f"${v:,}" for v in whole.tolist()]
+    assert actions._money_text(x).to_pylist() == want
+
+
+def test_percent_texts_equal_formatting_each_probability() -> None:
+    rng = np.random.default_rng(4)
+    p = np.concatenate(
+        [
+            _awkward_amounts(rng),
+            np.arange(0, 100_001) / 100_000,  # every thousandth of a percent, ties included
+            [0.0009999, 0.001, 0.999, 0.9990001, 1.0, np.inf, -np.inf],
+        ]
+    )
+
+    def one(v: float) -> str:
+        if v < 0.001:
+            return "< 0.1%"
+        if v > 0.999:
+            return "> 99.9%"
+        return "%.1f%%" % (min(max(v, 0.001), 0.999) * 100)
+
+    assert actions.percent_text(p).to_pylist() == [one(v) for v in p.tolist()]
+
+
+def test_isclose_equals_numpy_isclose() -> None:
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(0, 1, 1000), [0.15, 0.15 + 1e-7, 0.1500016, np.nan, np.inf]])
+    for y in (0.15, 0.0, 1e-9, np.inf, np.nan, -0.3):
+        assert np.array_equal(actions._isclose(x, y), np.isclose(x, y)), y
+
+
+def test_reasons_built_in_blocks_equal_reasons_built_at_once(monkeypatch) -> None:
+    """A big batch builds its reasons block by block (one arrow chunk each): same texts."""
+    customers = validate(synth.generate(400, 23)).clean
+    catalogue = load_catalogue()
+    rng = np.random.default_rng(23)
+    scores = pd.DataFrame(
+        {"churn_probability": rng.uniform(0, 1, len(customers))}, index=customers.index
+    )
+    scores["risk_band"] = np.where(scores["churn_probability"] > 0.5, "high", "low")
+    settings = Settings(high_risk_minimum_action="digital_nudge")
+    at_once = actions.recommend_actions(scores, customers, catalogue, settings)
+    monkeypatch.setattr(actions, "REASON_BLOCK", 37)
+    in_blocks = actions.recommend_actions(scores, customers, catalogue, settings)
+    assert in_blocks["action_1_reason"].array._pa_array.num_chunks == 11  # 400 rows / 37
+    assert in_blocks["action_1"].nunique() > 2
+    pd.testing.assert_frame_equal(in_blocks, at_once, check_exact=True)

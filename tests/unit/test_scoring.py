@@ -283,3 +283,46 @@ def test_implausible_values_are_rejected_with_the_bound(bundle, field, value, wo
     record[field] = value
     with pytest.raises(DataError, match=words):
         recommend(bundle, record)
+
+
+def test_the_blind_model_reads_the_main_models_matrix_unchanged(bundle):
+    from nba.scoring import CREDIT_SCORE, credit_matrix
+
+    clean = validate(synth.generate(500, 21)).clean
+    main, credit = bundle.churn, bundle.credit_churn
+    assert credit is not None  # the default settings keep protected attributes in the main model
+    shared = credit_matrix(main, credit, main.model_matrix(clean), clean)
+    own = credit.model_matrix(clean)
+    assert shared.shape == own.shape and shared.shape[1] < main.model_matrix(clean).shape[1]
+    assert np.array_equal(shared, own, equal_nan=True)
+    want = credit.predict_proba(own)[:, 1]
+    assert np.array_equal(score_frame(bundle, clean)[CREDIT_SCORE].to_numpy(), want)
+
+
+@pytest.mark.parametrize("policy", ["", "digital_nudge"])
+def test_a_batch_equals_its_customers_scored_one_by_one(bundle, policy):
+    """Reasons are built per action for a batch and put back in row order; scored alone, a
+    customer's row needs no ordering: both must give the same row, text for text."""
+    from dataclasses import replace
+
+    b = replace(bundle, settings={**bundle.settings, "high_risk_minimum_action": policy})
+    clean = validate(synth.generate(300, 22)).clean
+    batch = score_frame(b, clean)
+    alone = pd.concat([score_frame(b, clean.iloc[[i]]) for i in range(len(clean))])
+    assert batch["action_2"].nunique() > 2  # several actions and empty slots: real ordering
+    noted = batch["action_1_reason"].str.contains("minimum-service policy")
+    assert noted.any() == bool(policy) and not noted.all()
+    pd.testing.assert_frame_equal(batch, alone, check_exact=True)
+
+
+def test_a_batch_scored_in_blocks_equals_one_block(bundle, monkeypatch):
+    """Big batches are scored block by block (memory reuse): same rows, same types."""
+    import nba.scoring
+
+    clean = validate(synth.generate(500, 24)).clean
+    whole = score_frame(bundle, clean, drivers=2)
+    monkeypatch.setattr(nba.scoring, "SCORE_BLOCK", 64)
+    blocks = score_frame(bundle, clean, drivers=2)
+    assert blocks["action_1_reason"].array._pa_array.num_chunks == 8  # 500 rows / 64
+    pd.testing.assert_frame_equal(blocks, whole, check_exact=True)
+    assert list(blocks.dtypes) == list(whole.dtypes)
