@@ -462,7 +462,8 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
 
         def listed(rows_: pd.DataFrame) -> str:
             return "; ".join(
-                f"{r.metric} {_figure(r.measured, r.stage == 'actions')} {r.comparison} "
+                f"{criterion_label(r.metric)} {_figure(r.measured, r.stage == 'actions')} "
+                f"{r.comparison} "
                 f"{r.target:g}"
                 + (
                     f" (95 % interval {_figure(r.ci_low)} to {_figure(r.ci_high)})"
@@ -528,6 +529,34 @@ def stage_acceptance(evidence: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+#: What a criterion's metric name means, as the verdicts name it for a business reader.
+_LEARNERS = {
+    "lightgbm": "a default LightGBM",
+    "hist_gradient_boosting": "a default HistGradientBoosting",
+}
+_MEASURES = {"pr_auc": "PR-AUC", "f1": "F1"}
+CRITERION_LABELS = {
+    "ece": "calibration error (ECE)",
+    "silhouette_test": "segment separation on held-out customers (silhouette)",
+    "stability_ari_test": "segment stability on held-out customers (ARI)",
+    "churn_ratio_high_low": "churn of the riskiest segment over the safest's",
+    "k": "number of segments",
+    "net_value_uplift_vs_no_action": "net value over doing nothing",
+    "net_value_uplift_vs_churn_score_one_offer": "net value over one offer to the flagged",
+    "net_value_uplift_vs_random_action": "net value over a random action",
+}
+
+
+def criterion_label(metric: str) -> str:
+    """A criterion's metric in words ("PR-AUC lead over a default LightGBM"); unknown names as
+    they are."""
+    for measure, words in _MEASURES.items():
+        for learner, name in _LEARNERS.items():
+            if metric == lead_key(measure, learner):
+                return f"{words} lead over {name}"
+    return CRITERION_LABELS.get(metric, metric)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:

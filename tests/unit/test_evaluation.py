@@ -127,7 +127,7 @@ def test_a_stage_is_accepted_only_when_every_interval_clears_its_target():
     table = evaluation.criterion_evidence(_criteria(measured), loose)
     churn = evaluation.stage_acceptance(table).set_index("stage").loc["churn"]
     assert churn.verdict == "accepted with conditions"
-    assert "f1_lead_vs_lightgbm" in churn.reason and churn.conditions
+    assert "F1 lead over a default LightGBM" in churn.reason and churn.conditions
     # a miss, even within its interval, is not accepted, and the reason says it is noise
     missed = {"churn": {**measured["churn"], "pr_auc_lead_vs_hist_gradient_boosting": -0.001}}
     loose[("churn", "pr_auc_lead_vs_hist_gradient_boosting")] = (-0.006, 0.004)
@@ -153,7 +153,7 @@ def test_simulated_actions_are_accepted_only_as_a_pilot_and_design_is_not_eviden
     verdicts = evaluation.stage_acceptance(table).set_index("stage")
     assert verdicts.loc["actions", "verdict"] == "accepted with conditions"
     assert "control group" in verdicts.loc["actions", "conditions"]
-    assert "net_value_uplift_vs_no_action \\$10 > 0" in verdicts.loc["actions", "reason"]
+    assert "net value over doing nothing \\$10 > 0" in verdicts.loc["actions", "reason"]
     assert verdicts.loc["segments", "verdict"] == "accepted"  # k is by design, not counted
     assert (
         verdicts.loc["segments", "clearly_met"] == 3
