@@ -377,6 +377,13 @@ def _calibration_path() -> Path:
     return Path(__file__).resolve().parent / "data" / "calibration.json"
 
 
+def _param_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """`-p KEY VALUE` / `--param KEY VALUE`, repeatable: one setting overridden."""
+    parser.add_argument(
+        "-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), help=help_text
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nba",
@@ -443,14 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit the chosen configuration on every customer after evaluation (the metadata "
         "then labels the promised metrics as the evaluated configuration's)",
     )
-    tr.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("KEY", "VALUE"),
-        help="override one setting (repeatable), e.g. -p churn_features early_warning",
-    )
+    _param_option(tr, "override one setting (repeatable), e.g. -p churn_features early_warning")
     tr.set_defaults(func=_train)
 
     sc = commands.add_parser("score", help="score customers: churn, segment, top-3 actions")
@@ -485,14 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = commands.add_parser("pipeline", help="re-run the numbered notebooks with papermill")
     pipe.add_argument("--data", help="data file (overrides NBA_DATA and data/raw/)")
     pipe.add_argument("--params", help="parameters YAML (default params/default.yaml)")
-    pipe.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("KEY", "VALUE"),
-        help="override one parameter (repeatable)",
-    )
+    _param_option(pipe, "override one parameter (repeatable)")
     pipe.add_argument("--reports-dir", help="where reports go (default reports/)")
     pipe.add_argument(
         "--prepare-only", metavar="DIR", help="write parameterised notebooks to DIR, run nothing"

@@ -147,6 +147,37 @@ def _cast(current: Any, value: Any) -> Any:
 DEFAULT_PROTECTED = ("Gender", "Customer_Age", "Marital_Status", "Dependent_count")
 
 
+def load_params_file(cls: type, path: str | Path | None, default_name: str, what: str) -> Any:
+    """A frozen dataclass `cls` of settings from a YAML file of its fields: `path`, else
+    `params/<default_name>`; `cls()` (its built-in defaults) when that default file is absent,
+    e.g. in an installed package. Each value takes its field default's type. A missing file
+    (given explicitly), bad YAML or an unknown key is an `NbaError` naming the file and `what`."""
+    import yaml
+
+    from nba.errors import NbaError
+
+    default = PARAMS_DIR / default_name
+    file = Path(path) if path else default
+    if not file.is_file():
+        if file == default:
+            return cls()
+        raise NbaError(f"No {what} file at {file}.")
+    try:
+        values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise NbaError(f"{file} is not valid YAML ({type(exc).__name__}).") from exc
+    if not isinstance(values, Mapping):
+        raise NbaError(f"{file} must map the {what}' names to values.")
+    defaults = cls()
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise NbaError(
+            f"{file} has unknown key(s) for the {what}: {', '.join(map(str, unknown))}; known: "
+            f"{', '.join(f.name for f in fields(cls))}."
+        )
+    return cls(**{k: type(getattr(defaults, k))(v) for k, v in values.items()})
+
+
 def protected_attributes(path: str | Path | None = None) -> dict[str, str]:
     """The protected attributes (column → rationale) from `path`, default
     params/protected.yaml; without that file, `DEFAULT_PROTECTED`. A file that names a column

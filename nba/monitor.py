@@ -26,7 +26,7 @@ import io as _io
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,24 +77,9 @@ class Thresholds:
 def load_thresholds(path: str | Path | None = None) -> Thresholds:
     """Thresholds from a YAML file (default `params/monitor.yaml`; built-in values if that
     default is absent, e.g. an installed package). Unknown keys are an error."""
-    import yaml
-
     from nba import config
 
-    path = Path(path) if path else config.PARAMS_DIR / "monitor.yaml"
-    if not path.is_file():
-        if path == config.PARAMS_DIR / "monitor.yaml":
-            return Thresholds()
-        raise NbaError(f"No thresholds file at {path}.")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise NbaError(f"{path} is not valid YAML ({type(exc).__name__}).") from exc
-    known = {f.name: f for f in fields(Thresholds)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise NbaError(f"{path} has unknown threshold(s): {', '.join(unknown)}.")
-    return Thresholds(**{k: type(getattr(Thresholds(), k))(v) for k, v in values.items()})
+    return config.load_params_file(Thresholds, path, "monitor.yaml", "thresholds")
 
 
 def status(value: float | None, watch: float, act: float) -> str:

@@ -71,25 +71,9 @@ class PowerParams:
 def load_power_params(path: str | Path | None = None) -> PowerParams:
     """`params/power.yaml` (or `path`); the built-in defaults when the default file is absent.
     Unknown keys and values outside (0, 1) are an error naming them."""
-    import yaml
-
     from nba import config
 
-    default = config.PARAMS_DIR / "power.yaml"
-    file = Path(path) if path else default
-    if not file.is_file():
-        if file == default:
-            return PowerParams()
-        raise NbaError(f"No power parameters file at {file}.")
-    try:
-        values = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise NbaError(f"{file} is not valid YAML ({type(exc).__name__}).") from exc
-    known = set(PowerParams.__dataclass_fields__)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise NbaError(f"{file}: unknown key(s) {', '.join(unknown)}; known: {sorted(known)}.")
-    params = PowerParams(**{k: float(v) for k, v in values.items()})
+    params = config.load_params_file(PowerParams, path, "power.yaml", "power parameters")
     params.check()
     return params
 

@@ -239,6 +239,18 @@ def apply_calibrator(
     return calibrator.predict(p)
 
 
+def _cross_fitted(y: np.ndarray, p: np.ndarray, folds: int, seed: int) -> dict[str, np.ndarray]:
+    """Each method of `CALIBRATIONS` applied to `p` cross-fitted: on each stratified fold, the
+    map fitted on the other folds' probabilities, so no customer is calibrated by its own label."""
+    mapped = {}
+    for method in CALIBRATIONS:
+        q = np.empty_like(p)
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
+            q[b] = apply_calibrator(fit_calibrator(method, y[a], p[a]), p[b])
+        mapped[method] = q
+    return mapped
+
+
 def calibration_report(
     y: np.ndarray | pd.Series, p: np.ndarray | pd.Series, seed: int, folds: int = 5
 ) -> pd.DataFrame:
@@ -247,12 +259,7 @@ def calibration_report(
     folds of p, applied to this one), so the comparison is honest. Index: method."""
     y = np.asarray(y).astype(np.int64)
     p = np.asarray(p, dtype=np.float64)
-    rows = {}
-    for method in CALIBRATIONS:
-        q = np.empty_like(p)
-        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
-            q[b] = apply_calibrator(fit_calibrator(method, y[a], p[a]), p[b])
-        rows[method] = calibration_metrics(y, q)
+    rows = {m: calibration_metrics(y, q) for m, q in _cross_fitted(y, p, folds, seed).items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
@@ -313,12 +320,7 @@ def decision_calibration_report(
     assumes against what happened), and decision_brier (`DECISION_CRITERION`)."""
     y = np.asarray(y).astype(np.int64)
     p = np.asarray(p, dtype=np.float64)
-    mapped = {}
-    for method in CALIBRATIONS:
-        q = np.empty_like(p)
-        for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
-            q[b] = apply_calibrator(fit_calibrator(method, y[a], p[a]), p[b])
-        mapped[method] = q
+    mapped = _cross_fitted(y, p, folds, seed)
     own = {m: np.asarray(contacts(q), dtype=bool) for m, q in mapped.items()}
     region = np.logical_or.reduce(list(own.values()))
     rows = {}

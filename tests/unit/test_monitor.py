@@ -322,3 +322,25 @@ def test_a_reference_without_a_training_range_says_so(bundle, undrifted):
     result = monitor.compare(reference, clean, bundle.score(clean))
     assert not [i for i in result.items if i["kind"] == "out_of_range"]
     assert any("no training range" in n for n in result.notes)
+
+
+def test_thresholds_file_errors_name_the_file_and_the_key(tmp_path):
+    from nba.errors import NbaError
+
+    good = tmp_path / "monitor.yaml"
+    good.write_text("psi_act: 0.3\nmin_labelled: 50\n")
+    loaded = monitor.load_thresholds(good)
+    assert (
+        loaded.psi_act == 0.3 and loaded.min_labelled == 50 and isinstance(loaded.min_labelled, int)
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("psi_act: 0.3\npsi_ack: 0.2\n")
+    with pytest.raises(
+        NbaError, match=r"bad\.yaml has unknown key\(s\) for the thresholds: psi_ack"
+    ):
+        monitor.load_thresholds(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(NbaError, match="must map the thresholds' names"):
+        monitor.load_thresholds(bad)
+    with pytest.raises(NbaError, match="No thresholds file at"):
+        monitor.load_thresholds(tmp_path / "absent.yaml")
