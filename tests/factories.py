@@ -51,3 +51,22 @@ def write_messy_csv(path: Path) -> Path:
     rows[1300][col["Gender"]] = '"X"'
     path.write_text("\n".join([text[0], *(",".join(r) for r in rows)]) + "\n")
     return path
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (for servers and unreachable addresses)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recorded_metrics(reports: Path, name: str) -> dict:
+    """`<reports>/metrics/<name>.json`, as the notebooks' run wrote it; a clear failure when the
+    notebook that writes it did not run."""
+    import json
+
+    path = reports / "metrics" / f"{name}.json"
+    assert path.exists(), f"no {name}.json: the notebook that writes it did not run"
+    return json.loads(path.read_text())

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from nba.data import synth
 from nba.data.io import write_table
 from nba.data.validate import validate
 from nba.scoring_dask import connect
+
+from factories import free_port
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +99,10 @@ def test_the_environment_names_the_cluster(
     assert f"workers of {ready_cluster.scheduler_file}" in err[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_unreachable_scheduler_is_one_sentence_and_writes_nothing(
     bundle_file, customers, tmp_path, capsys
 ):
-    address = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens there
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there
     out = tmp_path / "out"
     code = main(
         ["campaign", "plan", str(customers), "--bundle", str(bundle_file)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from nba.errors import DataError
 from nba.scoring import score_file
 from nba.scoring_dask import ClusterError, connect, score_file_dask
 
-from factories import write_messy_csv
+from factories import free_port, write_messy_csv
 
 
 @pytest.fixture(scope="module")
@@ -151,16 +150,10 @@ def test_all_rows_bad_over_the_cluster_is_one_sentence(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]  # nothing left behind
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_scheduler_is_one_sentence_and_exit_2(
     bundle_file, kaggle_csv, tmp_path, capsys
 ):
-    address = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens there
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens there
     start = time.monotonic()
     code = main(
         [

@@ -9,9 +9,7 @@ Bands, not exact floats: the same assertions hold on the real file and on the sy
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,17 +18,13 @@ from nba import config, pipeline
 from nba.evaluation import BASELINE_LEARNERS, ECE_MAX
 from nba.value import COMPARISONS, success_criteria
 
+from factories import recorded_metrics
+
 pytestmark = pytest.mark.slow
 
 
-def _metrics(reports: Path, name: str) -> dict:
-    path = reports / "metrics" / f"{name}.json"
-    assert path.exists(), f"no {name}.json: the notebook that writes it did not run"
-    return json.loads(path.read_text())
-
-
 def test_data_metrics_describe_the_source(reports):
-    data = _metrics(reports, "data")
+    data = recorded_metrics(reports, "data")
     real = bool(os.environ.get(config.DATA_ENV))
     assert data["synthetic"] is (not real)
     assert data["churn_rate"] == pytest.approx(0.16, abs=0.01)
@@ -42,7 +36,7 @@ def test_data_metrics_describe_the_source(reports):
 
 
 def test_churn_metrics_are_recorded_and_strong(reports):
-    churn = _metrics(reports, "churn")
+    churn = recorded_metrics(reports, "churn")
     assert 0 < churn["threshold"] < 1
     assert churn["roc_auc"] > 0.98
     assert churn["pr_auc"] > 0.90
@@ -52,7 +46,7 @@ def test_churn_metrics_are_recorded_and_strong(reports):
 
 
 def test_segment_metrics_meet_their_targets(reports):
-    seg = _metrics(reports, "segments")
+    seg = recorded_metrics(reports, "segments")
     assert seg["k"] >= 4
     assert seg["silhouette"] >= 0.50
     assert seg["stability_ari"] >= 0.95
@@ -60,7 +54,7 @@ def test_segment_metrics_meet_their_targets(reports):
 
 
 def test_evaluation_agrees_with_the_churn_notebook_and_marks_every_criterion(reports):
-    churn, evaluation = _metrics(reports, "churn"), _metrics(reports, "evaluation")
+    churn, evaluation = recorded_metrics(reports, "churn"), recorded_metrics(reports, "evaluation")
     for metric in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
         # the same model on the same held-out customers: the same numbers
         assert evaluation["held_out"][metric] == pytest.approx(churn[metric], abs=1e-9)
@@ -78,8 +72,8 @@ def test_evaluation_agrees_with_the_churn_notebook_and_marks_every_criterion(rep
 
 
 def test_the_restated_stage_one_comparison_is_recorded(reports):
-    churn, evaluation = _metrics(reports, "churn"), _metrics(reports, "evaluation")
-    data, stage1 = _metrics(reports, "data"), evaluation["stage1"]
+    churn, evaluation = recorded_metrics(reports, "churn"), recorded_metrics(reports, "evaluation")
+    data, stage1 = recorded_metrics(reports, "data"), evaluation["stage1"]
     assert stage1["n_test"] == data["test_rows"] and stage1["n_train"] == data["train_rows"]
     assert set(stage1["models"]) == {"chosen", *BASELINE_LEARNERS}
     chosen = stage1["models"]["chosen"]
@@ -105,7 +99,7 @@ def test_the_restated_stage_one_comparison_is_recorded(reports):
 def test_deployment_wrote_bundle_card_and_scores(reports):
     from nba.bundle import load_bundle
 
-    data = _metrics(reports, "data")
+    data = recorded_metrics(reports, "data")
     ci = pipeline.load_parameters(config.PARAMS_DIR / "ci.yaml")
     settings = config.Settings(models_dir=ci["models_dir"])
     card = (reports / "model_card.md").read_text()
@@ -120,7 +114,10 @@ def test_deployment_wrote_bundle_card_and_scores(reports):
 
 
 def test_actions_beat_every_baseline_and_evaluation_measures_them(reports):
-    actions, evaluation = _metrics(reports, "actions"), _metrics(reports, "evaluation")
+    actions, evaluation = (
+        recorded_metrics(reports, "actions"),
+        recorded_metrics(reports, "evaluation"),
+    )
     uplift = actions["uplift"]
     names = set(success_criteria().query("stage == 'actions'").metric)
     assert set(uplift) == names
@@ -140,7 +137,7 @@ def test_actions_beat_every_baseline_and_evaluation_measures_them(reports):
 def test_evaluation_ends_with_a_verdict_per_stage(reports):
     from nba.evaluation import VERDICTS, stage_acceptance
 
-    evaluation = _metrics(reports, "evaluation")
+    evaluation = recorded_metrics(reports, "evaluation")
     recorded = pd.DataFrame(evaluation["acceptance"])
     assert list(recorded.stage) == ["churn", "segments", "actions"]
     assert recorded.verdict.isin(VERDICTS).all()
@@ -151,7 +148,7 @@ def test_evaluation_ends_with_a_verdict_per_stage(reports):
 
 
 def test_actions_economics_are_recorded_on_the_held_out_customers(reports):
-    actions = _metrics(reports, "actions")
+    actions = recorded_metrics(reports, "actions")
     econ, held = actions["economics"], actions["held_out"]
     assert actions["criteria_customers"] == econ["customers"] == "held_out"
     for row in actions["criteria"]:  # the action criteria are judged on the held-out uplifts

@@ -6,7 +6,6 @@ evidence in the record and the bundle, and the held-out reliability over the con
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,17 +13,13 @@ import pytest
 from nba import churn, config, pipeline
 from nba.bundle import load_bundle
 
+from factories import recorded_metrics
+
 pytestmark = pytest.mark.slow
 
 
-def _metrics(reports: Path, name: str) -> dict:
-    path = reports / "metrics" / f"{name}.json"
-    assert path.exists(), f"no {name}.json: the notebook that writes it did not run"
-    return json.loads(path.read_text())
-
-
 def test_the_feature_variants_were_compared_on_paired_folds(reports):
-    rows = _metrics(reports, "churn")["feature_variants"]
+    rows = recorded_metrics(reports, "churn")["feature_variants"]
     table = {(r["variant"], r["metric"]): r for r in rows}
     for name in churn.CHURN_FEATURE_SETS:
         assert (name, "pr_auc") in table and (name, "roc_auc") in table
@@ -37,7 +32,7 @@ def test_the_feature_variants_were_compared_on_paired_folds(reports):
 
 
 def test_the_calibration_was_chosen_on_the_decision_region_and_recorded(reports):
-    churn_metrics = _metrics(reports, "churn")
+    churn_metrics = recorded_metrics(reports, "churn")
     evidence = churn_metrics["calibration_choice"]
     assert evidence["criterion"] == churn.DECISION_CRITERION
     report = evidence["report"]
@@ -56,8 +51,8 @@ def test_the_calibration_was_chosen_on_the_decision_region_and_recorded(reports)
 
 
 def test_held_out_reliability_over_the_contacted_has_intervals(reports):
-    held_out = _metrics(reports, "calibration")
-    evaluation = _metrics(reports, "evaluation")
+    held_out = recorded_metrics(reports, "calibration")
+    evaluation = recorded_metrics(reports, "evaluation")
     assert held_out["ece"] == evaluation["held_out"]["ece"]
     assert 0 < held_out["contacted"] <= evaluation["n_test"]
     assert sum(b["count"] for b in held_out["contacted_bins"]) == held_out["contacted"]
