@@ -147,6 +147,30 @@ def test_evaluation_ends_with_a_verdict_per_stage(reports):
     assert "met" not in set(pd.DataFrame(evaluation["criteria"]).query("stage == 'actions'").status)
 
 
+def test_notebook_06_sizes_each_action_of_the_plan_for_a_campaign(reports):
+    from nba.campaigns import power
+    from nba.campaigns.plan import PlanOptions
+
+    actions = recorded_metrics(reports, "actions")
+    table = pd.DataFrame(actions["campaign_power"]).set_index("action")
+    given = {a: n for a, n in actions["action_mix"].items() if a != "no_action"}
+    assert set(table.index) == set(given)  # every action the plan gives, no_action left out
+    params = power.load_power_params()
+    for action, row in table.iterrows():
+        assert row.treated + row.control == given[action]
+        assert row.control == round(PlanOptions().control * given[action])
+        sizes = power.required_sizes(
+            row.base_churn,
+            row.target_lift,
+            power=params.power,
+            alpha=params.alpha,
+            # an action too small for any control customer is sized at the plan's default share
+            control_share=row.control / given[action] if row.control else PlanOptions().control,
+        )
+        assert (row.needed_treated, row.needed_control) == sizes
+        assert row.measurable == (row.power_at_target >= params.power)
+
+
 def test_actions_economics_are_recorded_on_the_held_out_customers(reports):
     actions = recorded_metrics(reports, "actions")
     econ, held = actions["economics"], actions["held_out"]
