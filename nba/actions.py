@@ -1079,21 +1079,38 @@ def _no_action_text(
         lead + "under the value assumptions this card earns less than it costs to "
         "serve, so there is no value at risk to protect.",
     )
-    saving = ev.gross[rows, best]
     some = ~none_left & ~no_value
-    for j in np.unique(best[some]).tolist():
-        a = catalogue.actions[j]
-        mask = some & (best == j)
-        small = a.cost < 10  # cents, or "$1 … less than its $1 cost" reads as a contradiction
-        cost = f"${a.cost:,.2f}" if small else f"${a.cost:,.0f}"
+    if some.any():
+        # one sentence for every such customer at once: what differs by the best offer (its
+        # name, its cost) from a small table by a code per row
+        js = best[some]
+        saving = ev.gross[rows[some], js]
+        code = np.empty(js.size, dtype=np.int64)
+        before, after = [], []
+        small = np.zeros(js.size, dtype=bool)
+        for k, j in enumerate(np.unique(js).tolist()):
+            a = catalogue.actions[j]
+            here = js == j
+            code[here] = k
+            # cents below $10, or "$1 … less than its $1 cost" reads as a contradiction
+            small[here] = a.cost < 10
+            cost = f"${a.cost:,.2f}" if a.cost < 10 else f"${a.cost:,.0f}"
+            before.append(f"{lead}the best {other}offer, {a.name}, would keep an expected ")
+            after.append(f" at risk, less than its {cost} cost.")
+        if small.all() or not small.any():
+            money = _money_text(saving, cents=bool(small.all()))
+        else:
+            money = pc.if_else(
+                pa.array(small), _money_text(saving, cents=True), _money_text(saving)
+            )
         fill(
-            mask,
+            some,
             _join(
-                f"{lead}the best {other}offer, {a.name}, would keep an expected ",
-                _money_text(saving[mask], cents=small),
+                _from_table(before, code),
+                money,
                 " of the ",
-                var_text.take(pa.array(rows[mask])),
-                f" at risk, less than its {cost} cost.",
+                var_text.take(pa.array(rows[some])),
+                _from_table(after, code),
             ),
         )
     fill(~covered, "")

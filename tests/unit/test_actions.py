@@ -572,3 +572,20 @@ def test_reasons_of_a_mixed_batch_equal_each_customers_reasons_alone() -> None:
         ]
     )
     pd.testing.assert_frame_equal(together, alone, check_exact=True)
+    # and the sentences keep their exact wording (both sides above share the code)
+    reasons = pd.concat([together[f"action_{k}_reason"] for k in (1, 2, 3)])
+    offer = (
+        r"Churn risk ([<>] )?\d+\.\d%(; [a-z0-9 -]+ \$?\d+%? \(typical \$?\d+%?\))?\. "
+        r"Assumed to keep \d+% of would-be leavers \((the rate for customers with [a-z ]+|"
+        r"the catalogue's default rate)\) of \$[\d,]+ at risk: expected net -?\$[\d,]+\."
+        r"( Given by the high-risk minimum-service policy \(setting high_risk_minimum_action\)\.)?"
+    )
+    nothing = (
+        r"(No action|Nothing further): the best (other )?offer, [^,]+, would keep an expected "
+        r"\$[\d,.]+ of the \$[\d,]+ at risk, less than its \$[\d,.]+ cost\."
+    )
+    said = reasons[reasons.ne("") & ~reasons.str.contains("ruled out|no value at risk")]
+    assert said.str.fullmatch(f"{offer}|{nothing}").all(), (
+        said[~said.str.fullmatch(f"{offer}|{nothing}")].head(3).tolist()
+    )
+    assert said.str.fullmatch(nothing).any() and said.str.fullmatch(offer).any()
