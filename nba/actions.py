@@ -1129,13 +1129,14 @@ def _reasons(
     var_text: pa.Array | None = None,
 ) -> pa.Array:
     """One short sentence per customer for its chosen action index (-1 = empty slot), built
-    with arrow string kernels, looping over actions only: churn risk as the card shows it, the
-    evidence the action targets against the typical (median) customer, the save rate and which
-    trait set it, the value at risk and the expected net value. The action's and the segment's
-    names are shown beside the reason, so the reason does not repeat them. "No action" says
-    why in business words (see `_no_action_text`); `taken` (n × actions) marks the actions
-    of earlier slots, `policy` (n, bool) the rows whose action the high-risk minimum-service
-    setting chose. `segment` is kept for callers; the reason no longer quotes it. `var_text`:
+    with arrow string kernels, piece by piece for all offer rows at once (`_action_reasons`)
+    and for all "no action" rows at once (`_no_action_text`): churn risk as the card shows it,
+    the evidence the action targets against the typical (median) customer, the save rate and
+    which trait set it, the value at risk and the expected net value. The action's and the
+    segment's names are shown beside the reason, so the reason does not repeat them. "No
+    action" says why in business words (see `_no_action_text`); `taken` (n × actions) marks
+    the actions of earlier slots, `policy` (n, bool) the rows whose action the high-risk
+    minimum-service setting chose. `segment` is kept for callers; the reason no longer quotes it. `var_text`:
     each customer's value at risk as `_money_text` writes it (default: formatted here), since
     every reason quotes it."""
     n = len(chosen)
