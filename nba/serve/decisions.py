@@ -9,6 +9,7 @@ customer becomes one decision: the score row's fields, plus its position in the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import operator
@@ -185,17 +186,24 @@ def customers_frame(customers: Sequence[Any]) -> tuple[pd.DataFrame, dict[int, s
         for i, c in enumerate(customers)
         if not isinstance(c, dict)
     }
-    # One C-level lookup of every field per customer, then a transpose: the fields of a
-    # 1,000-customer request in a fraction of a millisecond (missing fields: the slow path).
-    fields = [_fields(c) if isinstance(c, dict) else _NOTHING for c in customers]
+    # Each field of every customer by one C-level map per field (half the CPU of a lookup per
+    # customer and a transpose); a customer without some field, or not an object: the fields
+    # customer by customer, None where missing.
+    columns = None
+    if not not_objects:
+        with contextlib.suppress(KeyError):
+            columns = [list(map(get, customers)) for get in _GETTERS]
+    if columns is None:
+        fields = [_fields(c) if isinstance(c, dict) else _NOTHING for c in customers]
+        columns = [list(values) for values in zip(*fields, strict=True)]
     cols = {}
-    for name, values in zip(schema.REQUIRED, zip(*fields, strict=True), strict=True):
-        values = list(values)
+    for name, values in zip(schema.REQUIRED, columns, strict=True):
         cols[name] = _number_column(values) if name in _NUMBERS else _text_column(values)
-    return pd.DataFrame(cols, index=pd.RangeIndex(len(fields)), copy=False), not_objects
+    return pd.DataFrame(cols, index=pd.RangeIndex(len(customers)), copy=False), not_objects
 
 
 _GET = operator.itemgetter(*schema.REQUIRED)
+_GETTERS = [operator.itemgetter(name) for name in schema.REQUIRED]
 _NOTHING = (None,) * len(schema.REQUIRED)
 
 

@@ -541,3 +541,51 @@ def test_reasons_built_in_blocks_equal_reasons_built_at_once(monkeypatch) -> Non
     assert in_blocks["action_1_reason"].array._pa_array.num_chunks == 11  # 400 rows / 37
     assert in_blocks["action_1"].nunique() > 2
     pd.testing.assert_frame_equal(in_blocks, at_once, check_exact=True)
+
+
+def test_reasons_of_a_mixed_batch_equal_each_customers_reasons_alone() -> None:
+    """Reasons are built piece by piece for all customers of a slot at once (whatever action
+    each was chosen): each customer's texts equal those built for that customer alone, where
+    only its own action's pieces exist (credit and plain offers, evidence of every format,
+    traits, no action, the minimum-service note)."""
+    customers = validate(synth.generate(120, 31)).clean
+    catalogue = load_catalogue()
+    rng = np.random.default_rng(31)
+    p = rng.choice([0.0004, 0.2, 0.45, 0.7, 0.93, 0.9996], len(customers))
+    scores = pd.DataFrame({"churn_probability": p}, index=customers.index)
+    scores["risk_band"] = np.where(p > 0.5, "high", "low")
+    scores[actions.CREDIT_SCORE] = np.clip(p * 0.8 + 0.05, 0, 1)
+    settings = Settings(high_risk_minimum_action="digital_nudge")
+    reference = actions.population_medians(customers)
+    together = actions.recommend_actions(
+        scores, customers, catalogue, settings, reference=reference
+    )
+    assert together["action_1"].nunique() > 3  # several offers share each slot
+    assert together["action_1_reason"].str.contains("minimum-service").any()
+    assert together["action_1_reason"].str.startswith("No action").any()
+    alone = pd.concat(
+        [
+            actions.recommend_actions(
+                scores.iloc[[i]], customers.iloc[[i]], catalogue, settings, reference=reference
+            )
+            for i in range(len(customers))
+        ]
+    )
+    pd.testing.assert_frame_equal(together, alone, check_exact=True)
+    # and the sentences keep their exact wording (both sides above share the code)
+    reasons = pd.concat([together[f"action_{k}_reason"] for k in (1, 2, 3)])
+    offer = (
+        r"Churn risk ([<>] )?\d+\.\d%(; [a-z0-9 -]+ \$?\d+%? \(typical \$?\d+%?\))?\. "
+        r"Assumed to keep \d+% of would-be leavers \((the rate for customers with [a-z ]+|"
+        r"the catalogue's default rate)\) of \$[\d,]+ at risk: expected net -?\$[\d,]+\."
+        r"( Given by the high-risk minimum-service policy \(setting high_risk_minimum_action\)\.)?"
+    )
+    nothing = (
+        r"(No action|Nothing further): the best (other )?offer, [^,]+, would keep an expected "
+        r"\$[\d,.]+ of the \$[\d,]+ at risk, less than its \$[\d,.]+ cost\."
+    )
+    said = reasons[reasons.ne("") & ~reasons.str.contains("ruled out|no value at risk")]
+    assert said.str.fullmatch(f"{offer}|{nothing}").all(), (
+        said[~said.str.fullmatch(f"{offer}|{nothing}")].head(3).tolist()
+    )
+    assert said.str.fullmatch(nothing).any() and said.str.fullmatch(offer).any()

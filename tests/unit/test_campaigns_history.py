@@ -416,3 +416,46 @@ def test_a_plan_naming_a_customer_twice_is_refused(tmp_path: Path) -> None:
         with pytest.raises(HistoryError, match=r"'spring:1001' appears twice \(row 6\)"):
             h.record_decisions(d)
         assert h.counts()["decisions"] == 0
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["7c1e-1", "7c1e-2", "7c1e-3"],  # the service's form: one json_each statement
+        ['say "hi"', "back\\slash", "tab\there"],  # JSON would escape them: row by row
+        ["café-1", "日本-2", "plain-3"],  # beyond ASCII: row by row
+    ],
+    ids=["plain", "escaped", "unicode"],
+)
+def test_stored_decision_ids_come_back_exactly(tmp_path: Path, ids: list[str]) -> None:
+    """The service's own ids are written as a JSON array when JSON holds them unescaped, row
+    by row otherwise: either way the very text given is stored, answers responses and is
+    refused a second time."""
+    d = _decisions(3, "api").assign(decision_id=ids, channel="api")
+    with History(tmp_path / "h.sqlite") as h:
+        assert h.record_decisions(d, make_customers(3, seed=4)) == 3
+        stored = [r[0] for r in h.conn.execute("SELECT decision_id FROM decisions ORDER BY id")]
+        assert stored == ids
+        assert h.decisions()["decision_id"].tolist() == ids
+        assert h.decisions()["CLIENTNUM"].tolist() == d["CLIENTNUM"].tolist()
+        n, rejected = h.record_responses(
+            pd.DataFrame({"decision_id": ids[1:], "responded": 1, "retained": 0})
+        )
+        assert (n, len(rejected)) == (2, 0)
+        with pytest.raises(HistoryError, match="already in the history"):
+            h.record_decisions(d.iloc[[2]])
+        assert h.counts()["decisions"] == 3
+
+
+def test_json_pairs_refuse_ids_json_would_escape() -> None:
+    """Only ids JSON writes as they are go through json_each (so SQLite reads back the text)."""
+    import pyarrow as pa
+
+    from nba.campaigns.history import _json_pairs
+
+    def pairs(ids: list[str | None]) -> str | None:
+        return _json_pairs(np.arange(1, len(ids) + 1), pa.array(ids, pa.large_string()))
+
+    assert pairs(["a-1", "b:2"]) == '[[1,"a-1"],[2,"b:2"]]'
+    for bad in (['a"b'], ["a\\b"], ["é"], ["a\nb"], ["a", None]):
+        assert pairs(bad) is None, bad
