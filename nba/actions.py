@@ -886,6 +886,12 @@ def _percents() -> pa.Array:
     return pa.array(texts, pa.large_string())
 
 
+#: How an offer's reason opens, by whether the action is a credit action (index 1): credit
+#: actions are decided on the churn score fitted without the protected attributes, which can
+#: differ from the risk the card shows, so their reason says which score it quotes.
+RISK_LABELS = ("Churn risk ", "Churn risk (credit score, no protected attributes) ")
+
+
 def _from_table(texts: Sequence[str], codes: np.ndarray) -> pa.Array:
     """`texts[codes]` as a large_string array, built by arrow from the few texts."""
     return pa.array(texts, pa.large_string()).take(pa.array(codes, pa.int64()))
@@ -978,7 +984,8 @@ def _action_reasons(
     p = ev.p_for(False)[rows]
     if credit.any():
         p = np.where(credit, ev.p_for(True)[rows], p)
-    parts: list[Any] = ["Churn risk ", percent_text(p)]
+    # a credit action names the score it was decided on: the card shows the main churn risk
+    parts: list[Any] = [_from_table(RISK_LABELS, credit.astype(np.int64)), percent_text(p)]
     # the evidence: "; {label} " [+ "$"], the value's digits, ["%" +] " (typical {median})"
     evidence = [j for j in np.unique(js).tolist() if acts[j].evidence is not None]
     if evidence:

@@ -575,7 +575,8 @@ def test_reasons_of_a_mixed_batch_equal_each_customers_reasons_alone() -> None:
     # and the sentences keep their exact wording (both sides above share the code)
     reasons = pd.concat([together[f"action_{k}_reason"] for k in (1, 2, 3)])
     offer = (
-        r"Churn risk ([<>] )?\d+\.\d%(; [a-z0-9 -]+ \$?\d+%? \(typical \$?\d+%?\))?\. "
+        r"Churn risk (\(credit score, no protected attributes\) )?([<>] )?\d+\.\d%"
+        r"(; [a-z0-9 -]+ \$?\d+%? \(typical \$?\d+%?\))?\. "
         r"Assumed to keep \d+% of would-be leavers \((the rate for customers with [a-z ]+|"
         r"the catalogue's default rate)\) of \$[\d,]+ at risk: expected net -?\$[\d,]+\."
         r"( Given by the high-risk minimum-service policy \(setting high_risk_minimum_action\)\.)?"

@@ -191,6 +191,8 @@ def test_score_output_adds_only_the_blind_score_and_credit_reasons_quote_nothing
         reasons = a.loc[credit, f"action_{k}_reason"]
         quoted += len(reasons)
         assert not reasons.str.contains(QUOTES).any()
+        # and they say which score they quote: not the risk the card shows
+        assert reasons.str.startswith("Churn risk (credit score, no protected attributes) ").all()
         # the same customer, changed: the same credit action keeps the same reason word for word
         same = credit & (b[f"action_{k}"] == a[f"action_{k}"]).to_numpy()
         pd.testing.assert_series_equal(
