@@ -270,6 +270,37 @@ def tornado_table(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
     return table.sort_values("swing", ascending=False, kind="stable")
 
 
+def sensitivity_story(tornado: Mapping[str, pd.DataFrame], change: float) -> str:
+    """Notebook 06's reading of the tornado (`tornado_table` per outcome label of `OUTCOMES`):
+    which assumption moves the net value most and how far, the others in order, whether the
+    net value stays positive, and what moves the high-risk customers left without an action."""
+    from nba.plots import number
+    from nba.story import md, money
+
+    net_swing = tornado[OUTCOMES["expected_net_value"]]
+    left_swing = tornado[OUTCOMES["high_risk_without_action"]]
+    widest, widest_left = net_swing.iloc[0], left_swing.iloc[0]
+    positive = bool((net_swing[["low", "high"]] > 0).to_numpy().all())
+    others = "; ".join(
+        f"{md(r.label.lower())} {money(r.low)} to {money(r.high)}"
+        for r in net_swing.iloc[1:].itertuples()
+    )
+    others = others[:1].upper() + others[1:]  # it opens a sentence
+    return (
+        f"Each panel's bars run from the base case to the outcome with one assumption "
+        f"{change:.0%} lower (blue) or higher (orange); the widest swing is on top. The net "
+        f"value of the held-out plan ({money(widest.base)}) moves most with "
+        f"**{md(widest.label.lower())}**: {money(widest.low)} to {money(widest.high)}. {others}. "
+        f"The plan's net value {'stays positive' if positive else 'is not positive'} in every "
+        f"case shown. High-risk customers left without an action ({int(widest_left.base):,}) "
+        f"move most with {md(widest_left.label.lower())}: {int(widest_left.low):,} at "
+        f"{md(number(widest_left.low_value))} and {int(widest_left.high):,} at "
+        f"{md(number(widest_left.high_value))}. Horizon and save rates scale every expected "
+        "saving alike, so they move the net value the same way; they differ in the cost per "
+        "expected save, which only the save rates change directly."
+    )
+
+
 def value_basis_comparison(
     scores: pd.DataFrame,
     customers: pd.DataFrame,

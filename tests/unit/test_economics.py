@@ -192,3 +192,39 @@ def test_pre_decline_value_never_lowers_the_value_at_risk(scores, customers, cat
 def test_scores_without_a_risk_band_are_refused(scores, customers, catalogue):
     with pytest.raises(ValueError, match="risk_band"):
         economics.plan_outcome(scores.drop(columns="risk_band"), customers, catalogue, SETTINGS)
+
+
+def test_sensitivity_story_reads_the_widest_swing_and_the_sign() -> None:
+    net = pd.DataFrame(
+        {
+            "label": ["Save rates", "Servicing cost ($ a year)"],
+            "base": [100.0, 100.0],
+            "low": [40.0, 120.0],
+            "high": [160.0, 90.0],
+            "low_value": [0.5, 20.0],
+            "high_value": [1.5, 60.0],
+        }
+    )
+    left = pd.DataFrame(
+        {
+            "label": ["Interchange (share of spend)"],
+            "base": [9.0],
+            "low": [12.0],
+            "high": [3.0],
+            "low_value": [0.009],
+            "high_value": [0.027],
+        }
+    )
+    tornado = {
+        economics.OUTCOMES["expected_net_value"]: net,
+        economics.OUTCOMES["high_risk_without_action"]: left,
+    }
+    text = economics.sensitivity_story(tornado, 0.5)
+    assert "one assumption 50% lower" in text
+    assert (
+        "moves most with **save rates**: \\$40 to \\$160. Servicing cost (\\$ a year) \\$120 to"
+    ) in text
+    assert "stays positive in every case" in text
+    assert "(9) move most with interchange (share of spend): 12 at" in text
+    net.loc[0, "low"] = -5.0
+    assert "is not positive" in economics.sensitivity_story(tornado, 0.5)
