@@ -151,6 +151,14 @@ OVERRIDE_COLUMNS = (
 LEGACY_RECORDED_BY = "not recorded (imported from the app's former side file)"
 
 
+def _mark_repeats(reason: np.ndarray, key: np.ndarray, message: str) -> None:
+    """Reject, with `message`, every still-good row (`reason` "") whose `key` an earlier
+    still-good row of the same file already has: the first one counts."""
+    good = reason == ""
+    repeat = pd.Series(key).where(good).duplicated(keep="first").to_numpy() & good
+    reason[repeat] = message
+
+
 class HistoryError(NbaError):
     """The history file or a batch written to it cannot be used; one sentence says why."""
 
@@ -525,9 +533,9 @@ class History:
             v, ok = _zero_one(frame[column])
             values[column] = v
             reason[(~ok) & (reason == "")] = f"{column} must be 0 or 1, got something else"
-        good = reason == ""
-        dup = pd.Series(dup_key).where(good).duplicated(keep="first").to_numpy() & good
-        reason[dup] = "duplicate: an earlier row of this file gives this customer's outcome"
+        _mark_repeats(
+            reason, dup_key, "duplicate: an earlier row of this file gives this customer's outcome"
+        )
         now = _now()
         try:
             with self._transaction() as conn:
@@ -726,9 +734,7 @@ class History:
         campaign[good] = decided["campaign_id"].astype("str").to_numpy()
         same = good & (action == recommended.to_numpy())
         reason[same] = "not an override: the decision's action is the recommended one"
-        good = reason == ""
-        dup = pd.Series(key).where(good).duplicated(keep="first").to_numpy() & good
-        reason[dup] = "duplicate: an earlier row overrides the same decision"
+        _mark_repeats(reason, key, "duplicate: an earlier row overrides the same decision")
         now = _now()
         try:
             with self._transaction() as conn:
