@@ -51,7 +51,7 @@ from nba.serve.decisions import (
     customer_columns,
     parse_body,
 )
-from nba.serve.writer import HistoryWriter
+from nba.serve.writer import WriterProcess
 
 log = logging.getLogger("nba.serve")
 access_log = logging.getLogger("nba.serve.access")
@@ -100,13 +100,6 @@ def load_models(config: ServeConfig) -> tuple[Model, Model | None]:
     champion = one(config.bundle, CHAMPION)
     challenger = one(config.challenger, CHALLENGER) if config.challenger else None
     return champion, challenger
-
-
-def open_history(path: str | None) -> Any:
-    """The interaction history (`nba.campaigns.history.History`), created if need be."""
-    from nba.campaigns.history import History
-
-    return History(path)
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -425,7 +418,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        writer = HistoryWriter(lambda: open_history(config.history))
+        writer = WriterProcess(config.history)
         writer.on_written = lambda n: metrics.written.inc(n)
         writer.on_lost = lambda n: metrics.lost.inc(n)
         await asyncio.get_running_loop().run_in_executor(None, writer.start)
@@ -461,8 +454,8 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
                 401, "This service needs the header Authorization: Bearer <NBA_API_KEY>."
             )
 
-    def writer() -> HistoryWriter:
-        w: HistoryWriter = state["writer"]
+    def writer() -> WriterProcess:
+        w: WriterProcess = state["writer"]
         return w
 
     @app.exception_handler(RequestError)
@@ -490,7 +483,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
 
     @app.get("/health", responses=openapi.health_responses(), summary="Is it serving, and what")
     async def health() -> Response:
-        w: HistoryWriter | None = state.get("writer")
+        w: WriterProcess | None = state.get("writer")
         alive = w is not None and w.alive
         meta = champion.bundle.metadata
         body = {
@@ -524,7 +517,7 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
     async def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        w: HistoryWriter | None = state.get("writer")
+        w: WriterProcess | None = state.get("writer")
         if w is not None:
             metrics.queued.set(w.queued)
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -549,6 +542,11 @@ def create_app(config: ServeConfig, models: tuple[Model, Model | None] | None = 
             except queue.Full:
                 raise RequestError(
                     503, "The history writer is far behind; try again in a moment."
+                ) from None
+            except RuntimeError as exc:  # the writer process is gone: decide nothing unlogged
+                log.error("the history writer cannot take decisions: %s", exc)
+                raise RequestError(
+                    503, "The history writer is not running; nothing was decided (see /health)."
                 ) from None
             # the actions as a list first: iterating an arrow-backed array value by value cost
             # 0.6 ms a 1,000-customer request, the list 0.1 ms

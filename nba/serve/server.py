@@ -11,7 +11,8 @@ import tempfile
 from typing import Any
 
 from nba.errors import NbaError
-from nba.serve.app import CONFIG_ENV, ServeConfig, create_app, load_models, open_history
+from nba.serve.app import CONFIG_ENV, ServeConfig, create_app, load_models
+from nba.serve.writer import open_history
 
 #: Seconds uvicorn waits for requests in flight on shutdown before closing them.
 GRACEFUL_SECONDS = 30

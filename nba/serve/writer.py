@@ -13,12 +13,22 @@ works through a FIFO queue:
 - responses wait: the thread first writes every decision queued before them (so a response to
   a decision this process just made finds it), then records the responses and commits, and
   only then does the request answer 200. An acknowledged response is on disk.
+
+The service runs that thread in a process of its own (`WriterProcess`): building a batch's
+frames and Parquet blobs is Python work that, in the serving process, held the interpreter
+lock while requests waited, and kept one worker to one core (the request path and the writer
+shared it). In its own process the writes run on the other core; the service pays a pickle
+and a pipe write per request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import multiprocessing
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -222,10 +232,280 @@ class HistoryWriter:
             item.done.set_exception(exc)
 
 
+# --- the writer in a process of its own -------------------------------------------------------
+
+
+def open_history(path: str | None) -> Any:
+    """The interaction history (`nba.campaigns.history.History`), created if need be."""
+    from nba.campaigns.history import History
+
+    return History(path)
+
+
+class WriterProcess:
+    """A `HistoryWriter` in a child process, with the same interface for the service.
+
+    The request side (this process) keeps what it is given in a list (a request pays an
+    append: waking a thread or a process per request cost the one-customer median about half
+    a millisecond) and bounds it by `max_rows`; a thread here sends the list down a pipe every
+    `linger` seconds, or at once past `batch_rows`. A response first sends every decision
+    given before it, on the same pipe, so the order the writer keeps (decisions given before a
+    response are written before it) holds across the processes. The thread also reads what
+    the child reports on a second pipe: rows written or lost, responses committed (their
+    futures resolve only then), the child's stop. The child ignores SIGINT and SIGTERM (a
+    Ctrl-C reaches the whole process group): it stops when told to, after writing everything
+    sent, or when this process is gone (its pipe closes), after writing what it has."""
+
+    def __init__(
+        self,
+        path: str | None,
+        opener: Callable[[str | None], Any] = open_history,
+        batch_rows: int = 20_000,
+        linger: float = 0.5,
+        max_rows: int = 200_000,
+        retries: int = 5,
+    ) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        self.max_rows, self.batch_rows, self.linger = max_rows, batch_rows, linger
+        self._rows = 0  # given and not yet reported written or lost
+        self._pending: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+        self._pending_rows = 0
+        self._lock = threading.Lock()  # the counts, the list and the futures
+        self._send_lock = threading.Lock()  # the pipe's order: held from taking the list to sent
+        self._wake = threading.Event()
+        self._stopping = False
+        self._gone = False
+        self._child_in, self._to_child = context.Pipe(duplex=False)
+        self._from_child, self._child_out = context.Pipe(duplex=False)
+        # the child batches what arrives together into one write; the waiting is done here
+        options = {"batch_rows": batch_rows, "linger": min(linger, 0.05), "retries": retries}
+        self._process = context.Process(
+            target=_child, args=(opener, path, options, self._child_in, self._child_out)
+        )
+        self._process.name = "nba-history"
+        self._reader = threading.Thread(target=self._read, name="nba-history-reader", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name="nba-history-sender")
+        self._futures: dict[int, Future] = {}
+        self._ids = itertools.count()
+        self.written = 0
+        self.lost = 0
+        self.on_written: Callable[[int], None] = lambda n: None
+        self.on_lost: Callable[[int], None] = lambda n: None
+
+    def start(self, timeout: float = 300.0) -> WriterProcess:
+        """Start the child and wait until it has opened the history; a history that cannot be
+        opened is raised here."""
+        self._process.start()
+        # the child's ends belong to the child: closed here, so each side sees the other go
+        self._child_in.close()
+        self._child_out.close()
+        if not self._from_child.poll(timeout):
+            self._process.kill()
+            raise RuntimeError(f"the history writer did not start within {timeout:.0f} s")
+        try:
+            kind, *rest = self._from_child.recv()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(
+                f"the history writer ended on start (exit {self._process.exitcode})"
+            ) from None
+        if kind == "error":
+            self._process.join()
+            raise rest[0]
+        self._reader.start()
+        self._sender.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """True while the child runs and reports (the service answers 503 on /health else)."""
+        return not self._gone and self._process.is_alive() and self._reader.is_alive()
+
+    @property
+    def queued(self) -> int:
+        """Decisions given and not yet reported written or lost."""
+        return self._rows
+
+    def add_decisions(self, decisions: dict[str, Any], customers: dict[str, Any] | None) -> None:
+        """As `HistoryWriter.add_decisions`: raises `queue.Full` when `max_rows` decisions
+        already wait, `RuntimeError` when the writer is gone."""
+        n = len(decisions["decision_id"])
+        with self._lock:
+            if self._gone:
+                raise RuntimeError("the history writer is gone")
+            if self._rows + n > self.max_rows:
+                raise queue.Full
+            self._rows += n
+            self._pending.append((decisions, customers))
+            self._pending_rows += n
+            if self._pending_rows >= self.batch_rows:
+                self._wake.set()
+
+    def record_responses(self, responses: pd.DataFrame) -> Future:
+        """As `HistoryWriter.record_responses`: resolves once the child has committed them
+        (after every decision given before them)."""
+        done: Future = Future()
+        with self._send_lock:
+            self._send_pending()
+            with self._lock:
+                key = next(self._ids)
+                self._futures[key] = done
+            self._send(("responses", key, responses))
+        return done
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Send what waits, have the child write it all and close the history; wait for it."""
+        if not self._sender.is_alive() and not self._process.is_alive():
+            return
+        self._stopping = True
+        self._wake.set()
+        self._sender.join(timeout)
+        self._process.join(timeout)
+        if self._process.is_alive():
+            log.error("the history writer did not finish within %.0f s", timeout)
+            return
+        self._reader.join(timeout)
+        self._to_child.close()
+
+    # --- this process's threads -----------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.linger)
+            self._wake.clear()
+            with self._send_lock:
+                self._send_pending()
+        with self._send_lock:
+            self._send_pending()
+            with contextlib.suppress(RuntimeError):
+                self._send(("stop",))
+
+    def _send_pending(self) -> None:
+        """Send the decisions given so far (the caller holds the send lock)."""
+        with self._lock:
+            batch, self._pending, self._pending_rows = self._pending, [], 0
+        if not batch:
+            return
+        # stacked column by column before pickling: pickling each request's arrays one by one
+        # cost a quarter of a millisecond a request, in this process's interpreter
+        sizes = [len(d["decision_id"]) for d, _ in batch]
+        decisions = _stacked([d for d, _ in batch])
+        parts = [c for _, c in batch]
+        customers = None if any(c is None for c in parts) else _stacked(parts)  # type: ignore[arg-type]
+        try:
+            self._send(("decisions", decisions, customers, sizes))
+        except RuntimeError as exc:
+            n = sum(len(d["decision_id"]) for d, _ in batch)
+            log.error("%d decisions could not be sent to the history writer: %s", n, exc)
+            with self._lock:
+                self._rows -= n
+            self.lost += n
+            self.on_lost(n)
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self._to_child.send(message)
+        except (OSError, ValueError) as exc:  # the child is gone (a broken or closed pipe)
+            self._gone = True
+            raise RuntimeError(f"the history writer is gone ({exc})") from exc
+
+    def _read(self) -> None:
+        try:
+            while True:
+                try:
+                    kind, *rest = self._from_child.recv()
+                except (EOFError, OSError):
+                    log.error("the history writer process ended (exit %s)", self._process.exitcode)
+                    return
+                if kind == "stopped":
+                    return
+                if kind == "responded":
+                    key, failed, value = rest
+                    with self._lock:
+                        done = self._futures.pop(key)
+                    (done.set_exception if failed else done.set_result)(value)
+                    continue
+                with self._lock:
+                    self._rows -= rest[0]
+                if kind == "written":
+                    self.written += rest[0]
+                    self.on_written(rest[0])
+                else:
+                    self.lost += rest[0]
+                    self.on_lost(rest[0])
+        finally:
+            with self._lock:
+                self._gone = True
+                waiting, self._futures = list(self._futures.values()), {}
+            for done in waiting:
+                done.set_exception(RuntimeError("the history writer stopped"))
+
+
+def _child(
+    opener: Callable[[str | None], Any], path: str | None, options: dict[str, Any], inbox, outbox
+) -> None:
+    """The writer process: a `HistoryWriter` fed from the `inbox` pipe, reporting on `outbox`
+    (from its thread and this one, so under a lock)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    lock = threading.Lock()
+
+    def report(message: tuple) -> None:
+        with lock, contextlib.suppress(OSError):  # the service is gone: nobody to tell
+            outbox.send(message)
+
+    # the request side bounds what waits; here nothing may be refused
+    writer = HistoryWriter(lambda: opener(path), max_rows=2**62, **options)
+    writer.on_written = lambda n: report(("written", n))
+    writer.on_lost = lambda n: report(("lost", n))
+    try:
+        writer.start()
+    except BaseException as exc:  # noqa: BLE001 - raised again by WriterProcess.start
+        report(("error", exc))
+        return
+    report(("ready",))
+    while True:
+        try:
+            kind, *rest = inbox.recv()
+        except EOFError:
+            log.error("the service ended without stopping the history writer")
+            break
+        if kind == "decisions":  # each request's part again: one bad part loses only itself
+            decisions, customers, sizes = rest
+            for a, b in itertools.pairwise(itertools.accumulate(sizes, initial=0)):
+                writer.add_decisions(
+                    {k: v[a:b] for k, v in decisions.items()},
+                    None if customers is None else {k: v[a:b] for k, v in customers.items()},
+                )
+        elif kind == "responses":
+            key, responses = rest
+            writer.record_responses(responses).add_done_callback(
+                lambda done, key=key: report(_outcome(key, done))
+            )
+        else:
+            break
+    writer.stop()
+    report(("stopped",))
+
+
+def _outcome(key: int, done: Future) -> tuple[str, int, bool, Any]:
+    """A committed response's message; a failure as a plain RuntimeError (any exception
+    pickles as that; the service answers 503 and logs it)."""
+    error = done.exception()
+    if error is not None:
+        return ("responded", key, True, RuntimeError(f"{type(error).__name__}: {error}"))
+    return ("responded", key, False, done.result())
+
+
 def _frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
     """One frame from the columns of many requests (numpy or pandas arrays, or lists), one
     frame per batch, stacked array by array (no type inferred per value)."""
-    return pd.DataFrame({name: _stack([p[name] for p in parts]) for name in parts[0]})
+    return pd.DataFrame(_stacked(parts))
+
+
+def _stacked(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The columns of many requests, each stacked into one array."""
+    return {name: _stack([p[name] for p in parts]) for name in parts[0]}
 
 
 def _stack(pieces: list[Any]) -> Any:
