@@ -13,6 +13,9 @@ Run: `.venv/bin/python bench/bench_serve.py [--bundle B] [--workers 1,2] [--requ
 The clients run in this process (16 threads for (b)), on the same 2 cores as the server:
 their CPU time counts against the server's. Every server writes its decisions to a fresh
 history and its access log to a file, as in production. Figures depend on machine load.
+With --workers 2, (b) and (c) place their keep-alive connections evenly over the workers
+(as a load balancer would; see `_spread_connections`): a connection stays with the worker
+that accepted it, and connections opened together often all land on one.
 """
 
 from __future__ import annotations
@@ -133,16 +136,23 @@ def bench_sequential(url: str, bundle_file: Path, calls: int) -> None:
     )
 
 
-def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[float, int, int]:
+def _load(
+    url: str,
+    bodies: list[bytes],
+    clients: int,
+    total: int,
+    connections: list[http.client.HTTPConnection] | None = None,
+) -> tuple[float, int, int]:
     """`clients` threads, each with its own keep-alive connection (the standard library's
     http.client: the lightest real HTTP client, so the clients take little of the 2 cores the
-    server needs), sending `total` requests in all; (seconds, decisions, errors)."""
+    server needs), sending `total` requests in all; (seconds, decisions, errors). Given
+    `connections` (one per client) are used, and left open."""
     host, port = url.removeprefix("http://").split(":")
     counter = itertools.count()
     decided, errors = [0] * clients, [0] * clients
 
     def one_client(k: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        conn = connections[k] if connections else http.client.HTTPConnection(host, int(port))
         try:
             while (i := next(counter)) < total:
                 conn.request("POST", "/v1/decisions", bodies[i % len(bodies)], HEADERS)
@@ -153,7 +163,8 @@ def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[floa
                 else:
                     errors[k] += 1
         finally:
-            conn.close()
+            if not connections:
+                conn.close()
 
     threads = [threading.Thread(target=one_client, args=(k,)) for k in range(clients)]
     start = time.perf_counter()
@@ -162,6 +173,27 @@ def _load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[floa
     for t in threads:
         t.join()
     return time.perf_counter() - start, sum(decided), sum(errors)
+
+
+def _spread_connections(url: str, workers: int, per_worker: int) -> list:
+    """Keep-alive connections, `per_worker` to each worker process, as a load balancer in
+    front of the workers would place them. A connection stays with the worker that accepted
+    it, and the kernel lets either worker accept any new one: two clients connecting at once
+    were both served by one worker in about half of the runs (the one-worker rate). Each
+    connection asks /health which worker (pid) answers it; extra ones are closed."""
+    host, port = url.removeprefix("http://").split(":")
+    kept: dict[int, list[http.client.HTTPConnection]] = {}
+    for _ in range(200):
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        conn.request("GET", "/health")
+        pid = orjson.loads(conn.getresponse().read())["pid"]
+        if len(kept.setdefault(pid, [])) < per_worker:
+            kept[pid].append(conn)
+        else:
+            conn.close()
+        if len(kept) == workers and all(len(c) == per_worker for c in kept.values()):
+            return [c for conns in kept.values() for c in conns]
+    raise RuntimeError(f"could not reach {workers} workers with {per_worker} connections each")
 
 
 def _server_cpu(pid: int) -> float:
@@ -177,39 +209,56 @@ def _server_cpu(pid: int) -> float:
     return total
 
 
-def _measured(server: Running, bodies: list[bytes], clients: int, total: int) -> tuple:
+def _measured(
+    server: Running, bodies: list[bytes], clients: int, total: int, connections: list | None
+) -> tuple:
     """(seconds, decisions, errors, decisions per server CPU-second) of one load run. The
     last figure does not depend on how much of the cores other work left the server."""
     before = _server_cpu(server.process.pid)
-    seconds, decided, errors = _load(server.url, bodies, clients, total)
+    seconds, decided, errors = _load(server.url, bodies, clients, total, connections)
     cpu = _server_cpu(server.process.pid) - before
     return seconds, decided, errors, decided / cpu if cpu > 0 else float("nan")
+
+
+def _connections(server: Running, workers: int, clients: int) -> tuple[list | None, str]:
+    """With several workers and at least a client each, connections spread over the workers
+    (`_spread_connections`); else each client connects as it likes."""
+    if workers > 1 and clients % workers == 0:
+        spread = _spread_connections(server.url, workers, clients // workers)
+        return spread, f", {clients // workers} connection(s) to each worker"
+    return None, ""
 
 
 def bench_concurrent(server: Running, workers: int, total: int) -> None:
     bodies = [orjson.dumps({"customers": [c]}) for c in _records(500, 9)]
     _load(server.url, bodies, 16, 64)  # warm every worker and connection
-    seconds, decided, errors, per_cpu = _measured(server, bodies, 16, total)
+    connections, placed = _connections(server, workers, 16)
+    seconds, decided, errors, per_cpu = _measured(server, bodies, 16, total, connections)
     rate = decided / seconds
     verdict = "met" if rate >= 250 and errors == 0 else "NOT met"
     print(
-        f"(b) 16 concurrent clients, one customer a request, --workers {workers}: "
+        f"(b) 16 concurrent clients, one customer a request, --workers {workers}{placed}: "
         f"{decided:,} decisions in {seconds:.2f} s = {rate:,.0f} decisions/s, {errors} errors "
         f"— target {verdict}; {per_cpu:,.0f} decisions per server CPU-second"
     )
+    for c in connections or []:
+        c.close()
 
 
 def bench_batches(server: Running, workers: int, requests: int, clients: int) -> None:
     bodies = [orjson.dumps({"customers": _records(1000, seed)}) for seed in (10, 11, 12, 13)]
-    _load(server.url, bodies, clients, 2 * clients)
-    seconds, decided, errors, per_cpu = _measured(server, bodies, clients, requests)
+    connections, placed = _connections(server, workers, clients)
+    _load(server.url, bodies, clients, 2 * clients, connections)
+    seconds, decided, errors, per_cpu = _measured(server, bodies, clients, requests, connections)
     rate = decided / seconds
     verdict = "met" if rate >= 50_000 and errors == 0 else "NOT met"
     print(
-        f"(c) requests of 1,000 customers, {clients} client(s), --workers {workers}: "
+        f"(c) requests of 1,000 customers, {clients} client(s), --workers {workers}{placed}: "
         f"{decided:,} customers in {seconds:.2f} s = {rate:,.0f} customers/s, {errors} errors "
         f"— target {verdict}; {per_cpu:,.0f} customers per server CPU-second"
     )
+    for c in connections or []:
+        c.close()
 
 
 def bench_stages(bundle_file: Path, folder: Path, repeat: int = 10) -> None:
@@ -269,7 +318,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to measure (b, c) with")
     parser.add_argument("--calls", type=int, default=300, help="sequential requests for (a)")
     parser.add_argument("--requests", type=int, default=2000, help="requests for (b)")
-    parser.add_argument("--batches", type=int, default=40, help="1,000-customer requests (c)")
+    parser.add_argument("--batches", type=int, default=100, help="1,000-customer requests (c)")
     args = parser.parse_args()
     print(f"machine: {describe()}; load average {_load_average()} (other work on the cores)")
     folder = Path(tempfile.mkdtemp(prefix="nba-bench-serve-"))
