@@ -888,7 +888,9 @@ class App(w.VBox):
         )
         customer = pd.DataFrame([{c: self.record[c] for c in schema.REQUIRED[1:]}])
         result = self.RESULTS[int(self.oc_result.value)][1]
-        with History(self.history_path) as history:
+        # the decision, its override and its response in one transaction: a decision never
+        # stands in the history without the override that says a person chose it
+        with History(self.history_path) as history, history.transaction():
             history.record_decisions(decision, customer)
             if overridden:  # in the history beside the decision: impact and learning see it
                 _, refused = history.record_overrides(

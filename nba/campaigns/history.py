@@ -205,6 +205,7 @@ class History:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_history_path()
+        self._depth = 0  # transactions open: the outer one BEGINs, inner ones are savepoints
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit mode: every transaction is an explicit BEGIN IMMEDIATE … COMMIT
@@ -246,7 +247,7 @@ class History:
     def _migrate(self) -> None:
         if self.version == SCHEMA_VERSION:
             return
-        with self._transaction():
+        with self.transaction():
             current = self.version  # re-read under the write lock: another process may have won
             if current > SCHEMA_VERSION:
                 raise HistoryError(
@@ -261,22 +262,37 @@ class History:
                 log.info("history %s migrated to schema %d", self.path, version)
 
     class _Tx:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+        """A transaction; inside another one of the same history, a savepoint in it (the
+        outer transaction commits everything or nothing)."""
+
+        def __init__(self, history: History) -> None:
+            self.history = history
 
         def __enter__(self) -> sqlite3.Connection:
-            self.conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not on first write
-            return self.conn
+            h = self.history
+            if h._depth == 0:
+                h.conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not on first write
+            else:
+                h.conn.execute(f"SAVEPOINT nba_{h._depth}")
+            h._depth += 1
+            return h.conn
 
         def __exit__(self, kind: object, *rest: object) -> None:
-            if kind is None:
-                self.conn.execute("COMMIT")
+            h = self.history
+            h._depth -= 1
+            if h._depth == 0:
+                h.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+            elif kind is None:
+                h.conn.execute(f"RELEASE nba_{h._depth}")
             else:
-                self.conn.execute("ROLLBACK")
+                h.conn.execute(f"ROLLBACK TO nba_{h._depth}")
+                h.conn.execute(f"RELEASE nba_{h._depth}")
 
-    def _transaction(self) -> History._Tx:
-        """One write transaction: everything inside commits together or not at all."""
-        return History._Tx(self.conn)
+    def transaction(self) -> History._Tx:
+        """Several writes that belong together (a decision, its override and its response)
+        commit together or not at all: `with history.transaction(): ...`. Each write inside
+        is checked as on its own; an exception leaving the block writes none of them."""
+        return History._Tx(self)
 
     # -- decisions -------------------------------------------------------------------------
 
@@ -360,7 +376,7 @@ class History:
         table["decision_id"] = table["decision_id"].where(~implicit)  # rebuilt when read
         campaigns = _campaign_rows(campaign_code, campaign_names, d["channel"], d["bundle_id"])
         try:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 cid = {}
                 for campaign, channel, rows, bundle in campaigns:
                     conn.execute(
@@ -538,7 +554,7 @@ class History:
         )
         now = _now()
         try:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 ok = reason == ""
                 before = self._recorded(decision[ok])
                 if len(before):
@@ -737,7 +753,7 @@ class History:
         _mark_repeats(reason, key, "duplicate: an earlier row overrides the same decision")
         now = _now()
         try:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 ok = reason == ""
                 before = {
                     int(k): (r, w)

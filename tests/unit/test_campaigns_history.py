@@ -135,6 +135,39 @@ def test_a_failed_transaction_leaves_the_history_as_before(tmp_path: Path) -> No
         assert h.campaign_ids() == ["c1"]
 
 
+def test_writes_that_belong_together_commit_together_or_not_at_all(tmp_path: Path) -> None:
+    """A decision, its override and its response in `transaction()`: an error after the
+    decision was written leaves none of them; a refused write inside (its own savepoint)
+    rolls back alone when the caller goes on; all of them land on success."""
+    with History(tmp_path / "h.sqlite") as h:
+        with pytest.raises(RuntimeError, match="after the decision"), h.transaction():
+            h.record_decisions(_decisions(2))
+            assert h.counts()["decisions"] == 2  # visible inside the transaction
+            raise RuntimeError("something failed after the decision was written")
+        assert h.counts()["decisions"] == 0
+        with h.transaction():
+            h.record_decisions(_decisions(2))
+            with pytest.raises(HistoryError):  # a repeated campaign: refused, rolled back alone
+                h.record_decisions(_decisions(2))
+            h.record_overrides(
+                pd.DataFrame(
+                    {
+                        "decision_id": ["c1:1"],
+                        "recommended": ["no_action"],
+                        "override_reason": ["customer asked for it"],
+                    }
+                )
+            )
+            h.record_responses(
+                pd.DataFrame({"decision_id": ["c1:1"], "responded": [1], "retained": [1]})
+            )
+        counts = h.counts()
+        assert counts["decisions"] == 2 and len(h.overrides()) == 1
+        assert h.interactions()["decision_id"].tolist() == ["c1:1"]
+    with History(tmp_path / "h.sqlite") as again:  # committed: another connection sees it
+        assert again.counts()["decisions"] == 2 and len(again.overrides()) == 1
+
+
 def test_responses_are_validated_and_idempotent(tmp_path: Path) -> None:
     with History(tmp_path / "h.sqlite") as h:
         h.record_decisions(_decisions(5))
