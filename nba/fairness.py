@@ -383,52 +383,36 @@ def protected_cost(
     level: float = 0.95,
 ) -> pd.DataFrame:
     """What leaving `protected` out of the stage-1 model costs, cross-validated on `train`
-    (labelled customers; the held-out split stays untouched): `repeats` × `settings.cv_folds`
-    seeded stratified folds, the same LightGBM configuration (`nba.churn.TUNED_PARAMS`, the
-    recorded engineered features) fitted with and without the columns on each fold. One row
-    per metric (ROC-AUC, PR-AUC): the mean with and without, the mean paired difference
+    (labelled customers; the held-out split stays untouched): the stage-1 learner with and
+    without the columns on the same `repeats` × `settings.cv_folds` seeded folds
+    (`nba.churn.feature_set_comparison`, the one paired comparison of feature variants). One
+    row per metric (ROC-AUC, PR-AUC): the mean with and without, the mean paired difference
     (with − without) and its `level` t interval over folds (folds overlap, so the interval is
     indicative, a little narrow), and the folds."""
-    import lightgbm as lgb
-    from scipy.stats import t as student
-    from sklearn.metrics import average_precision_score, roc_auc_score
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
-    from nba.churn.model import lgbm_params
+    from nba.churn import feature_set_comparison
     from nba.data import schema
-    from nba.features import KEPT_ENGINEERED, FeatureBuilder
 
-    y = train[schema.TARGET].to_numpy().astype(np.int64)
-    frames = {
-        "with": FeatureBuilder(KEPT_ENGINEERED).fit(train).transform(train),
-        "without": FeatureBuilder(KEPT_ENGINEERED, tuple(protected)).fit(train).transform(train),
-    }
-    folds = RepeatedStratifiedKFold(
-        n_splits=settings.cv_folds, n_repeats=repeats, random_state=settings.seed
-    ).split(np.zeros(len(y)), y)
-    scores: dict[str, dict[str, list[float]]] = {v: {"roc_auc": [], "pr_auc": []} for v in frames}
-    for fit_rows, test_rows in folds:
-        for variant, F in frames.items():
-            model = lgb.LGBMClassifier(**lgbm_params(None, settings.seed, n_jobs=2))
-            model.fit(F.iloc[fit_rows], y[fit_rows])
-            p = model.predict_proba(F.iloc[test_rows])[:, 1]
-            scores[variant]["roc_auc"].append(roc_auc_score(y[test_rows], p))
-            scores[variant]["pr_auc"].append(average_precision_score(y[test_rows], p))
+    table = feature_set_comparison(
+        train,
+        train[schema.TARGET],
+        settings,
+        sets={"with": (), "without": tuple(protected)},
+        reference="without",
+        repeats=repeats,
+        level=level,
+    ).set_index(["variant", "metric"])
     rows = []
     for metric in ("roc_auc", "pr_auc"):
-        a = np.asarray(scores["with"][metric])
-        b = np.asarray(scores["without"][metric])
-        d = a - b
-        half = student.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        with_, without = table.loc[("with", metric)], table.loc[("without", metric)]
         rows.append(
             {
                 "metric": metric,
-                "with_protected": float(a.mean()),
-                "without_protected": float(b.mean()),
-                "cost": float(d.mean()),
-                "cost_low": float(d.mean() - half),
-                "cost_high": float(d.mean() + half),
-                "folds": len(d),
+                "with_protected": float(with_["mean"]),
+                "without_protected": float(without["mean"]),
+                "cost": float(with_["delta"]),
+                "cost_low": float(with_["delta_low"]),
+                "cost_high": float(with_["delta_high"]),
+                "folds": int(with_["folds"]),
             }
         )
     return pd.DataFrame(rows)
