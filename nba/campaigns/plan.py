@@ -178,7 +178,7 @@ def thompson_probabilities(
     A = len(view.ids)
     post = posterior(bundle)
     sd = prior_sd()
-    z = view.z[rows]
+    z, z_credit = view.z[rows], view.z_credit[rows]
     base = view.effects()[rows]  # the engine's current effect estimate (learnt or assumed)
     var = view.var[rows]
     wins = np.zeros((len(rows), A))
@@ -195,9 +195,14 @@ def thompson_probabilities(
     L = np.stack([chol[j] for j in cols.tolist()])  # A' × F × F
     W = np.einsum("aij,kaj->kai", L, eps).transpose(2, 0, 1).reshape(F, K * len(cols))
     allowed = options[:, cols]
+    # a credit action's draw reads the blind score's features, as its value does
+    credit = view.credit[cols]
     for lo in range(0, len(rows), 20_000):  # all draws at once, 20,000 customers at a time
         hi = min(lo + 20_000, len(rows))
         noise = (z[lo:hi] @ W).reshape(hi - lo, K, len(cols))
+        if credit.any():
+            blind = (z_credit[lo:hi] @ W).reshape(hi - lo, K, len(cols))
+            noise[:, :, credit] = blind[:, :, credit]
         noise += base[lo:hi, None, cols]
         noise *= var[lo:hi, None, None]
         noise -= view.cost[cols]

@@ -48,6 +48,10 @@ class EngineView:
     cost: np.ndarray  # $ per action, A
     traits: dict[str, np.ndarray]
     z: np.ndarray  # effect features, n × F
+    # the credit actions' effect features: from the blind churn score (the main one's without a
+    # blind model), so that nothing about a credit action reads a protected attribute, n × F
+    z_credit: np.ndarray
+    credit: np.ndarray  # which actions are credit actions, A
 
     @property
     def j0(self) -> int:
@@ -71,7 +75,7 @@ def concat_views(views: Sequence[EngineView]) -> EngineView:
     engine gives row by row does not depend on the other rows: the trait medians come from the
     bundle's reference)."""
     first = views[0]
-    same = ("ids", "segment_names", "cost")
+    same = ("ids", "segment_names", "cost", "credit")
     if any(getattr(v, k) != getattr(first, k) for v in views[1:] for k in same[:2]):
         raise ValueError("views of different bundles cannot be put together")
     parts: dict[str, Any] = {}
@@ -107,6 +111,8 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         ]
     ev = evaluate(scores, customers, catalogue, bundle.run_settings, None, ref)
     traits = {k: np.asarray(v) for k, v in ev.trait_arrays.items()}
+    z = effect_features(p, traits)
+    p_credit = scores.get("credit_churn_probability")
     return EngineView(
         index=customers.index,
         client=np.asarray(customers[schema.ID].to_numpy(), dtype=np.int64),
@@ -122,7 +128,9 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         allowed=ev.exclusions.allowed,
         cost=np.asarray([a.cost for a in catalogue.actions], dtype=np.float64),
         traits=traits,
-        z=effect_features(p, traits),
+        z=z,
+        z_credit=z if p_credit is None else effect_features(p_credit, traits),
+        credit=np.asarray(catalogue.credit, dtype=bool),
     )
 
 

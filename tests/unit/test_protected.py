@@ -220,3 +220,24 @@ def test_the_blind_models_fast_matrix_equals_its_feature_builder(bundle, batch):
     assert fast.shape == (len(odd), len(blind.feature_names_))
     np.testing.assert_array_equal(fast, blind.features_.matrix(odd))
     assert np.isnan(fast[0]).sum() == 1
+
+
+def test_exploration_draws_of_credit_actions_do_not_move_when_protected_attributes_change(
+    bundle, batch
+):
+    """A plan's Thompson draws: among credit actions alone, the chance each one is drawn the
+    best reads the blind score only, so it is the same for every customer's twin."""
+    from nba.campaigns.plan import thompson_probabilities
+    from nba.campaigns.policy import engine_view
+
+    views = [engine_view(bundle, b) for b in (batch, counterfactual(batch, bundle.protected))]
+    options = [v.allowed & v.credit[None, :] for v in views]  # only credit actions compete
+    np.testing.assert_array_equal(options[0], options[1])
+    rows = np.flatnonzero(options[0].sum(axis=1) >= 2)
+    assert len(rows) >= 50  # the test can fail: customers with a choice between credit actions
+    drawn = [
+        thompson_probabilities(bundle, v, rows, options[0][rows], np.random.default_rng(3))
+        for v in views
+    ]
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+    assert not np.array_equal(views[0].z, views[1].z)  # the main score's features do move
