@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from nba.actions import NO_ACTION, allocate_budget
+from nba.actions import NO_ACTION, allocate_budget, effect_features
 from nba.campaigns.policy import (
     EngineView,
     bundle_id,
@@ -178,7 +178,8 @@ def thompson_probabilities(
     A = len(view.ids)
     post = posterior(bundle)
     sd = prior_sd()
-    z, z_credit = view.z[rows], view.z_credit[rows]
+    z = view.z[rows]
+    z_credit = effect_features(view.p_credit[rows], {k: v[rows] for k, v in view.traits.items()})
     base = view.effects()[rows]  # the engine's current effect estimate (learnt or assumed)
     var = view.var[rows]
     wins = np.zeros((len(rows), A))
@@ -194,15 +195,18 @@ def thompson_probabilities(
     eps = rng.standard_normal((K, len(cols), F))
     L = np.stack([chol[j] for j in cols.tolist()])  # A' × F × F
     W = np.einsum("aij,kaj->kai", L, eps).transpose(2, 0, 1).reshape(F, K * len(cols))
+    # a credit action's draw reads the blind score's features, as its value does: the other
+    # actions' columns first, then the credit actions', each block from its own features
+    order = np.argsort(view.credit[cols], kind="stable")
+    cols, W3 = cols[order], W.reshape(F, K, len(cols))[:, :, order]
+    m = int((~view.credit[cols]).sum())
+    W_main, W_credit = W3[:, :, :m].reshape(F, -1), W3[:, :, m:].reshape(F, -1)
     allowed = options[:, cols]
-    # a credit action's draw reads the blind score's features, as its value does
-    credit = view.credit[cols]
     for lo in range(0, len(rows), 20_000):  # all draws at once, 20,000 customers at a time
         hi = min(lo + 20_000, len(rows))
-        noise = (z[lo:hi] @ W).reshape(hi - lo, K, len(cols))
-        if credit.any():
-            blind = (z_credit[lo:hi] @ W).reshape(hi - lo, K, len(cols))
-            noise[:, :, credit] = blind[:, :, credit]
+        noise = np.empty((hi - lo, K, len(cols)))
+        noise[:, :, :m] = (z[lo:hi] @ W_main).reshape(hi - lo, K, m)
+        noise[:, :, m:] = (z_credit[lo:hi] @ W_credit).reshape(hi - lo, K, len(cols) - m)
         noise += base[lo:hi, None, cols]
         noise *= var[lo:hi, None, None]
         noise -= view.cost[cols]

@@ -48,9 +48,9 @@ class EngineView:
     cost: np.ndarray  # $ per action, A
     traits: dict[str, np.ndarray]
     z: np.ndarray  # effect features, n × F
-    # the credit actions' effect features: from the blind churn score (the main one's without a
-    # blind model), so that nothing about a credit action reads a protected attribute, n × F
-    z_credit: np.ndarray
+    # the churn score credit actions read: the blind model's (the main one's without a blind
+    # model), so that nothing about a credit action reads a protected attribute, n
+    p_credit: np.ndarray
     credit: np.ndarray  # which actions are credit actions, A
 
     @property
@@ -111,8 +111,7 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         ]
     ev = evaluate(scores, customers, catalogue, bundle.run_settings, None, ref)
     traits = {k: np.asarray(v) for k, v in ev.trait_arrays.items()}
-    z = effect_features(p, traits)
-    p_credit = scores.get("credit_churn_probability")
+
     return EngineView(
         index=customers.index,
         client=np.asarray(customers[schema.ID].to_numpy(), dtype=np.int64),
@@ -128,8 +127,8 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         allowed=ev.exclusions.allowed,
         cost=np.asarray([a.cost for a in catalogue.actions], dtype=np.float64),
         traits=traits,
-        z=z,
-        z_credit=z if p_credit is None else effect_features(p_credit, traits),
+        z=effect_features(p, traits),
+        p_credit=scores.get("credit_churn_probability", p),
         credit=np.asarray(catalogue.credit, dtype=bool),
     )
 
