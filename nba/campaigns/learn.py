@@ -62,8 +62,10 @@ CAUTION = 1.0
 class EffectModel:
     """Per-action conditional effects on retention with a Gaussian posterior (see module doc).
 
-    `fit(Z, d, y, prior_mean)`: Z n × F effect features, d n action column index (-1 = nothing
-    delivered), y 0/1 retained, prior_mean A × F. Fitted: `coef_` (A × F posterior means),
+    `fit(Z, d, y, prior_mean, Zc, credit)`: Z n × F effect features, d n action column index
+    (-1 = nothing delivered), y 0/1 retained, prior_mean A × F; `credit` (A booleans) marks the
+    actions whose effect is a function of `Zc`, the blind churn score's features (what the
+    engine values credit actions on), the others of Z. Fitted: `coef_` (A × F posterior means),
     `cov_` (A × F × F posterior covariances), `baseline_` (G coefficients), `sigma2_`,
     `n_` (rows per action)."""
 
@@ -77,9 +79,17 @@ class EffectModel:
         return np.column_stack([Z, Z[:, 1] ** 2])
 
     def fit(
-        self, Z: np.ndarray, d: np.ndarray, y: np.ndarray, prior_mean: np.ndarray
+        self,
+        Z: np.ndarray,
+        d: np.ndarray,
+        y: np.ndarray,
+        prior_mean: np.ndarray,
+        Zc: np.ndarray | None = None,
+        credit: np.ndarray | None = None,
     ) -> EffectModel:
         A, F = prior_mean.shape
+        self.credit_ = np.zeros(A, dtype=bool) if credit is None else np.asarray(credit, bool)
+        design = [self._design(a, Z, Zc) for a in range(A)]
         G = self.baseline_features(Z)
         Fg = G.shape[1]
         size = Fg + A * F
@@ -94,7 +104,7 @@ class EffectModel:
             if not rows.size:
                 continue
             s = slice(Fg + a * F, Fg + (a + 1) * F)
-            Za = Z[rows]
+            Za = design[a][rows]
             XtX[s, s] = Za.T @ Za
             XtX[:Fg, s] = G[rows].T @ Za
             XtX[s, :Fg] = XtX[:Fg, s].T
@@ -110,7 +120,7 @@ class EffectModel:
             fitted = G @ theta[:Fg]
             for a, rows in enumerate(groups):
                 if rows.size:
-                    fitted[rows] += Z[rows] @ theta[Fg + a * F : Fg + (a + 1) * F]
+                    fitted[rows] += design[a][rows] @ theta[Fg + a * F : Fg + (a + 1) * F]
             sigma2 = max(float(np.mean((y - fitted) ** 2)), 1e-4)
         cov = np.linalg.inv(P)
         self.sigma2_ = sigma2
@@ -121,13 +131,25 @@ class EffectModel:
         )
         return self
 
-    def effect(self, Z: np.ndarray) -> np.ndarray:
-        """Posterior mean effect of every action, n × A."""
-        return Z @ self.coef_.T
+    def _design(self, a: int, Z: np.ndarray, Zc: np.ndarray | None) -> np.ndarray:
+        """Action a's effect features: the blind score's for a credit action (given Zc)."""
+        return Zc if Zc is not None and self.credit_[a] else Z
 
-    def effect_sd(self, Z: np.ndarray) -> np.ndarray:
+    def effect(self, Z: np.ndarray, Zc: np.ndarray | None = None) -> np.ndarray:
+        """Posterior mean effect of every action, n × A (credit actions on Zc when given)."""
+        out = Z @ self.coef_.T
+        if Zc is not None and self.credit_.any():
+            out[:, self.credit_] = Zc @ self.coef_[self.credit_].T
+        return out
+
+    def effect_sd(self, Z: np.ndarray, Zc: np.ndarray | None = None) -> np.ndarray:
         """Posterior standard deviation of each action's effect, n × A."""
-        var = np.column_stack([np.einsum("ij,ij->i", Z @ c, Z) for c in self.cov_])
+        var = np.column_stack(
+            [
+                np.einsum("ij,ij->i", X @ c, X)
+                for X, c in ((self._design(a, Z, Zc), c) for a, c in enumerate(self.cov_))
+            ]
+        )
         return np.sqrt(np.maximum(var, 0.0))
 
     def retention(self, Z: np.ndarray) -> np.ndarray:
@@ -155,6 +177,9 @@ class Logged:
     frame: pd.DataFrame
     Z: np.ndarray
     p: np.ndarray
+    Zc: np.ndarray  # effect features on the blind score (credit actions), n × F
+    pc: np.ndarray  # the blind churn score (the logged one without a blind model), n
+    credit: np.ndarray  # which catalogue actions are credit actions, A
     var: np.ndarray
     delivered: np.ndarray  # catalogue column of what was delivered (no_action for control)
     mu: np.ndarray  # probability of what was delivered under the logging policy
@@ -172,6 +197,15 @@ def logged_data(bundle: Any, frame: pd.DataFrame) -> Logged:
     traits = customer_traits(customers, catalogue, ref)
     tr = {k: traits[k].to_numpy() for k in traits.columns}
     p = frame["churn_probability"].to_numpy(dtype=np.float64)
+    credit = np.asarray(catalogue.credit, dtype=bool)
+    blind = getattr(bundle, "credit_churn", None)
+    # credit actions are valued on the blind score: their effects are learnt as functions of
+    # it, computed by the bundle's blind model from the logged customer records
+    pc = (
+        blind.predict_proba(blind.model_matrix(customers))[:, 1]
+        if blind is not None and credit.any()
+        else p
+    )
     var = frame["value_at_risk"].to_numpy(dtype=np.float64)
     missing = np.isnan(var)
     if missing.any():
@@ -183,12 +217,17 @@ def logged_data(bundle: Any, frame: pd.DataFrame) -> Logged:
     delivered = np.where(given & (j >= 0), j, j0)
     mu = frame["delivered_propensity"].to_numpy(dtype=np.float64)
     mu = np.where(np.isnan(mu), frame["propensity"].to_numpy(dtype=np.float64), mu)
-    assumed = p[:, None] * save_rates(replace(catalogue, learned=None), tr)
+    assumed = np.where(credit[None, :], pc[:, None], p[:, None]) * save_rates(
+        replace(catalogue, learned=None), tr
+    )
     assumed[:, j0] = 0.0
     return Logged(
         frame=frame,
         Z=effect_features(p, tr),
         p=p,
+        Zc=effect_features(pc, tr),
+        pc=pc,
+        credit=credit,
         var=var,
         delivered=delivered,
         mu=mu,
@@ -197,10 +236,22 @@ def logged_data(bundle: Any, frame: pd.DataFrame) -> Logged:
     )
 
 
-def prior_means(Z: np.ndarray, assumed: np.ndarray) -> np.ndarray:
-    """A × F: each action's assumed effect projected on the effect features (least squares)."""
-    ridge = 1e-6 * np.eye(Z.shape[1])
-    return np.linalg.solve(Z.T @ Z + ridge, Z.T @ assumed).T
+def prior_means(
+    Z: np.ndarray,
+    assumed: np.ndarray,
+    Zc: np.ndarray | None = None,
+    credit: np.ndarray | None = None,
+) -> np.ndarray:
+    """A × F: each action's assumed effect projected on its effect features (least squares;
+    a credit action's on `Zc`, the blind score's, when given)."""
+
+    def project(X: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.linalg.solve(X.T @ X + 1e-6 * np.eye(X.shape[1]), X.T @ target).T
+
+    out = project(Z, assumed)
+    if Zc is not None and credit is not None and credit.any():
+        out[credit] = project(Zc, assumed[:, credit])
+    return out
 
 
 def effects_table(
@@ -210,15 +261,15 @@ def effects_table(
     interval) over the logged customers the rules allow it for, and the share of those whom
     it demonstrably hurts (learned effect's upper 95 % bound below 0)."""
     rows = []
-    eff = model.effect(data.Z)
-    sd = model.effect_sd(data.Z)
+    eff = model.effect(data.Z, data.Zc)
+    sd = model.effect_sd(data.Z, data.Zc)
     for a, action in enumerate(ids):
         if action == NO_ACTION:
             continue
         who = allowed[:, a]
         if not who.any():
             continue
-        m = data.Z[who].mean(axis=0)
+        m = (data.Zc if data.credit[a] else data.Z)[who].mean(axis=0)
         mean = float(m @ model.coef_[a])
         se = float(np.sqrt(max(m @ model.cov_[a] @ m, 0.0)))
         rows.append(
@@ -274,10 +325,10 @@ def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: flo
     catalogue = parent.action_catalogue
     ids = list(catalogue.ids)
     data = logged_data(parent, frame)
-    prior = prior_means(data.Z, data.assumed)
+    prior = prior_means(data.Z, data.assumed, data.Zc, data.credit)
     j0 = ids.index(NO_ACTION)
     d = np.where(data.delivered == j0, -1, data.delivered)
-    model = EffectModel(prior_sd()).fit(data.Z, d, data.y, prior)
+    model = EffectModel(prior_sd()).fit(data.Z, d, data.y, prior, data.Zc, data.credit)
 
     learned_ids = [a for i, a in enumerate(ids) if a != NO_ACTION and model.n_[i] > 0]
     raw = copy.deepcopy(parent.catalogue)
@@ -312,6 +363,8 @@ def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: flo
     ref = parent.reference.get("population_medians")
     customers = frame.loc[:, [schema.ID, *CUSTOMER_COLUMNS]]
     scores = {"churn_probability": data.p}
+    if data.pc is not data.p:  # credit actions valued on the blind score, as the engine does
+        scores["credit_churn_probability"] = data.pc
     from nba.actions import parse_catalogue
 
     new_catalogue = parse_catalogue(raw)
@@ -321,7 +374,7 @@ def _learn(parent: Any, frame: pd.DataFrame, parent_id: str | None, caution: flo
     new_policy = np.argmax(ev_new.net, axis=1)
     cost = np.asarray([a.cost for a in catalogue.actions])
     reward = data.y * data.var - cost[data.delivered]
-    effect = model.effect(data.Z)
+    effect = model.effect(data.Z, data.Zc)
     effect[:, j0] = 0.0
     r_hat = (model.retention(data.Z)[:, None] + effect) * data.var[:, None] - cost[None, :]
     off = ope.compare(reward, data.mu, data.delivered, new_policy, old_policy, r_hat)

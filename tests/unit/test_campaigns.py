@@ -352,3 +352,16 @@ def test_world_file_is_documented_and_differs_from_the_catalogue(bundle, world) 
     ]
     assert len(differs) >= 5
     assert any(v < 0 for h in world.harm.values() for v in h.values())  # an action that hurts
+
+
+def test_learning_judges_the_engines_as_they_decide(bundle, loop) -> None:
+    """The off-policy comparison inside `learn` evaluates the policies the two engines really
+    follow: credit actions valued on the blind score, as `engine_view` (the engine) values
+    them, customer by customer."""
+    _, _, frame = loop
+    result = learn(bundle, frame)
+    customers = frame.loc[:, ["CLIENTNUM", *CUSTOMER_COLUMNS]]
+    old, new = (engine_view(b, customers).best() for b in (bundle, result.bundle))
+    credit = np.asarray(bundle.action_catalogue.credit)
+    assert credit[new].any()  # the test can fail: the learnt engine picks credit actions
+    assert result.off_policy["changed_decisions"] == int((new != old).sum())
