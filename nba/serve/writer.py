@@ -23,6 +23,7 @@ and a pipe write per request.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import logging
@@ -284,7 +285,9 @@ class WriterProcess:
         )
         self._process.name = "nba-history"
         self._reader = threading.Thread(target=self._read, name="nba-history-reader", daemon=True)
-        self._sender = threading.Thread(target=self._send_loop, name="nba-history-sender")
+        self._sender = threading.Thread(
+            target=self._send_loop, name="nba-history-sender", daemon=True
+        )
         self._futures: dict[int, Future] = {}
         self._ids = itertools.count()
         self.written = 0
@@ -314,6 +317,9 @@ class WriterProcess:
             raise rest[0]
         self._reader.start()
         self._sender.start()
+        # a process that ends without `stop()` (an error on the way out) closes its end of the
+        # pipe before multiprocessing waits for the child, which then writes what it has
+        atexit.register(self._abandon)
         return self
 
     @property
@@ -365,6 +371,18 @@ class WriterProcess:
             log.error("the history writer did not finish within %.0f s", timeout)
             return
         self._reader.join(timeout)
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Send what waits (if the pipe is free within a few seconds), then close this end:
+        the child writes everything it was sent and ends."""
+        atexit.unregister(self._abandon)
+        if self._send_lock.acquire(timeout=5):
+            try:
+                with contextlib.suppress(RuntimeError):
+                    self._send_pending()
+            finally:
+                self._send_lock.release()
         self._to_child.close()
 
     # --- this process's threads -----------------------------------------------------------
@@ -395,7 +413,7 @@ class WriterProcess:
         try:
             self._send(("decisions", decisions, customers, sizes))
         except RuntimeError as exc:
-            n = sum(len(d["decision_id"]) for d, _ in batch)
+            n = sum(sizes)
             log.error("%d decisions could not be sent to the history writer: %s", n, exc)
             with self._lock:
                 self._rows -= n

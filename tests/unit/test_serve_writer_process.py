@@ -124,3 +124,26 @@ def test_a_service_that_dies_does_not_take_what_it_sent_with_it(tmp_path):
     with History(path) as h:
         assert h.decisions()["decision_id"].tolist() == ["a", "b", "c"]
         assert h.interactions()["decision_id"].tolist() == ["a"]
+
+
+def test_a_service_that_ends_without_stopping_the_writer_still_ends_and_loses_nothing(tmp_path):
+    """An error on the way out skips `stop()`: the process still ends (nothing waits forever
+    on the child) and the child writes the decisions given."""
+    path = tmp_path / "h.sqlite"
+    script = textwrap.dedent(
+        f"""
+        from nba.serve.writer import WriterProcess
+        from tests.unit.test_serve import _history_columns
+
+        if __name__ == "__main__":
+            w = WriterProcess({str(path)!r}, linger=30).start()
+            w.add_decisions(_history_columns(["a", "b"], [1, 2]), None)
+            raise SystemExit(3)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 3, out.stderr
+    with History(path) as h:
+        assert h.decisions()["decision_id"].tolist() == ["a", "b"]
