@@ -89,7 +89,7 @@ class EffectModel:
     ) -> EffectModel:
         A, F = prior_mean.shape
         self.credit_ = np.zeros(A, dtype=bool) if credit is None else np.asarray(credit, bool)
-        design = [self._design(a, Z, Zc) for a in range(A)]
+        design = [self.design(a, Z, Zc) for a in range(A)]
         G = self.baseline_features(Z)
         Fg = G.shape[1]
         size = Fg + A * F
@@ -131,7 +131,7 @@ class EffectModel:
         )
         return self
 
-    def _design(self, a: int, Z: np.ndarray, Zc: np.ndarray | None) -> np.ndarray:
+    def design(self, a: int, Z: np.ndarray, Zc: np.ndarray | None) -> np.ndarray:
         """Action a's effect features: the blind score's for a credit action (given Zc)."""
         return Zc if Zc is not None and self.credit_[a] else Z
 
@@ -144,12 +144,10 @@ class EffectModel:
 
     def effect_sd(self, Z: np.ndarray, Zc: np.ndarray | None = None) -> np.ndarray:
         """Posterior standard deviation of each action's effect, n × A."""
-        var = np.column_stack(
-            [
-                np.einsum("ij,ij->i", X @ c, X)
-                for X, c in ((self._design(a, Z, Zc), c) for a, c in enumerate(self.cov_))
-            ]
-        )
+        var = np.empty((len(Z), len(self.cov_)))
+        for a, cov in enumerate(self.cov_):
+            X = self.design(a, Z, Zc)
+            var[:, a] = np.einsum("ij,ij->i", X @ cov, X)
         return np.sqrt(np.maximum(var, 0.0))
 
     def retention(self, Z: np.ndarray) -> np.ndarray:
@@ -221,11 +219,12 @@ def logged_data(bundle: Any, frame: pd.DataFrame) -> Logged:
         replace(catalogue, learned=None), tr
     )
     assumed[:, j0] = 0.0
+    Z = effect_features(p, tr)
     return Logged(
         frame=frame,
-        Z=effect_features(p, tr),
+        Z=Z,
         p=p,
-        Zc=effect_features(pc, tr),
+        Zc=Z if pc is p else effect_features(pc, tr),
         pc=pc,
         credit=credit,
         var=var,
@@ -269,7 +268,7 @@ def effects_table(
         who = allowed[:, a]
         if not who.any():
             continue
-        m = (data.Zc if data.credit[a] else data.Z)[who].mean(axis=0)
+        m = model.design(a, data.Z, data.Zc)[who].mean(axis=0)
         mean = float(m @ model.coef_[a])
         se = float(np.sqrt(max(m @ model.cov_[a] @ m, 0.0)))
         rows.append(

@@ -197,9 +197,9 @@ def thompson_probabilities(
     W = np.einsum("aij,kaj->kai", L, eps).transpose(2, 0, 1).reshape(F, K * len(cols))
     # a credit action's draw reads the blind score's features, as its value does: the other
     # actions' columns first, then the credit actions', each block from its own features
-    order = np.argsort(view.credit[cols], kind="stable")
-    cols, W3 = cols[order], W.reshape(F, K, len(cols))[:, :, order]
-    m = int((~view.credit[cols]).sum())
+    credit = view.credit[cols]
+    order = np.argsort(credit, kind="stable")
+    cols, W3, m = cols[order], W.reshape(F, K, len(cols))[:, :, order], int((~credit).sum())
     W_main, W_credit = W3[:, :, :m].reshape(F, -1), W3[:, :, m:].reshape(F, -1)
     allowed = options[:, cols]
     for lo in range(0, len(rows), 20_000):  # all draws at once, 20,000 customers at a time

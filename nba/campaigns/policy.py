@@ -111,7 +111,6 @@ def engine_view(bundle: Any, customers: pd.DataFrame) -> EngineView:
         ]
     ev = evaluate(scores, customers, catalogue, bundle.run_settings, None, ref)
     traits = {k: np.asarray(v) for k, v in ev.trait_arrays.items()}
-
     return EngineView(
         index=customers.index,
         client=np.asarray(customers[schema.ID].to_numpy(), dtype=np.int64),
