@@ -587,10 +587,7 @@ class History:
                 )
         except sqlite3.Error as exc:
             raise HistoryError(f"Could not record outcomes in {self.path}: {exc}.") from exc
-        recorded = int((reason == "").sum())
-        rejected = frame.loc[reason != ""].assign(reason=reason[reason != ""])
-        log.info("history: %d outcomes recorded, %d rejected", recorded, len(rejected))
-        return recorded, rejected
+        return _tally(frame, reason, "outcomes")
 
     def _recorded(self, decisions: np.ndarray) -> pd.DataFrame:
         """Outcomes already recorded for these decision row ids, indexed by row id."""
@@ -794,10 +791,7 @@ class History:
                 )
         except sqlite3.Error as exc:
             raise HistoryError(f"Could not record overrides in {self.path}: {exc}.") from exc
-        recorded = int((reason == "").sum())
-        rejected = o.loc[reason != ""].assign(reason=reason[reason != ""])
-        log.info("history: %d overrides recorded, %d rejected", recorded, len(rejected))
-        return recorded, rejected
+        return _tally(o, reason, "overrides")
 
     @staticmethod
     def _rows(conn: sqlite3.Connection, query: str, keys: np.ndarray) -> list[tuple]:
@@ -883,6 +877,15 @@ class History:
             )
         rows = old[old["override_reason"].str.strip().ne("")]
         return self.record_overrides(rows.assign(recorded_by=LEGACY_RECORDED_BY))
+
+
+def _tally(rows: pd.DataFrame, reason: np.ndarray, what: str) -> tuple[int, pd.DataFrame]:
+    """(rows recorded, the rejected rows with their `reason`) of one write, logged."""
+    bad = reason != ""
+    recorded = int((~bad).sum())
+    rejected = rows.loc[bad].assign(reason=reason[bad])
+    log.info("history: %d %s recorded, %d rejected", recorded, what, len(rejected))
+    return recorded, rejected
 
 
 def _parquet(
